@@ -1,0 +1,33 @@
+"""Argument checks with errors that name the argument, the expected and the actual value."""
+import torch
+
+
+def tensor(name, t, shape, like=None):
+    """`t` must be a tensor of `shape` (None = any size), with `like`'s dtype and device."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != len(shape) or any(s is not None and s != a for s, a in zip(shape, t.shape)):
+        want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{name}: expected shape {want}, got {list(t.shape)}")
+    if like is not None and t.dtype != like.dtype:
+        raise TypeError(f"{name}: expected dtype {like.dtype} (the input's), got {t.dtype}")
+    if like is not None and t.device != like.device:
+        raise ValueError(f"{name}: expected device {like.device} (the input's), got {t.device}")
+    return t
+
+
+def lengths(values, T, B, device):
+    """Sequence lengths as an int64 tensor [B] on `device`, each in 0..T."""
+    n = torch.as_tensor(values).to(device=device, dtype=torch.int64)
+    if n.shape != (B,):
+        raise ValueError(f"lengths: expected shape [{B}] (one per sequence), got {list(n.shape)}")
+    if B and (n.min() < 0 or n.max() > T):
+        raise ValueError(f"lengths: expected values in 0..{T} (the sequence length), got "
+                         f"min {int(n.min())}, max {int(n.max())}")
+    return n.contiguous()
+
+
+def choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"{name}: expected one of {options}, got {value!r}")
+    return value

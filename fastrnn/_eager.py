@@ -1,0 +1,60 @@
+"""The `eager` backend: the same recurrences in plain PyTorch ops, differentiated by autograd.
+
+It runs anywhere torch runs (any device, any dtype, LSTM projection, double backward) and is the
+fallback for whatever the compiled kernels do not cover. Shapes as in fastrnn.functional.
+"""
+import torch
+
+
+def _masks(T, lengths, like):
+    """keep[t] [B,1] is True while step t is inside the sequence; None when every length is T."""
+    if lengths is None:
+        return [None] * T
+    steps = torch.arange(T, device=lengths.device)[:, None]
+    return list((steps < lengths[None, :]).to(like.device)[:, :, None])
+
+
+def _step(keep, new, old):
+    return new if keep is None else torch.where(keep, new, old)
+
+
+def _outputs(hs, keep):
+    y = torch.stack(hs)
+    return y if keep[0] is None else y * torch.stack(keep).to(y.dtype)
+
+
+def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, relu):
+    f = torch.relu if relu else torch.tanh
+    gx = torch.nn.functional.linear(x, w_ih, b_ih)
+    keep, h, hs = _masks(x.shape[0], lengths, x), h0, []
+    for t in range(x.shape[0]):
+        h = _step(keep[t], f(gx[t] + torch.nn.functional.linear(h, w_hh, b_hh)), h)
+        hs.append(h)
+    return _outputs(hs, keep), h
+
+
+def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths):
+    gx = torch.nn.functional.linear(x, w_ih, b_ih)
+    keep, h, c, hs = _masks(x.shape[0], lengths, x), h0, c0, []
+    for t in range(x.shape[0]):
+        i, f, g, o = (gx[t] + torch.nn.functional.linear(h, w_hh, b_hh)).chunk(4, 1)
+        c_t = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h_t = torch.sigmoid(o) * torch.tanh(c_t)
+        if w_hr is not None:
+            h_t = h_t @ w_hr.t()
+        h, c = _step(keep[t], h_t, h), _step(keep[t], c_t, c)
+        hs.append(h)
+    return _outputs(hs, keep), h, c
+
+
+def gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths):
+    gx = torch.nn.functional.linear(x, w_ih, b_ih)
+    keep, h, hs = _masks(x.shape[0], lengths, x), h0, []
+    for t in range(x.shape[0]):
+        xr, xz, xn = gx[t].chunk(3, 1)
+        ar, az, an = torch.nn.functional.linear(h, w_hh, b_hh).chunk(3, 1)
+        r, z = torch.sigmoid(xr + ar), torch.sigmoid(xz + az)
+        n = torch.tanh(xn + r * an)
+        h = _step(keep[t], (1 - z) * n + z * h, h)
+        hs.append(h)
+    return _outputs(hs, keep), h

@@ -1,0 +1,211 @@
+"""The kernels as torch custom ops: forward, backward, fake implementations and autograd.
+
+Each cell has two ops, `fastrnn::<cell>_forward` and `fastrnn::<cell>_backward`, that run only
+the sequential recurrence on a kernel backend (numba, native, cuda). The GEMMs that are parallel
+over time stay outside: the input projection G_x = x W_xhᵀ + b is done by the caller (autograd
+differentiates it), and dW_hh = dAᵀ · H_prev is one GEMM over all T·B rows in the backward below.
+
+`save=False` (inference) keeps only two state slots and one gate slot, so no per-step buffers
+are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
+"""
+import torch
+from torch import Tensor
+
+from . import backends
+
+
+def _dense(grad, like):
+    """Autograd passes None for an output that received no gradient."""
+    return torch.zeros_like(like) if grad is None else grad.contiguous()
+
+
+def _dW_hh(dA, hs):
+    """dW_hh = Σ_t dA_tᵀ h_{t-1}: one GEMM, dA [T,B,G] with hs [T+1,B,H] -> [G,H]."""
+    T, B, G = dA.shape
+    return dA.reshape(T * B, G).t() @ hs[:-1].reshape(T * B, hs.shape[-1])
+
+
+def _check_saved(ctx):
+    if not ctx.save:
+        raise RuntimeError("fastrnn: this forward ran with save=False (inference) and kept "
+                           "nothing for backward; call it with gradients enabled")
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("fastrnn: second derivatives of the kernel backends are not supported; "
+                       "use backend='eager' for double backward")
+
+
+def _no_setup(ctx, inputs, output):
+    pass
+
+
+def _states(gx, H, save):
+    """Ring buffers: [T+1,B,H] states and [T,B,*] gates when saving, else 2 and 1 slots."""
+    T, B, _ = gx.shape
+    return (T + 1 if save else 2), (T if save else 1), B, H
+
+
+# ---------------------------------------------------------------------------------------- RNN
+def _rnn_out(gx, save):
+    S, Sg, B, H = _states(gx, gx.shape[2], save)
+    return gx.new_empty(gx.shape), gx.new_empty(B, H), gx.new_empty(S, B, H)
+
+
+@torch.library.custom_op("fastrnn::rnn_forward", mutates_args=())
+def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool, save: bool,
+                backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """gx [T,B,H], h0 [B,H], w_hh [H,H], lengths [B] -> y [T,B,H], h_n [B,H], hs [S,B,H]."""
+    y, h_n, hs = _rnn_out(gx, save)
+    backends.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+                                       lengths, relu, y, h_n, hs)
+    return y, h_n, hs
+
+
+@rnn_forward.register_fake
+def _(gx, h0, w_hh, lengths, relu, save, backend):
+    return _rnn_out(gx, save)
+
+
+@torch.library.custom_op("fastrnn::rnn_backward", mutates_args=())
+def rnn_backward(dy: Tensor, dh_n: Tensor, hs: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool,
+                 backend: str) -> tuple[Tensor, Tensor]:
+    """dy [T,B,H], dh_n [B,H], hs [T+1,B,H] -> dA [T,B,H], dh0 [B,H]."""
+    dA, dh0 = torch.empty_like(dy), torch.empty_like(dh_n)
+    backends.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
+    return dA, dh0
+
+
+@rnn_backward.register_fake
+def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
+    return torch.empty_like(dy), torch.empty_like(dh_n)
+
+
+def _rnn_setup(ctx, inputs, output):
+    _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
+    ctx.save_for_backward(w_hh, lengths, output[2])
+
+
+def _rnn_grad(ctx, dy, dh_n, _):
+    _check_saved(ctx)
+    w_hh, lengths, hs = ctx.saved_tensors
+    dA, dh0 = rnn_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu,
+                           ctx.backend)
+    return dA, dh0, _dW_hh(dA, hs), None, None, None, None
+
+
+rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
+rnn_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+
+
+# --------------------------------------------------------------------------------------- LSTM
+def _lstm_out(gx, save):
+    S, Sg, B, H = _states(gx, gx.shape[2] // 4, save)
+    T = gx.shape[0]
+    return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(B, H),
+            gx.new_empty(Sg, B, 4 * H), gx.new_empty(S, B, H), gx.new_empty(S, B, H))
+
+
+@torch.library.custom_op("fastrnn::lstm_forward", mutates_args=())
+def lstm_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, lengths: Tensor, save: bool,
+                 backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """gx [T,B,4H], h0, c0 [B,H], w_hh [4H,H], lengths [B]
+    -> y [T,B,H], h_n, c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,H]."""
+    out = _lstm_out(gx, save)
+    backends.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
+                                        w_hh.contiguous(), lengths, *out)
+    return out
+
+
+@lstm_forward.register_fake
+def _(gx, h0, c0, w_hh, lengths, save, backend):
+    return _lstm_out(gx, save)
+
+
+@torch.library.custom_op("fastrnn::lstm_backward", mutates_args=())
+def lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Tensor, w_hh: Tensor,
+                  lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """dy [T,B,H], dh_n, dc_n [B,H], gates [T,B,4H], cs [T+1,B,H] -> dA [T,B,4H], dh0, dc0 [B,H]."""
+    dA, dh0, dc0 = torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
+    backends.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
+                                         dA, dh0, dc0)
+    return dA, dh0, dc0
+
+
+@lstm_backward.register_fake
+def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
+    return torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
+
+
+def _lstm_setup(ctx, inputs, output):
+    _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
+    ctx.save_for_backward(w_hh, lengths, *output[3:])
+
+
+def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
+    _check_saved(ctx)
+    w_hh, lengths, gates, cs, hs = ctx.saved_tensors
+    dA, dh0, dc0 = lstm_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]),
+                                 gates, cs, w_hh, lengths, ctx.backend)
+    return dA, dh0, dc0, _dW_hh(dA, hs), None, None, None
+
+
+lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
+lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+
+
+# ---------------------------------------------------------------------------------------- GRU
+def _gru_out(gx, save):
+    S, Sg, B, H = _states(gx, gx.shape[2] // 3, save)
+    T = gx.shape[0]
+    return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(Sg, B, 3 * H),
+            gx.new_empty(Sg, B, H), gx.new_empty(S, B, H))
+
+
+@torch.library.custom_op("fastrnn::gru_forward", mutates_args=())
+def gru_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, lengths: Tensor, save: bool,
+                backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """gx [T,B,3H], h0 [B,H], w_hh [3H,H], b_hh [3H], lengths [B]
+    -> y [T,B,H], h_n [B,H], gates [Sg,B,3H], a_n [Sg,B,H], hs [S,B,H]."""
+    out = _gru_out(gx, save)
+    backends.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+                                       b_hh.contiguous(), lengths, *out)
+    return out
+
+
+@gru_forward.register_fake
+def _(gx, h0, w_hh, b_hh, lengths, save, backend):
+    return _gru_out(gx, save)
+
+
+@torch.library.custom_op("fastrnn::gru_backward", mutates_args=())
+def gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, hs: Tensor, w_hh: Tensor,
+                 lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H]
+    -> dGx [T,B,3H], dA [T,B,3H], dh0 [B,H]."""
+    dGx, dA, dh0 = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
+    backends.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
+                                        dGx, dA, dh0)
+    return dGx, dA, dh0
+
+
+@gru_backward.register_fake
+def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
+    return torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
+
+
+def _gru_setup(ctx, inputs, output):
+    _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
+    ctx.save_for_backward(w_hh, lengths, *output[2:])
+
+
+def _gru_grad(ctx, dy, dh_n, *_):
+    _check_saved(ctx)
+    w_hh, lengths, gates, a_n, hs = ctx.saved_tensors
+    dGx, dA, dh0 = gru_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh,
+                                lengths, ctx.backend)
+    return dGx, dh0, _dW_hh(dA, hs), dA.sum((0, 1)), None, None, None
+
+
+gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)
+gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)

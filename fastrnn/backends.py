@@ -1,0 +1,94 @@
+"""Which backend runs a call: the registry of kernel backends and the `auto` rule.
+
+    numba    @njit CPU kernels (fastrnn/_numba)
+    native   the C library (kernels/cpu), loaded with cffi
+    cuda     the CUDA library (kernels/cuda), for CUDA tensors
+    eager    plain PyTorch ops (fastrnn/_eager.py): any device, dtype and feature
+
+The kernel backends share one interface: the functions rnn_forward, rnn_backward, lstm_forward,
+lstm_backward, gru_forward, gru_backward of the C ABI (kernels/fastrnn.h), on torch tensors.
+"""
+import importlib
+import warnings
+
+import torch
+
+NAMES = ("numba", "native", "cuda", "eager")
+_MODULES = {"numba": "fastrnn._numba", "native": "fastrnn._native.cpu",
+            "cuda": "fastrnn._native.cuda"}
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+_loaded, _why_not = {}, {}
+
+
+def load(name):
+    """The module implementing kernel backend `name`; RuntimeError saying why when it is unusable."""
+    if name not in _loaded and name not in _why_not:
+        try:
+            _loaded[name] = importlib.import_module(_MODULES[name])
+        except Exception as e:  # an import error, a missing library, no GPU: all say 'unusable'
+            _why_not[name] = f"{type(e).__name__}: {e}"
+    if name in _why_not:
+        raise RuntimeError(f"fastrnn backend {name!r} is not usable here: {_why_not[name]}")
+    return _loaded[name]
+
+
+def why_not(name):
+    """None when backend `name` is usable, else the reason it is not."""
+    if name == "eager":
+        return None
+    try:
+        load(name)
+        return None
+    except RuntimeError:
+        return _why_not[name]
+
+
+def backends():
+    """Names of the backends usable on this machine, e.g. ['numba', 'native', 'eager']."""
+    return [n for n in NAMES if why_not(n) is None]
+
+
+def resolve(backend, x, projection=False):
+    """The backend that runs a call on input `x`: `backend` itself, checked, or the `auto` choice."""
+    if backend == "auto":
+        return _auto(x, projection)
+    if backend not in NAMES:
+        raise ValueError(f"backend must be one of {('auto',) + NAMES}, got {backend!r}")
+    if backend == "eager":
+        return backend
+    if projection:
+        raise ValueError(f"backend {backend!r} has no LSTM projection (w_hr / proj_size); "
+                         "use backend='eager' or 'auto'")
+    if x.dtype not in _KERNEL_DTYPES:
+        raise ValueError(f"backend {backend!r} takes float32 or float64 input, got {x.dtype}; "
+                         "use backend='eager' or 'auto'")
+    want = "cuda" if backend == "cuda" else "cpu"
+    if x.device.type != want:
+        raise ValueError(f"backend {backend!r} runs on {want} tensors, got input on {x.device}")
+    reason = why_not(backend)
+    if reason is not None:
+        hint = ("reinstall fastrnn with a C compiler and CMake present (pip install -e .)"
+                if backend == "native" else
+                "reinstall with nvcc present and FASTRNN_CUDA=ON, on a machine with a GPU"
+                if backend == "cuda" else "pip install numba scipy")
+        raise RuntimeError(f"fastrnn backend {backend!r} is not usable: {reason}. To build it: {hint}")
+    return backend
+
+
+_warned = set()
+
+
+def _auto(x, projection):
+    if projection or x.dtype not in _KERNEL_DTYPES:
+        return "eager"
+    order = ("cuda",) if x.device.type == "cuda" else ("native", "numba") \
+        if x.device.type == "cpu" else ()
+    for name in order:
+        reason = why_not(name)
+        if reason is None:
+            return name
+        if name not in _warned:
+            _warned.add(name)
+            warnings.warn(f"fastrnn: backend {name!r} is unavailable ({reason}); falling back to "
+                          "the next one", RuntimeWarning, stacklevel=4)
+    return "eager"
