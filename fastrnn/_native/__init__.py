@@ -1,0 +1,113 @@
+"""cffi (ABI mode) loader of the compiled libraries: libfastrnn_cpu and libfastrnn_cuda.
+
+The declarations come from the marked region of kernels/fastrnn.h, which is installed beside the
+libraries; the f64 and CUDA declarations are derived from the f32 ones by the substitution that
+the header describes. The libraries are looked for in every folder of this package's __path__
+and of sys.path, so regular and editable installs both find them.
+"""
+import os
+import re
+import sys
+
+import cffi
+
+_NAMES = {"cpu": "libfastrnn_cpu", "cuda": "libfastrnn_cuda"}
+_EXT = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
+
+
+def _search_dirs():
+    dirs = list(__path__)
+    dirs += [os.path.join(p, "fastrnn", "_native") for p in sys.path if p]
+    dirs.append(os.path.join(os.path.dirname(__file__), "..", "..", "kernels"))  # source tree
+    return [d for i, d in enumerate(dirs) if d not in dirs[:i] and os.path.isdir(d)]
+
+
+def find(filename):
+    """Full path of `filename` in the first folder that has it, or None."""
+    for d in _search_dirs():
+        if os.path.isfile(os.path.join(d, filename)):
+            return os.path.join(d, filename)
+    return None
+
+
+def _cdef(kind):
+    header = find("fastrnn.h")
+    if header is None:
+        raise ImportError("fastrnn.h not found beside the compiled libraries")
+    text = open(header, encoding="utf-8").read()
+    region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
+    region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
+    common, f32 = region.split("int fastrnn_rnn_tanh_forward_f32", 1)
+    f32 = "int fastrnn_rnn_tanh_forward_f32" + f32
+    f64 = f32.replace("float", "double").replace("_f32(", "_f64(")
+    if kind == "cpu":
+        return common + f32 + f64
+    cuda = (f32 + f64).replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
+    return common + cuda.replace(");", ", void *stream);")
+
+
+class Library:
+    """One compiled library and a call that turns its error codes into Python exceptions."""
+
+    def __init__(self, kind):
+        path = find(_NAMES[kind] + _EXT)
+        if path is None:
+            raise ImportError(f"{_NAMES[kind]}{_EXT} was not built or not installed")
+        self.kind, self.path = kind, path
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(_cdef(kind))
+        self.lib = self.ffi.dlopen(path)
+        self._fns = {}
+
+    def build_info(self):
+        return self.ffi.string(self.lib.fastrnn_build_info()).decode()
+
+    def call(self, stem, H, *tensors, stream=None):
+        """fastrnn_<stem>_<dtype>[_cuda](T, B, H, *pointers[, stream]) on torch tensors."""
+        x = tensors[0]
+        key = (stem, x.dtype)
+        fn = self._fns.get(key)
+        if fn is None:
+            dtype = {"torch.float32": "f32", "torch.float64": "f64"}[str(x.dtype)]
+            suffix = "_cuda" if self.kind == "cuda" else ""
+            fn = self._fns[key] = getattr(self.lib, f"fastrnn_{stem}_{dtype}{suffix}")
+        ptrs = [self.ffi.cast("void *", t.data_ptr()) for t in tensors]
+        if stream is not None:
+            ptrs.append(self.ffi.cast("void *", stream))
+        rc = fn(x.shape[0], x.shape[1], H, *ptrs)
+        if rc != 0:
+            msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()
+            raise (ValueError if rc == 1 else RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
+
+
+def kernel_functions(library, stream=lambda t: None):
+    """The six functions of the kernel-backend interface (see fastrnn.backends) on `library`."""
+
+    def forward(gx, hs):
+        return "forward" if hs.shape[0] == gx.shape[0] + 1 else "forward_infer"
+
+    def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
+        stem = f"rnn_{'relu' if relu else 'tanh'}_{forward(gx, hs)}"
+        library.call(stem, gx.shape[2], gx, h0, w_hh, lengths, y, h_n, hs, stream=stream(gx))
+
+    def rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, dA, dh0):
+        stem = f"rnn_{'relu' if relu else 'tanh'}_backward"
+        library.call(stem, dy.shape[2], dy, dh_n, hs, w_hh, lengths, dA, dh0, stream=stream(dy))
+
+    def lstm_forward(gx, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
+        library.call(f"lstm_{forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y,
+                     h_n, c_n, gates, cs, hs, stream=stream(gx))
+
+    def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0):
+        library.call("lstm_backward", dy.shape[2], dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA,
+                     dh0, dc0, stream=stream(dy))
+
+    def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
+        library.call(f"gru_{forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y,
+                     h_n, gates, a_n, hs, stream=stream(gx))
+
+    def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0):
+        library.call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx,
+                     dA, dh0, stream=stream(dy))
+
+    return rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward

@@ -1,0 +1,84 @@
+/* Each cell's pointwise math, forward and backward, shared by the C and CUDA kernels.
+ *
+ * A translation unit is compiled once per element type: FASTRNN_F64 selects double, else float,
+ * and SFX(name) appends the ABI suffix (_f32, _f64). Everything here is an inline function usable
+ * on host and device, so the CPU tests exercise exactly the arithmetic the GPU runs.
+ * float64 uses the exact libm exp/tanh (gradcheck needs them).
+ */
+#ifndef FASTRNN_CELL_MATH_H
+#define FASTRNN_CELL_MATH_H
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define FR_INLINE __host__ __device__ __forceinline__
+#else
+#define FR_INLINE static inline
+#endif
+
+#define FR_CAT_(a, b) a##b
+#define FR_CAT(a, b) FR_CAT_(a, b)
+#if FASTRNN_F64
+typedef double real;
+#define FR_EXP exp
+#define FR_TANH tanh
+#define SFX(name) FR_CAT(name, _f64)
+#else
+typedef float real;
+#define FR_EXP expf
+#define FR_TANH tanhf
+#define SFX(name) FR_CAT(name, _f32)
+#endif
+
+FR_INLINE real fr_sigmoid(real a) { return (real)1 / ((real)1 + FR_EXP(-a)); }
+
+/* Elman RNN. a: pre-activation; h: its output; dh: ∂L/∂h. Returns h, or ∂L/∂a. */
+FR_INLINE real rnn_fwd(real a, int relu) { return relu ? (a > 0 ? a : (real)0) : FR_TANH(a); }
+FR_INLINE real rnn_bwd(real h, real dh, int relu) {
+  return relu ? (h > 0 ? dh : (real)0) : dh * ((real)1 - h * h);
+}
+
+/* LSTM, one element j of one row: a_* pre-activations (G_x + recurrent), c_prev the old cell.
+ * Writes the activated gates into *i, *f, *g, *o and the new cell into *c; returns h. */
+FR_INLINE real lstm_fwd(real ai, real af, real ag, real ao, real c_prev,
+                        real *i, real *f, real *g, real *o, real *c) {
+  *i = fr_sigmoid(ai);
+  *f = fr_sigmoid(af);
+  *g = FR_TANH(ag);
+  *o = fr_sigmoid(ao);
+  *c = *f * c_prev + *i * *g;
+  return *o * FR_TANH(*c);
+}
+
+/* LSTM backward for one element: dh, dc are ∂L/∂h_t, ∂L/∂c_t arriving from later steps.
+ * Writes ∂L/∂a for each gate; returns ∂L/∂c_{t-1}. */
+FR_INLINE real lstm_bwd(real i, real f, real g, real o, real c, real c_prev, real dh, real dc,
+                        real *dai, real *daf, real *dag, real *dao) {
+  real tc = FR_TANH(c);
+  dc += dh * o * ((real)1 - tc * tc);
+  *dai = dc * g * i * ((real)1 - i);
+  *daf = dc * c_prev * f * ((real)1 - f);
+  *dag = dc * i * ((real)1 - g * g);
+  *dao = dh * tc * o * ((real)1 - o);
+  return dc * f;
+}
+
+/* GRU, one element: x* = G_x parts, a* = recurrent parts A (b_hh included). Returns h_t. */
+FR_INLINE real gru_fwd(real xr, real xz, real xn, real ar, real az, real an, real h_prev,
+                       real *r, real *z, real *n) {
+  *r = fr_sigmoid(xr + ar);
+  *z = fr_sigmoid(xz + az);
+  *n = FR_TANH(xn + *r * an);
+  return ((real)1 - *z) * *n + *z * h_prev;
+}
+
+/* GRU backward for one element. Writes ∂L/∂G_x (dxr, dxz, dxn); ∂L/∂A equals them but for the
+ * n block, which is dxn·r. Returns the direct part of ∂L/∂h_{t-1} (dh·z). */
+FR_INLINE real gru_bwd(real r, real z, real n, real an, real h_prev, real dh,
+                       real *dxr, real *dxz, real *dxn) {
+  *dxn = dh * ((real)1 - z) * ((real)1 - n * n);
+  *dxz = dh * (h_prev - n) * z * ((real)1 - z);
+  *dxr = *dxn * an * r * ((real)1 - r);
+  return dh * z;
+}
+#endif

@@ -1,0 +1,57 @@
+/* The thread-local error message and the argument checks of every entry point. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "fastrnn.h"
+
+static _Thread_local char last_error[512];
+
+const char *fastrnn_last_error(void) { return last_error; }
+
+const char *fastrnn_build_info(void) {
+  return "compiler " __VERSION__
+#ifdef FASTRNN_MULTIVERSION_ON
+         "; x86-64 clones: x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA), baseline"
+#else
+         "; no multiversioning"
+#endif
+      ;
+}
+
+int fr_fail(const char *fn, const char *fmt, ...) {
+  int k = snprintf(last_error, sizeof last_error, "%s: ", fn);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error + k, sizeof last_error - (size_t)k, fmt, ap);
+  va_end(ap);
+  return FASTRNN_EINVAL;
+}
+
+int fr_check(const char *fn, int64_t T, int64_t B, int64_t H, int64_t gates,
+             const int64_t *lengths, int host_lengths, int n, const void *const *ptrs,
+             const char *names) {
+  if (T < 1 || B < 1 || H < 1)
+    return fr_fail(fn, "expected T, B, H >= 1, got T=%lld B=%lld H=%lld", (long long)T,
+                   (long long)B, (long long)H);
+  if (T > (INT64_C(1) << 40) / B / gates / H)
+    return fr_fail(fn, "T*B*%lld*H = %lld*%lld*%lld*%lld is too large", (long long)gates,
+                   (long long)T, (long long)B, (long long)gates, (long long)H);
+  for (int i = 0; i < n; i++) {
+    if (ptrs[i] == NULL) {  /* name i is the i-th comma-separated word of `names` */
+      const char *s = names;
+      for (int k = 0; k < i; k++) s = strchr(s, ',') + 1;
+      while (*s == ' ') s++;
+      int len = (int)(strchr(s, ',') ? strchr(s, ',') - s : (long)strlen(s));
+      return fr_fail(fn, "argument '%.*s' is NULL", len, s);
+    }
+  }
+  if (host_lengths)
+    for (int64_t b = 0; b < B; b++)
+      if (lengths[b] < 0 || lengths[b] > T)
+        return fr_fail(fn, "lengths[%lld] = %lld, expected a value in 0..%lld", (long long)b,
+                       (long long)lengths[b], (long long)T);
+  last_error[0] = '\0';
+  return FASTRNN_OK;
+}

@@ -1,0 +1,22 @@
+/* Argument checks and the error message shared by the CPU and CUDA libraries (common.c). */
+#ifndef FASTRNN_COMMON_H
+#define FASTRNN_COMMON_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sets the thread's message (printf-style, prefixed with `fn`) and returns FASTRNN_EINVAL. */
+int fr_fail(const char *fn, const char *fmt, ...);
+
+/* Checks T, B, H >= 1 and T·B·gates·H without overflow; that no pointer in ptrs[0..n) is NULL
+ * (`names`: their comma-separated names, for the message); and, when `host_lengths` is set, that
+ * every lengths[b] lies in 0..T. Returns FASTRNN_OK or the error of fr_fail. */
+int fr_check(const char *fn, int64_t T, int64_t B, int64_t H, int64_t gates,
+             const int64_t *lengths, int host_lengths, int n, const void *const *ptrs,
+             const char *names);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,94 @@
+/* GRU on the CPU in torch's form (gates r, z, n) and its BPTT. Compiled once per element type.
+ * r multiplies the recurrent part A_n only, so b_hh stays inside the loop and ∂L/∂G_x and ∂L/∂A
+ * differ in the n block. */
+#include "internal.h"
+
+/* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
+FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
+                                    const real *gx, const real *h0, const real *W_hh,
+                                    const real *b_hh, const int64_t *lengths, real *y,
+                                    real *h_n, real *gates, real *a_n, real *hs) {
+  const int64_t BH = B * H, G = 3 * H;
+  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  for (int64_t t = 0; t < T; t++) {
+    const real *h_prev = hs + (t % S) * BH;
+    real *h_t = hs + ((t + 1) % S) * BH;
+    real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
+    rows_times_WT(B, G, H, h_prev, W_hh, a);
+    for (int64_t b = 0; b < B; b++) {
+      real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
+      if (t >= lengths[b]) {
+        memcpy(hb, h_prev + b * H, (size_t)H * sizeof(real));
+        memset(yb, 0, (size_t)H * sizeof(real));
+        continue;
+      }
+      real *ab = a + b * G, *anb = an + b * H;
+      const real *xb = gx + (t * B + b) * G, *hp = h_prev + b * H;
+      for (int64_t j = 0; j < H; j++) {
+        anb[j] = ab[2 * H + j] + b_hh[2 * H + j];
+        yb[j] = hb[j] = gru_fwd(xb[j], xb[H + j], xb[2 * H + j], ab[j] + b_hh[j],
+                                ab[H + j] + b_hh[H + j], anb[j], hp[j], &ab[j], &ab[H + j],
+                                &ab[2 * H + j]);
+      }
+    }
+  }
+  memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
+}
+
+/* dh0 doubles as the running ∂L/∂h_t while walking back in time. */
+FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real *dy,
+                                     const real *dh_n, const real *gates, const real *a_n,
+                                     const real *hs, const real *W_hh, const int64_t *lengths,
+                                     real *dGx, real *dA, real *dh0) {
+  const int64_t BH = B * H, G = 3 * H;
+  memcpy(dh0, dh_n, (size_t)BH * sizeof(real));
+  for (int64_t t = T - 1; t >= 0; t--) {
+    for (int64_t b = 0; b < B; b++) {
+      real *dxb = dGx + (t * B + b) * G, *dab = dA + (t * B + b) * G, *dhb = dh0 + b * H;
+      if (t >= lengths[b]) {
+        memset(dxb, 0, (size_t)G * sizeof(real));
+        memset(dab, 0, (size_t)G * sizeof(real));
+        continue;
+      }
+      const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
+      const real *anb = a_n + (t * B + b) * H, *hp = hs + (t * B + b) * H;
+      for (int64_t j = 0; j < H; j++) {
+        dhb[j] = gru_bwd(gb[j], gb[H + j], gb[2 * H + j], anb[j], hp[j], dyb[j] + dhb[j],
+                         &dxb[j], &dxb[H + j], &dxb[2 * H + j]);
+        dab[j] = dxb[j];
+        dab[H + j] = dxb[H + j];
+        dab[2 * H + j] = dxb[2 * H + j] * gb[j];
+      }
+      row_times_W(G, H, dab, W_hh, dhb, 1);  /* the direct term dh·z is already in dhb */
+    }
+  }
+}
+
+int SFX(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
+                             const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
+                             real *h_n, real *gates, real *a_n, real *hs) {
+  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
+                   FR_PTRS(gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs));
+  if (!e) forward(T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  return e;
+}
+
+int SFX(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
+                                   const real *h0, const real *W_hh, const real *b_hh,
+                                   const int64_t *lengths, real *y, real *h_n, real *gates,
+                                   real *a_n, real *hs) {
+  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
+                   FR_PTRS(gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs));
+  if (!e) forward(T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  return e;
+}
+
+int SFX(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
+                              const real *gates, const real *a_n, const real *hs,
+                              const real *W_hh, const int64_t *lengths, real *dGx, real *dA,
+                              real *dh0) {
+  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
+                   FR_PTRS(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0));
+  if (!e) backward(T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
+  return e;
+}

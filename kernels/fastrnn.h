@@ -1,0 +1,159 @@
+/* fastrnn — the C ABI of the recurrent kernels (CPU library libfastrnn_cpu, CUDA libfastrnn_cuda).
+ *
+ * Only the recurrence is sequential, so these functions do only the per-step loop and its BPTT:
+ * the caller computes G_x = x W_xhᵀ + b over all T·B rows with one GEMM beforehand (for RNN and
+ * LSTM b = b_xh + b_hh; for GRU b = b_xh and b_hh comes in here), and dW_xh, dW_hh, dx afterwards.
+ *
+ * Shape legend: T time, B batch, H hidden, G gate rows (RNN: H, LSTM: 4H, GRU: 3H), S state slots
+ * (forward: T+1, keeping every state for backward; forward_infer: 2). Every array is a dense
+ * row-major (C-contiguous) buffer allocated by the caller; the comment beside each pointer gives
+ * its shape. Gate order is torch.nn's: LSTM i, f, g, o; GRU r, z, n. lengths[b] in 0..T is the
+ * length of sequence b: past it the state is carried unchanged and the output is zero.
+ *
+ * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, gru,
+ * pass ∈ forward, forward_infer, backward, dtype ∈ f32, f64. On CUDA every pointer is device
+ * memory and `stream` is the caller's cudaStream_t (NULL: the default stream); lengths values are
+ * checked by the caller there. Each returns FASTRNN_OK (0) or an error code, with a message from
+ * fastrnn_last_error() (thread-local).
+ *
+ * The region between the CDEF markers is read by cffi and must hold declarations only.
+ */
+#ifndef FASTRNN_H
+#define FASTRNN_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* FASTRNN_CDEF_BEGIN */
+enum { FASTRNN_OK = 0, FASTRNN_EINVAL = 1, FASTRNN_EDEVICE = 2 };
+const char *fastrnn_last_error(void);
+const char *fastrnn_build_info(void);
+
+/* Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu. */
+int fastrnn_rnn_tanh_forward_f32(int64_t T, int64_t B, int64_t H,
+    const float *gx,          /* [T,B,H] */
+    const float *h0,          /* [B,H]   */
+    const float *W_hh,        /* [H,H]   */
+    const int64_t *lengths,   /* [B]     */
+    float *y,                 /* [T,B,H] */
+    float *h_n,               /* [B,H]   */
+    float *hs);               /* [S,B,H] h_0..h_T */
+int fastrnn_rnn_tanh_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
+    const float *h0, const float *W_hh, const int64_t *lengths, float *y, float *h_n,
+    float *hs);               /* [2,B,H] scratch */
+int fastrnn_rnn_tanh_backward_f32(int64_t T, int64_t B, int64_t H,
+    const float *dy,          /* [T,B,H]   */
+    const float *dh_n,        /* [B,H]     */
+    const float *hs,          /* [T+1,B,H] from forward */
+    const float *W_hh,        /* [H,H]     */
+    const int64_t *lengths,   /* [B]       */
+    float *dA,                /* [T,B,H]   ∂L/∂(pre-activation) = ∂L/∂G_x */
+    float *dh0);              /* [B,H]     */
+int fastrnn_rnn_relu_forward_f32(int64_t T, int64_t B, int64_t H, const float *gx,
+    const float *h0, const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_rnn_relu_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
+    const float *h0, const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_rnn_relu_backward_f32(int64_t T, int64_t B, int64_t H, const float *dy,
+    const float *dh_n, const float *hs, const float *W_hh, const int64_t *lengths, float *dA,
+    float *dh0);
+
+/* LSTM: a_t = G_x[t] + h_{t-1} W_hhᵀ; c_t = σ(f) c_{t-1} + σ(i) tanh(g); h_t = σ(o) tanh(c_t). */
+int fastrnn_lstm_forward_f32(int64_t T, int64_t B, int64_t H,
+    const float *gx,          /* [T,B,4H] */
+    const float *h0,          /* [B,H]    */
+    const float *c0,          /* [B,H]    */
+    const float *W_hh,        /* [4H,H]   */
+    const int64_t *lengths,   /* [B]      */
+    float *y,                 /* [T,B,H]  */
+    float *h_n,               /* [B,H]    */
+    float *c_n,               /* [B,H]    */
+    float *gates,             /* [T,B,4H] activated i, f, g, o (forward_infer: [1,B,4H]) */
+    float *cs,                /* [S,B,H]  c_0..c_T */
+    float *hs);               /* [S,B,H]  h_0..h_T */
+int fastrnn_lstm_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
+    const float *h0, const float *c0, const float *W_hh, const int64_t *lengths, float *y,
+    float *h_n, float *c_n, float *gates, float *cs, float *hs);
+int fastrnn_lstm_backward_f32(int64_t T, int64_t B, int64_t H,
+    const float *dy,          /* [T,B,H]   */
+    const float *dh_n,        /* [B,H]     */
+    const float *dc_n,        /* [B,H]     */
+    const float *gates,       /* [T,B,4H]  from forward */
+    const float *cs,          /* [T+1,B,H] from forward */
+    const float *W_hh,        /* [4H,H]    */
+    const int64_t *lengths,   /* [B]       */
+    float *dA,                /* [T,B,4H]  ∂L/∂a_t = ∂L/∂G_x */
+    float *dh0,               /* [B,H]     */
+    float *dc0);              /* [B,H]     */
+
+/* GRU (torch's form): A = h_{t-1} W_hhᵀ + b_hh; r = σ(G_x,r + A_r); z = σ(G_x,z + A_z);
+ * n = tanh(G_x,n + r A_n); h_t = (1-z) n + z h_{t-1}. */
+int fastrnn_gru_forward_f32(int64_t T, int64_t B, int64_t H,
+    const float *gx,          /* [T,B,3H] */
+    const float *h0,          /* [B,H]    */
+    const float *W_hh,        /* [3H,H]   */
+    const float *b_hh,        /* [3H]     */
+    const int64_t *lengths,   /* [B]      */
+    float *y,                 /* [T,B,H]  */
+    float *h_n,               /* [B,H]    */
+    float *gates,             /* [T,B,3H] activated r, z, n (forward_infer: [1,B,3H]) */
+    float *a_n,               /* [T,B,H]  A_n (forward_infer: [1,B,H]) */
+    float *hs);               /* [S,B,H]  h_0..h_T */
+int fastrnn_gru_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
+    const float *h0, const float *W_hh, const float *b_hh, const int64_t *lengths, float *y,
+    float *h_n, float *gates, float *a_n, float *hs);
+int fastrnn_gru_backward_f32(int64_t T, int64_t B, int64_t H,
+    const float *dy,          /* [T,B,H]   */
+    const float *dh_n,        /* [B,H]     */
+    const float *gates,       /* [T,B,3H]  from forward */
+    const float *a_n,         /* [T,B,H]   from forward */
+    const float *hs,          /* [T+1,B,H] from forward */
+    const float *W_hh,        /* [3H,H]    */
+    const int64_t *lengths,   /* [B]       */
+    float *dGx,               /* [T,B,3H]  ∂L/∂G_x */
+    float *dA,                /* [T,B,3H]  ∂L/∂A (differs from dGx in the n block: × r) */
+    float *dh0);              /* [B,H]     */
+/* FASTRNN_CDEF_END */
+
+/* The f64 functions take the same arguments with double for float, and each CUDA function
+ * (suffix _cuda) appends the caller's stream, `void *stream`. The loader derives their cffi
+ * declarations from the f32 ones above by the same substitution; C callers get them here. */
+#define FASTRNN_DECLARE(real, sfx, ...)                                                          \
+  int fastrnn_rnn_tanh_forward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,   \
+      const real *, const int64_t *, real *, real *, real * __VA_ARGS__);                     \
+  int fastrnn_rnn_tanh_forward_infer_##sfx(int64_t, int64_t, int64_t, const real *,           \
+      const real *, const real *, const int64_t *, real *, real *, real * __VA_ARGS__);       \
+  int fastrnn_rnn_tanh_backward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,  \
+      const real *, const real *, const int64_t *, real *, real * __VA_ARGS__);               \
+  int fastrnn_rnn_relu_forward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,   \
+      const real *, const int64_t *, real *, real *, real * __VA_ARGS__);                     \
+  int fastrnn_rnn_relu_forward_infer_##sfx(int64_t, int64_t, int64_t, const real *,           \
+      const real *, const real *, const int64_t *, real *, real *, real * __VA_ARGS__);       \
+  int fastrnn_rnn_relu_backward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,  \
+      const real *, const real *, const int64_t *, real *, real * __VA_ARGS__);               \
+  int fastrnn_lstm_forward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,       \
+      const real *, const real *, const int64_t *, real *, real *, real *, real *, real *,    \
+      real * __VA_ARGS__);                                                                    \
+  int fastrnn_lstm_forward_infer_##sfx(int64_t, int64_t, int64_t, const real *, const real *, \
+      const real *, const real *, const int64_t *, real *, real *, real *, real *, real *,    \
+      real * __VA_ARGS__);                                                                    \
+  int fastrnn_lstm_backward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,      \
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *,\
+      real * __VA_ARGS__);                                                                    \
+  int fastrnn_gru_forward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,        \
+      const real *, const real *, const int64_t *, real *, real *, real *, real *,            \
+      real * __VA_ARGS__);                                                                    \
+  int fastrnn_gru_forward_infer_##sfx(int64_t, int64_t, int64_t, const real *, const real *,  \
+      const real *, const real *, const int64_t *, real *, real *, real *, real *,            \
+      real * __VA_ARGS__);                                                                    \
+  int fastrnn_gru_backward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,       \
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *,\
+      real * __VA_ARGS__);
+FASTRNN_DECLARE(double, f64)
+FASTRNN_DECLARE(float, f32_cuda, , void *stream)
+FASTRNN_DECLARE(double, f64_cuda, , void *stream)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTRNN_H */
