@@ -11,7 +11,7 @@ are kept; such a forward cannot be differentiated. Second derivatives raise a cl
 import torch
 from torch import Tensor
 
-from . import backends
+from . import dispatch
 
 
 def _dense(grad, like):
@@ -57,7 +57,7 @@ def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: boo
                 backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """gx [T,B,H], h0 [B,H], w_hh [H,H], lengths [B] -> y [T,B,H], h_n [B,H], hs [S,B,H]."""
     y, h_n, hs = _rnn_out(gx, save)
-    backends.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+    dispatch.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
                                        lengths, relu, y, h_n, hs)
     return y, h_n, hs
 
@@ -72,7 +72,7 @@ def rnn_backward(dy: Tensor, dh_n: Tensor, hs: Tensor, w_hh: Tensor, lengths: Te
                  backend: str) -> tuple[Tensor, Tensor]:
     """dy [T,B,H], dh_n [B,H], hs [T+1,B,H] -> dA [T,B,H], dh0 [B,H]."""
     dA, dh0 = torch.empty_like(dy), torch.empty_like(dh_n)
-    backends.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
+    dispatch.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
     return dA, dh0
 
 
@@ -112,7 +112,7 @@ def lstm_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, lengths: Tens
     """gx [T,B,4H], h0, c0 [B,H], w_hh [4H,H], lengths [B]
     -> y [T,B,H], h_n, c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,H]."""
     out = _lstm_out(gx, save)
-    backends.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
+    dispatch.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
                                         w_hh.contiguous(), lengths, *out)
     return out
 
@@ -127,7 +127,7 @@ def lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Ten
                   lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """dy [T,B,H], dh_n, dc_n [B,H], gates [T,B,4H], cs [T+1,B,H] -> dA [T,B,4H], dh0, dc0 [B,H]."""
     dA, dh0, dc0 = torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
-    backends.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
+    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
                                          dA, dh0, dc0)
     return dA, dh0, dc0
 
@@ -168,7 +168,7 @@ def gru_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, lengths: Ten
     """gx [T,B,3H], h0 [B,H], w_hh [3H,H], b_hh [3H], lengths [B]
     -> y [T,B,H], h_n [B,H], gates [Sg,B,3H], a_n [Sg,B,H], hs [S,B,H]."""
     out = _gru_out(gx, save)
-    backends.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+    dispatch.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
                                        b_hh.contiguous(), lengths, *out)
     return out
 
@@ -184,7 +184,7 @@ def gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, hs: Tenso
     """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H]
     -> dGx [T,B,3H], dA [T,B,3H], dh0 [B,H]."""
     dGx, dA, dh0 = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
-    backends.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
+    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
                                         dGx, dA, dh0)
     return dGx, dA, dh0
 

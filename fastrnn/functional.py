@@ -5,7 +5,7 @@ Weights have torch.nn's shapes and gate order (LSTM i, f, g, o; GRU r, z, n):
 W_xh ≡ w_ih ≡ weight_ih_l{k}, W_hh ≡ w_hh ≡ weight_hh_l{k}, b_xh ≡ b_ih, b_hh, W_hr ≡ w_hr.
 
 Only the recurrence is sequential: G_x = x W_xhᵀ + b is one GEMM over all T·B rows, done here by
-torch; the kernel backend (see fastrnn.backends) runs the per-step loop and its BPTT.
+torch; the kernel backend (see fastrnn.dispatch) runs the per-step loop and its BPTT.
 `lengths` [B] gives per-sequence lengths: past its end a sequence keeps its state and outputs
 zeros, as a packed sequence does. `backend` is 'auto' or a name from fastrnn.backends();
 `resolve_backend` says which one a call runs on.
@@ -13,12 +13,12 @@ zeros, as a packed sequence does. `backend` is 'auto' or a name from fastrnn.bac
 import torch
 import torch.nn.functional as F
 
-from . import _checks, _eager, autograd, backends
+from . import _checks, _eager, autograd, dispatch
 
 
 def resolve_backend(x, backend="auto", projection=False):
     """The backend a call with input `x` runs on (projection: an LSTM with w_hr)."""
-    return backends.resolve(backend, x, projection)
+    return dispatch.resolve(backend, x, projection)
 
 
 def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
@@ -61,7 +61,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     T, B, H, h0 = _layer(x, h0, w_ih, w_hh, b_ih, b_hh, 1)
     relu = _checks.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = backends.resolve(backend, x)
+    name = dispatch.resolve(backend, x)
     if name == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
     n = _checks.lengths([T] * B, T, B, x.device) if n is None else n
@@ -84,7 +84,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         _checks.tensor("w_hr", w_hr, (P, H), x)
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = backends.resolve(backend, x, projection=w_hr is not None)
+    name = dispatch.resolve(backend, x, projection=w_hr is not None)
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
@@ -103,7 +103,7 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     """
     T, B, H, h0 = _layer(x, h0, w_ih, w_hh, b_ih, b_hh, 3)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = backends.resolve(backend, x)
+    name = dispatch.resolve(backend, x)
     if name == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
     n = _checks.lengths([T] * B, T, B, x.device) if n is None else n

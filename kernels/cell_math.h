@@ -1,7 +1,8 @@
 /* Each cell's pointwise math, forward and backward, shared by the C and CUDA kernels.
  *
  * A translation unit is compiled once per element type: FASTRNN_F64 selects double, else float,
- * and SFX(name) appends the ABI suffix (_f32, _f64). Everything here is an inline function usable
+ * and SFX(name) appends the ABI suffix (_f32, _f64; SFX_CUDA: _f32_cuda, _f64_cuda).
+ * Everything here is an inline function usable
  * on host and device, so the CPU tests exercise exactly the arithmetic the GPU runs.
  * float64 uses the exact libm exp/tanh (gradcheck needs them).
  */
@@ -11,7 +12,7 @@
 #include <stdint.h>
 
 #ifdef __CUDACC__
-#define FR_INLINE __host__ __device__ __forceinline__
+#define FR_INLINE static __host__ __device__ __forceinline__
 #else
 #define FR_INLINE static inline
 #endif
@@ -29,6 +30,7 @@ typedef float real;
 #define FR_TANH tanhf
 #define SFX(name) FR_CAT(name, _f32)
 #endif
+#define SFX_CUDA(name) FR_CAT(SFX(name), _cuda)
 
 FR_INLINE real fr_sigmoid(real a) { return (real)1 / ((real)1 + FR_EXP(-a)); }
 

@@ -16,6 +16,15 @@ int fr_check(const char *fn, int64_t T, int64_t B, int64_t H, int64_t gates,
              const int64_t *lengths, int host_lengths, int n, const void *const *ptrs,
              const char *names);
 
+/* Declares `int e` and sets it to the result of fr_check on the pointer arguments listed. */
+#define FR_CHECK(e, T, B, H, gates, lengths, host_lengths, ...)                                 \
+  int e;                                                                                      \
+  do {                                                                                        \
+    const void *fr_ptrs_[] = {__VA_ARGS__};                                                   \
+    e = fr_check(__func__, T, B, H, gates, lengths, host_lengths,                             \
+                 (int)(sizeof fr_ptrs_ / sizeof fr_ptrs_[0]), fr_ptrs_, #__VA_ARGS__);        \
+  } while (0)
+
 #ifdef __cplusplus
 }
 #endif

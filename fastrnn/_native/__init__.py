@@ -81,7 +81,7 @@ class Library:
 
 
 def kernel_functions(library, stream=lambda t: None):
-    """The six functions of the kernel-backend interface (see fastrnn.backends) on `library`."""
+    """The six functions of the kernel-backend interface (see fastrnn.dispatch) on `library`."""
 
     def forward(gx, hs):
         return "forward" if hs.shape[0] == gx.shape[0] + 1 else "forward_infer"

@@ -67,8 +67,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
 int SFX(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
                              const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
                              real *h_n, real *gates, real *a_n, real *hs) {
-  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
-                   FR_PTRS(gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs));
+  FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) forward(T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   return e;
 }
@@ -77,8 +76,7 @@ int SFX(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *
                                    const real *h0, const real *W_hh, const real *b_hh,
                                    const int64_t *lengths, real *y, real *h_n, real *gates,
                                    real *a_n, real *hs) {
-  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
-                   FR_PTRS(gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs));
+  FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) forward(T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   return e;
 }
@@ -87,8 +85,7 @@ int SFX(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, c
                               const real *gates, const real *a_n, const real *hs,
                               const real *W_hh, const int64_t *lengths, real *dGx, real *dA,
                               real *dh0) {
-  int e = fr_check(__func__, T, B, H, 3, lengths, 1,
-                   FR_PTRS(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0));
+  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   if (!e) backward(T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   return e;
 }

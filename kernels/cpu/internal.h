@@ -16,10 +16,6 @@
 #define FR_MULTIVERSION
 #endif
 
-/* The pointer arguments of an entry point, their count and names, for fr_check. */
-#define FR_PTRS(...)                                                                  \
-  (int)(sizeof((const void *[]){__VA_ARGS__}) / sizeof(void *)),                    \
-      (const void *const[]){__VA_ARGS__}, #__VA_ARGS__
 
 /* out [nb,G] = h [nb,K] · Wᵀ, W [G,K]: the recurrent product of a block of rows. Four rows share
  * each load of a row of W, and each dot product is a vectorised reduction. */

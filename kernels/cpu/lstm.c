@@ -65,8 +65,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
 int SFX(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
                               const real *c0, const real *W_hh, const int64_t *lengths, real *y,
                               real *h_n, real *c_n, real *gates, real *cs, real *hs) {
-  int e = fr_check(__func__, T, B, H, 4, lengths, 1,
-                   FR_PTRS(gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs));
+  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) forward(T, B, H, T + 1, T, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   return e;
 }
@@ -75,8 +74,7 @@ int SFX(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real 
                                     const real *h0, const real *c0, const real *W_hh,
                                     const int64_t *lengths, real *y, real *h_n, real *c_n,
                                     real *gates, real *cs, real *hs) {
-  int e = fr_check(__func__, T, B, H, 4, lengths, 1,
-                   FR_PTRS(gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs));
+  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) forward(T, B, H, 2, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   return e;
 }
@@ -85,8 +83,7 @@ int SFX(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
                                const real *dc_n, const real *gates, const real *cs,
                                const real *W_hh, const int64_t *lengths, real *dA, real *dh0,
                                real *dc0) {
-  int e = fr_check(__func__, T, B, H, 4, lengths, 1,
-                   FR_PTRS(dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0));
+  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   if (!e) backward(T, B, H, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   return e;
 }

@@ -49,21 +49,21 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, 
   int SFX(fastrnn_##name##_forward)(int64_t T, int64_t B, int64_t H, const real *gx,           \
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
-    int e = fr_check(__func__, T, B, H, 1, lengths, 1, FR_PTRS(gx, h0, W_hh, lengths, y, h_n, hs)); \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
     if (!e) forward(T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);                  \
     return e;                                                                                  \
   }                                                                                            \
   int SFX(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                                           const real *h0, const real *W_hh,                   \
                                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
-    int e = fr_check(__func__, T, B, H, 1, lengths, 1, FR_PTRS(gx, h0, W_hh, lengths, y, h_n, hs)); \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
     if (!e) forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                      \
     return e;                                                                                  \
   }                                                                                            \
   int SFX(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
                                      const real *dh_n, const real *hs, const real *W_hh,       \
                                      const int64_t *lengths, real *dA, real *dh0) {            \
-    int e = fr_check(__func__, T, B, H, 1, lengths, 1, FR_PTRS(dy, dh_n, hs, W_hh, lengths, dA, dh0)); \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA, dh0); \
     if (!e) backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                     \
     return e;                                                                                  \
   }

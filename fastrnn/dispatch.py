@@ -1,4 +1,4 @@
-"""Which backend runs a call: the registry of kernel backends and the `auto` rule.
+"""Which backend runs a call: the registry of kernel backends and the `auto` rule (the dispatcher).
 
     numba    @njit CPU kernels (fastrnn/_numba)
     native   the C library (kernels/cpu), loaded with cffi

@@ -1,0 +1,136 @@
+"""One random case of one layer, run three ways: fastrnn (any backend, any dtype), torch.nn, and
+the float64 reference; each returns outputs, final states and every gradient, by name.
+
+The loss is a random weighting of every output (y, h_n, c_n), so every gradient is exercised.
+"""
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import fastrnn.functional as Fr
+from fastrnn import reference
+
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+TORCH = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM,
+         "gru": torch.nn.GRU}
+
+
+@dataclass
+class Case:
+    cell: str
+    T: int
+    B: int
+    I: int
+    H: int
+    lengths: list = None
+    bias: bool = True
+    proj: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        kw = dict(bias=self.bias)
+        if self.cell.startswith("rnn"):
+            kw["nonlinearity"] = self.cell[4:]
+        if self.proj:
+            kw["proj_size"] = self.proj
+        torch.manual_seed(self.seed)
+        self.module = TORCH[self.cell](self.I, self.H, **kw).double()
+        with torch.no_grad():  # larger-than-default weights so gates saturate somewhere
+            for p in self.module.parameters():
+                p.uniform_(-0.7, 0.7, generator=g)
+        P = self.proj or self.H
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+        self.x, self.h0, self.c0 = r(self.T, self.B, self.I), r(self.B, P), r(self.B, self.H)
+        self.wy, self.wh, self.wc = r(self.T, self.B, P), r(self.B, P), r(self.B, self.H)
+        if self.lengths is not None:  # the loss sees no padded output, as with packed sequences
+            mask = torch.arange(self.T)[:, None] < torch.tensor(self.lengths)[None, :]
+            self.wy = self.wy * mask[:, :, None]
+
+    def params(self, dtype=torch.float64):
+        names = ["weight_ih_l0", "weight_hh_l0"] + (["bias_ih_l0", "bias_hh_l0"] if self.bias else [])
+        names += ["weight_hr_l0"] if self.proj else []
+        return {n: getattr(self.module, n).detach().to(dtype) for n in names}
+
+    def _grads(self, inputs, y, h_n, c_n):
+        loss = (y * self.wy.to(y.dtype)).sum() + (h_n * self.wh.to(y.dtype)).sum()
+        if c_n is not None:
+            loss = loss + (c_n * self.wc.to(y.dtype)).sum()
+        grads = torch.autograd.grad(loss, list(inputs.values()))
+        out = {"y": y, "h_n": h_n} | ({"c_n": c_n} if c_n is not None else {})
+        out |= {"d" + k: g for k, g in zip(inputs, grads)}
+        return {k: v.detach().double().numpy() for k, v in out.items()}
+
+    def run_fastrnn(self, backend, dtype=torch.float64):
+        p = self.params(dtype)
+        inputs = {"x": self.x.to(dtype), "h0": self.h0.to(dtype)}
+        if self.cell == "lstm":
+            inputs["c0"] = self.c0.to(dtype)
+        inputs |= p
+        for t in inputs.values():
+            t.requires_grad_(True)
+        w = [p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0")]
+        x, h0 = inputs["x"], inputs["h0"]
+        c_n = None
+        if self.cell == "lstm":
+            y, (h_n, c_n) = Fr.lstm(x, (h0, inputs["c0"]), *w, w_hr=p.get("weight_hr_l0"),
+                                    lengths=self.lengths, backend=backend)
+        elif self.cell == "gru":
+            y, h_n = Fr.gru(x, h0, *w, lengths=self.lengths, backend=backend)
+        else:
+            y, h_n = Fr.rnn(x, h0, *w, nonlinearity=self.cell[4:], lengths=self.lengths,
+                            backend=backend)
+        return self._grads(inputs, y, h_n, c_n)
+
+    def run_torch(self, dtype=torch.float32):
+        m = copy.deepcopy(self.module).to(dtype)
+        inputs = {"x": self.x.to(dtype).requires_grad_(True),
+                  "h0": self.h0.to(dtype).requires_grad_(True)}
+        if self.cell == "lstm":
+            inputs["c0"] = self.c0.to(dtype).requires_grad_(True)
+        inputs |= dict(m.named_parameters())
+        x = inputs["x"]
+        if self.lengths is not None:
+            x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(self.lengths),
+                                                        enforce_sorted=False)
+        hx = (inputs["h0"][None], inputs["c0"][None]) if self.cell == "lstm" else inputs["h0"][None]
+        y, hn = m(x, hx)
+        if self.lengths is not None:
+            y = torch.nn.utils.rnn.pad_packed_sequence(y, total_length=self.T)[0]
+        h_n, c_n = (hn[0][0], hn[1][0]) if self.cell == "lstm" else (hn[0], None)
+        return self._grads(inputs, y, h_n, c_n)
+
+    def run_reference(self):
+        p = {k: v.numpy() for k, v in self.params().items()}
+        W = (p["weight_ih_l0"], p["weight_hh_l0"])
+        zeros = np.zeros(W[0].shape[0])
+        b = (p.get("bias_ih_l0", zeros), p.get("bias_hh_l0", zeros))
+        x, h0, c0 = self.x.numpy(), self.h0.numpy(), self.c0.numpy()
+        wy, wh, wc = self.wy.numpy(), self.wh.numpy(), self.wc.numpy()
+        out = {}
+        if self.cell == "lstm":
+            y, (h_n, c_n), cache = reference.lstm_forward(x, h0, c0, *W, *b, p.get("weight_hr_l0"),
+                                                          self.lengths)
+            g = reference.lstm_backward(wy, wh, wc, cache)
+            out["c_n"], out["dc0"] = c_n, g["c0"]
+        elif self.cell == "gru":
+            y, h_n, cache = reference.gru_forward(x, h0, *W, *b, self.lengths)
+            g = reference.gru_backward(wy, wh, cache)
+        else:
+            y, h_n, cache = reference.rnn_forward(x, h0, *W, *b, self.cell[4:], self.lengths)
+            g = reference.rnn_backward(wy, wh, cache)
+        out |= {"y": y, "h_n": h_n, "dx": g["x"], "dh0": g["h0"], "dweight_ih_l0": g["W_xh"],
+                "dweight_hh_l0": g["W_hh"]}
+        if self.bias:
+            out |= {"dbias_ih_l0": g["b_xh"], "dbias_hh_l0": g["b_hh"]}
+        if self.proj:
+            out["dweight_hr_l0"] = g["W_hr"]
+        return out
+
+
+def rel_err(a, b):
+    """‖a − b‖ / ‖b‖ (the plain difference when b is zero)."""
+    d, n = np.linalg.norm(a - b), np.linalg.norm(b)
+    return d / n if n > 0 else d

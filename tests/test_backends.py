@@ -1,0 +1,116 @@
+"""Every kernel backend against the float64 reference: outputs, final states, every gradient.
+
+float64: ‖fastrnn − reference‖/‖reference‖ ≤ 1e-10 per tensor. float32: fastrnn's error against the
+float64 reference is at most twice torch.nn's own float32 error on the same inputs, plus a floor
+of 8 float32 units of roundoff (8·2⁻²⁴ ≈ 4.8e-7) for tensors where torch's error is by chance
+near zero, and never above 1e-5.
+"""
+import random
+
+import pytest
+import torch
+
+import fastrnn
+from _cases import GATES, Case, rel_err
+
+BACKENDS = [b for b in fastrnn.backends() if b != "cuda"]
+FLOOR32 = 8 * 2.0**-24
+
+
+def _cases():
+    """Random shapes (seeded) plus the hostile ones: T=1, B=1, odd sizes, ragged lengths."""
+    rng = random.Random(0)
+    cases = []
+    for cell in GATES:
+        fixed = [dict(T=1, B=1, I=1, H=1), dict(T=1, B=5, I=3, H=7), dict(T=9, B=1, I=4, H=5),
+                 dict(T=7, B=4, I=3, H=17, lengths=[7, 1, 4, 7]),
+                 dict(T=5, B=3, I=6, H=9, lengths=[2, 5, 3], bias=False)]
+        for k in range(4):
+            T, B = rng.choice([2, 3, 8, 15]), rng.choice([1, 2, 6])
+            lengths = [rng.randint(1, T) for _ in range(B)] if k % 2 else None
+            fixed.append(dict(T=T, B=B, I=rng.choice([1, 5, 11]), H=rng.choice([2, 13, 33]),
+                              lengths=lengths, bias=bool(k != 2), seed=k))
+        cases += [(cell, kw) for kw in fixed]
+    return cases
+
+
+CASES = _cases()
+IDS = [f"{c}-T{k['T']}B{k['B']}I{k['I']}H{k['H']}{'-ragged' if k.get('lengths') else ''}"
+       f"{'-nobias' if k.get('bias') is False else ''}" for c, k in CASES]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell,kw", CASES, ids=IDS)
+def test_float64_matches_reference(backend, cell, kw):
+    c = Case(cell, **kw)
+    ref, got = c.run_reference(), c.run_fastrnn(backend, torch.float64)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        assert rel_err(got[k], ref[k]) <= 1e-10, k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell,kw", CASES, ids=IDS)
+def test_float32_error_is_torch_nn_level(backend, cell, kw):
+    c = Case(cell, **kw)
+    ref, nn, got = c.run_reference(), c.run_torch(torch.float32), c.run_fastrnn(backend, torch.float32)
+    for k in ref:
+        err, nn_err = rel_err(got[k], ref[k]), rel_err(nn[k], ref[k])
+        assert err <= min(2 * nn_err + FLOOR32, 1e-5), f"{k}: {err:.2e} vs torch.nn {nn_err:.2e}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", GATES)
+def test_long_sequence(backend, cell):
+    c = Case(cell, T=300, B=2, I=3, H=5, lengths=[300, 123])
+    ref, got = c.run_reference(), c.run_fastrnn(backend, torch.float64)
+    for k in ref:
+        assert rel_err(got[k], ref[k]) <= 1e-10, k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", GATES)
+def test_gradcheck_float64(backend, cell):
+    T, B, I, H, G = 4, 3, 2, 3, GATES[cell]
+    g = torch.Generator().manual_seed(3)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True)  # noqa
+    x, h0, c0 = r(T, B, I), r(B, H), r(B, H)
+    w = [r(G * H, I), r(G * H, H), r(G * H), r(G * H)]
+    lengths = [4, 1, 3]
+    F = fastrnn.functional
+    if cell == "lstm":
+        def fn(x, h0, c0, *w):
+            y, (h_n, c_n) = F.lstm(x, (h0, c0), *w, lengths=lengths, backend=backend)
+            return y, h_n, c_n
+        args = (x, h0, c0, *w)
+    elif cell == "gru":
+        fn = lambda x, h0, *w: F.gru(x, h0, *w, lengths=lengths, backend=backend)  # noqa
+        args = (x, h0, *w)
+    else:
+        fn = lambda x, h0, *w: F.rnn(x, h0, *w, nonlinearity=cell[4:], lengths=lengths,  # noqa
+                                     backend=backend)
+        args = (x, h0, *w)
+    assert torch.autograd.gradcheck(fn, args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", GATES)
+def test_inference_path_equals_training_path(backend, cell):
+    """Without gradients the kernels keep two state slots instead of T+1; same numbers."""
+    c = Case(cell, T=6, B=3, I=4, H=5, lengths=[6, 2, 4])
+    train = c.run_fastrnn(backend, torch.float32)
+    with torch.no_grad():
+        fn = {"lstm": fastrnn.functional.lstm, "gru": fastrnn.functional.gru}.get(cell)
+        p = c.params(torch.float32)
+        w = [p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]]
+        x, h0 = c.x.float(), c.h0.float()
+        if cell == "lstm":
+            y, (h_n, c_n) = fn(x, (h0, c.c0.float()), *w, lengths=c.lengths, backend=backend)
+            assert torch.equal(c_n, torch.from_numpy(train["c_n"]).float())
+        elif cell == "gru":
+            y, h_n = fn(x, h0, *w, lengths=c.lengths, backend=backend)
+        else:
+            y, h_n = fastrnn.functional.rnn(x, h0, *w, nonlinearity=cell[4:], lengths=c.lengths,
+                                            backend=backend)
+    assert torch.equal(y, torch.from_numpy(train["y"]).float())
+    assert torch.equal(h_n, torch.from_numpy(train["h_n"]).float())
