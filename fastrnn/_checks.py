@@ -17,11 +17,12 @@ def tensor(name, t, shape, like=None):
 
 
 def lengths(values, T, B, device):
-    """Sequence lengths as an int64 tensor [B] on `device`, each in 0..T."""
+    """Sequence lengths as an int64 tensor [B] on `device`, each in 0..T (the values are not
+    checked inside torch.compile, where reading them would break the graph)."""
     n = torch.as_tensor(values).to(device=device, dtype=torch.int64)
     if n.shape != (B,):
         raise ValueError(f"lengths: expected shape [{B}] (one per sequence), got {list(n.shape)}")
-    if B and (n.min() < 0 or n.max() > T):
+    if B and not torch.compiler.is_compiling() and (n.min() < 0 or n.max() > T):
         raise ValueError(f"lengths: expected values in 0..{T} (the sequence length), got "
                          f"min {int(n.min())}, max {int(n.max())}")
     return n.contiguous()
@@ -31,3 +32,8 @@ def choice(name, value, options):
     if value not in options:
         raise ValueError(f"{name}: expected one of {options}, got {value!r}")
     return value
+
+
+def full_lengths(T, B, device):
+    """Every sequence runs all T steps: [T]*B as an int64 tensor on `device`."""
+    return torch.full((B,), T, dtype=torch.int64, device=device)

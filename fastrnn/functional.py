@@ -64,7 +64,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     name = dispatch.resolve(backend, x)
     if name == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
-    n = _checks.lengths([T] * B, T, B, x.device) if n is None else n
+    n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
     y, h_n, _ = autograd.rnn_forward(gx, h0, w_hh, n, relu, save, name)
@@ -88,7 +88,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
-    n = _checks.lengths([T] * B, T, B, x.device) if n is None else n
+    n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
     y, h_n, c_n, *_ = autograd.lstm_forward(gx, h0, c0, w_hh, n, save, name)
@@ -106,7 +106,7 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     name = dispatch.resolve(backend, x)
     if name == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
-    n = _checks.lengths([T] * B, T, B, x.device) if n is None else n
+    n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, b_ih)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh

@@ -1,0 +1,134 @@
+"""The functional API: argument errors, backend choice, custom-op registration, torch.compile."""
+import pytest
+import torch
+
+import fastrnn
+import fastrnn.functional as F
+from fastrnn import autograd, dispatch
+
+KERNELS = [b for b in fastrnn.backends() if b in ("numba", "native")]
+
+
+def _lstm_args(T=3, B=2, I=4, H=5, dtype=torch.float32):
+    return (torch.randn(T, B, I, dtype=dtype), None, torch.randn(4 * H, I, dtype=dtype),
+            torch.randn(4 * H, H, dtype=dtype), torch.randn(4 * H, dtype=dtype),
+            torch.randn(4 * H, dtype=dtype))
+
+
+def test_backends_lists_what_runs_here():
+    names = fastrnn.backends()
+    assert "eager" in names and "numba" in names
+    assert set(names) <= set(dispatch.NAMES)
+    for name in set(dispatch.NAMES) - set(names):
+        assert dispatch.why_not(name)
+
+
+def test_auto_picks_a_kernel_backend_on_cpu_float32():
+    x = torch.randn(2, 2, 2)
+    assert F.resolve_backend(x) in ("native", "numba")
+    assert F.resolve_backend(x.half()) == "eager"
+    assert F.resolve_backend(x, projection=True) == "eager"
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(x=torch.randn(3, 4)), r"x: expected shape \[\*, \*, \*\], got \[3, 4\]"),
+    (dict(w_ih=torch.randn(20, 3)), r"w_ih: expected shape \[\*, 4\], got \[20, 3\]"),
+    (dict(w_hh=torch.randn(20, 4)), r"w_hh: expected shape \[20, 5\], got \[20, 4\]"),
+    (dict(b_ih=torch.randn(19)), r"b_ih: expected shape \[20\], got \[19\]"),
+    (dict(hx=(torch.randn(3, 5), None)), r"h0: expected shape \[2, 5\], got \[3, 5\]"),
+    (dict(w_hh=torch.randn(20, 5, dtype=torch.float64)), r"w_hh: expected dtype torch.float32"),
+    (dict(lengths=[3, 4]), r"lengths: expected values in 0..3 .*max 4"),
+    (dict(lengths=[3]), r"lengths: expected shape \[2\]"),
+    (dict(backend="cudnn"), r"backend must be one of .*got 'cudnn'"),
+])
+def test_bad_arguments_name_the_argument(bad, match):
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    kw = dict(x=x, hx=hx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh) | bad
+    with pytest.raises((ValueError, TypeError), match=match):
+        F.lstm(**kw)
+
+
+def test_bad_nonlinearity_and_gate_count():
+    x = torch.randn(2, 1, 3)
+    with pytest.raises(ValueError, match="nonlinearity: expected one of .*got 'sigmoid'"):
+        F.rnn(x, None, torch.randn(4, 3), torch.randn(4, 4), nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="w_ih: expected 3·H rows, got 7"):
+        F.gru(x, None, torch.randn(7, 3), torch.randn(7, 2))
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+def test_kernel_backends_refuse_what_they_do_not_cover(backend):
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    with pytest.raises(ValueError, match="float32 or float64"):
+        F.lstm(x.half(), None, w_ih.half(), w_hh.half(), backend=backend)
+    with pytest.raises(ValueError, match="projection"):
+        F.lstm(x, None, w_ih, torch.randn(20, 2), w_hr=torch.randn(2, 5), backend=backend)
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+def test_second_derivatives_raise_clearly(backend):
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args(dtype=torch.float64)
+    x.requires_grad_(True)
+    y, _ = F.lstm(x, None, w_ih, w_hh, b_ih, b_hh, backend=backend)
+    (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives .* use backend='eager'"):
+        gx.sum().backward()
+
+
+def test_eager_supports_second_derivatives():
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args(dtype=torch.float64)
+    x.requires_grad_(True)
+    y, _ = F.lstm(x, None, w_ih, w_hh, b_ih, b_hh, backend="eager")
+    (gx,) = torch.autograd.grad((y**2).sum(), x, create_graph=True)
+    (ggx,) = torch.autograd.grad(gx.sum(), x)
+    assert ggx.abs().sum() > 0
+
+
+def test_eager_runs_half_precision():
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    y, (h, c) = F.lstm(x.bfloat16(), None, w_ih.bfloat16(), w_hh.bfloat16())
+    assert y.dtype == torch.bfloat16 and y.shape == (3, 2, 5)
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+def test_custom_ops_pass_opcheck(backend):
+    """Schema, fake (meta) implementations and autograd registration, checked by torch."""
+    T, B, H = 3, 2, 4
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True)  # noqa
+    n = torch.tensor([3, 2])
+    cases = [(autograd.rnn_forward, (r(T, B, H), r(B, H), r(H, H), n, False, True, backend)),
+             (autograd.lstm_forward, (r(T, B, 4 * H), r(B, H), r(B, H), r(4 * H, H), n, True,
+                                      backend)),
+             (autograd.gru_forward, (r(T, B, 3 * H), r(B, H), r(3 * H, H), r(3 * H), n, True,
+                                     backend))]
+    for op, args in cases:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor",
+                                                   "test_autograd_registration"))
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+def test_torch_compile_traces_the_ops(backend):
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    x.requires_grad_(True)
+
+    def f(x):
+        y, (h, c) = F.lstm(x, None, w_ih, w_hh, b_ih, b_hh, backend=backend)
+        return y.sum() + h.sum()
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    assert torch.allclose(compiled(x), f(x))
+    (g1,) = torch.autograd.grad(compiled(x), x)
+    (g2,) = torch.autograd.grad(f(x), x)
+    assert torch.allclose(g1, g2)
+
+
+def test_unusable_backend_says_how_to_build_it(monkeypatch):
+    monkeypatch.setitem(dispatch._why_not, "native", "ImportError: libfastrnn_cpu.so missing")
+    monkeypatch.delitem(dispatch._loaded, "native", raising=False)
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    with pytest.raises(RuntimeError, match="'native' is not usable.*To build it"):
+        F.lstm(x, None, w_ih, w_hh, backend="native")
+    monkeypatch.setattr(dispatch, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="'native' is unavailable"):
+        assert F.resolve_backend(x) == "numba"
