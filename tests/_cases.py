@@ -134,3 +134,16 @@ def rel_err(a, b):
     """‖a − b‖ / ‖b‖ (the plain difference when b is zero)."""
     d, n = np.linalg.norm(a - b), np.linalg.norm(b)
     return d / n if n > 0 else d
+
+
+FLOOR32 = 8 * 2.0**-24
+
+
+def float32_limit(nn_err):
+    """The largest float32 error allowed, given torch.nn's own float32 error on the same inputs
+    (both against a float64 result): twice torch.nn's, plus a floor of 8 float32 units of
+    roundoff (8·2⁻²⁴ ≈ 4.8e-7) for tensors where torch.nn's error is by chance near zero; and
+    at most 1e-5 wherever torch.nn itself stays within 1e-5 (deep ReLU stacks can have gradients
+    so ill-conditioned that torch.nn's own float32 error passes 1e-5)."""
+    limit = 2 * nn_err + FLOOR32
+    return min(limit, 1e-5) if nn_err <= 1e-5 else limit

@@ -1,0 +1,209 @@
+"""Drop-in modules: fastrnn.RNN / LSTM / GRU and RNNCell / LSTMCell / GRUCell.
+
+Each is a subclass of its torch.nn class: the same constructor arguments (plus `backend`), the
+same parameters, names, shapes, gate order and initialisation, so state_dicts load both ways
+and `isinstance(m, torch.nn.LSTM)` holds. Only forward differs: it runs fastrnn.functional.
+
+    textbook     torch.nn / fastrnn parameter
+    W_xh         weight_ih_l{k}[_reverse]     [G·H, I] for layer 0, [G·H, D·H_out] above
+    W_hh         weight_hh_l{k}[_reverse]     [G·H, H_out]
+    b_xh, b_hh   bias_ih_l{k}, bias_hh_l{k}   [G·H]
+    W_hr         weight_hr_l{k}               [P, H] (LSTM with proj_size = P; H_out = P)
+
+G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n); D = 2 when bidirectional.
+`backend` ('auto' or a name from fastrnn.backends()) is resolved per call from the input's
+device and dtype; `last_backend` says which backend the last forward ran on.
+"""
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import functional
+
+
+def _reverse(x, lengths):
+    """Each sequence of x [T,B,*] reversed within its own length (lengths [B] or None)."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device)[:, None]
+    n = lengths.to(x.device)[None, :]
+    idx = torch.where(t < n, n - 1 - t, t)  # an involution: applying it twice is the identity
+    return x.gather(0, idx[:, :, None].expand_as(x))
+
+
+class _Recurrent:
+    """forward for the multi-layer modules; subclasses give `_layer` for their cell."""
+
+    def __init__(self, *args, backend="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if getattr(self, "proj_size", 0) and backend not in ("auto", "eager"):
+            raise ValueError(f"backend {backend!r} has no LSTM projection; with proj_size > 0 "
+                             "use backend='auto' or 'eager'")
+        self.backend = backend
+        self.last_backend = None
+
+    def extra_repr(self):
+        return super().extra_repr() + f", backend={self.backend!r}"
+
+    def _weights(self, k):
+        """w_ih, w_hh, b_ih, b_hh, w_hr of layer-direction k (None where absent)."""
+        named = {n.split("_l")[0]: getattr(self, n) for n in self._all_weights[k]}
+        return [named.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                       "weight_hr")]
+
+    def forward(self, input, hx=None):
+        packed = isinstance(input, PackedSequence)
+        sorted_idx = unsorted_idx = lengths = None
+        if packed:
+            data, batch_sizes, sorted_idx, unsorted_idx = input
+            x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))  # sorted order
+            batched, check_input = True, data
+            if hx is not None:
+                hx = self.permute_hidden(hx, sorted_idx)
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{type(self).__name__}: expected input to be 2D or 3D, got "
+                                 f"{input.dim()}D tensor")
+            batched, batch_sizes = input.dim() == 3, None
+            check_input = input if batched else input.unsqueeze(0 if self.batch_first else 1)
+            x = check_input.transpose(0, 1) if self.batch_first else check_input
+            if hx is not None and not batched:
+                hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
+        hx = self._initial_state(hx, x)
+        self.check_forward_args(check_input, hx, batch_sizes)
+        out, h_n = self._layers(x, hx, lengths)
+        if self.batch_first and batched and not packed:
+            out = out.transpose(0, 1)
+        if packed:
+            out = pack_padded_sequence(out, lengths)
+            out = PackedSequence(out.data, out.batch_sizes, sorted_idx, unsorted_idx)
+            return out, self.permute_hidden(h_n, unsorted_idx)
+        if not batched:
+            out = out.squeeze(1)
+            h_n = tuple(h.squeeze(1) for h in h_n) if isinstance(h_n, tuple) else h_n.squeeze(1)
+        return out, h_n
+
+    def _initial_state(self, hx, x):
+        D = 2 if self.bidirectional else 1
+        H_out = getattr(self, "proj_size", 0) or self.hidden_size
+        h0 = x.new_zeros(self.num_layers * D, x.shape[1], H_out)
+        if self.mode == "LSTM":
+            c0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
+            return (h0, c0) if hx is None else hx
+        return h0 if hx is None else hx
+
+    def _layers(self, x, hx, lengths):
+        D = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
+        h0, c0 = hx if lstm else (hx, None)
+        self.last_backend = functional.resolve_backend(
+            x, self.backend, projection=lstm and self.proj_size > 0)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                xin = x if d == 0 else _reverse(x, lengths)
+                y, h, c = self._layer(xin, h0[k], None if c0 is None else c0[k],
+                                      self._weights(k), lengths)
+                outs.append(y if d == 0 else _reverse(y, lengths))
+                h_n.append(h)
+                c_n.append(c)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n = torch.stack(h_n)
+        return x, ((h_n, torch.stack(c_n)) if lstm else h_n)
+
+
+class RNN(_Recurrent, torch.nn.RNN):
+    """torch.nn.RNN on fastrnn's kernels: h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)."""
+
+    def _layer(self, x, h0, c0, w, lengths):
+        y, h = functional.rnn(x, h0, *w[:4], nonlinearity=self.nonlinearity, lengths=lengths,
+                              backend=self.backend)
+        return y, h, None
+
+
+class LSTM(_Recurrent, torch.nn.LSTM):
+    """torch.nn.LSTM on fastrnn's kernels. With proj_size > 0 it runs on the `eager` backend."""
+
+    def _layer(self, x, h0, c0, w, lengths):
+        y, (h, c) = functional.lstm(x, (h0, c0), *w, lengths=lengths, backend=self.backend)
+        return y, h, c
+
+
+class GRU(_Recurrent, torch.nn.GRU):
+    """torch.nn.GRU on fastrnn's kernels (torch's form: r multiplies W_hn h + b_hn)."""
+
+    def _layer(self, x, h0, c0, w, lengths):
+        y, h = functional.gru(x, h0, *w[:4], lengths=lengths, backend=self.backend)
+        return y, h, None
+
+
+class _Cell:
+    """forward for the cells: one step is a sequence of length one."""
+
+    def __init__(self, *args, backend="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.backend = backend
+        self.last_backend = None
+
+    def extra_repr(self):
+        return super().extra_repr() + f", backend={self.backend!r}"
+
+    def forward(self, input, hx=None):
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: expected input to be 1D or 2D, got "
+                             f"{input.dim()}D instead")
+        batched = input.dim() == 2
+        x = (input if batched else input.unsqueeze(0)).unsqueeze(0)
+        if hx is not None and not batched:
+            hx = tuple(h.unsqueeze(0) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(0)
+        self.last_backend = functional.resolve_backend(x, self.backend)
+        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        out = self._step(x, hx, w)
+        if not batched:
+            out = tuple(h.squeeze(0) for h in out) if isinstance(out, tuple) else out.squeeze(0)
+        return out
+
+
+class RNNCell(_Cell, torch.nn.RNNCell):
+    """torch.nn.RNNCell on fastrnn's kernels."""
+
+    def _step(self, x, hx, w):
+        return functional.rnn(x, hx, *w, nonlinearity=self.nonlinearity, backend=self.backend)[1]
+
+
+class LSTMCell(_Cell, torch.nn.LSTMCell):
+    """torch.nn.LSTMCell on fastrnn's kernels; returns (h', c')."""
+
+    def _step(self, x, hx, w):
+        return functional.lstm(x, hx, *w, backend=self.backend)[1]
+
+
+class GRUCell(_Cell, torch.nn.GRUCell):
+    """torch.nn.GRUCell on fastrnn's kernels."""
+
+    def _step(self, x, hx, w):
+        return functional.gru(x, hx, *w, backend=self.backend)[1]
+
+
+_SWAPS = {torch.nn.RNN: RNN, torch.nn.LSTM: LSTM, torch.nn.GRU: GRU, torch.nn.RNNCell: RNNCell,
+          torch.nn.LSTMCell: LSTMCell, torch.nn.GRUCell: GRUCell}
+
+
+def convert(model, backend="auto"):
+    """Turn every torch.nn RNN/LSTM/GRU (and cell) inside `model` into its fastrnn twin, in place.
+
+    The modules keep their parameters (the very same tensors, so an optimizer built before still
+    holds them), device, dtype, hooks and training mode: the fastrnn classes add no state but
+    `backend`, so the conversion is a change of class. Returns `model`.
+    """
+    for m in model.modules():
+        cls = _SWAPS.get(type(m))
+        if cls is not None:
+            m.__class__ = cls
+            m.backend, m.last_backend = backend, None
+    return model

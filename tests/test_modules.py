@@ -1,0 +1,252 @@
+"""The drop-in modules against torch.nn with the same state_dict: outputs, final states and
+every gradient, over random configurations; the cells; state_dict round trips; convert."""
+import copy
+import random
+
+import pytest
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
+
+import fastrnn
+from _cases import float32_limit, rel_err
+
+BACKENDS = ["auto"] + [b for b in fastrnn.backends() if b != "cuda"]
+PAIRS = {"RNN": (torch.nn.RNN, fastrnn.RNN), "LSTM": (torch.nn.LSTM, fastrnn.LSTM),
+         "GRU": (torch.nn.GRU, fastrnn.GRU)}
+
+
+def _configs(n=36):
+    rng = random.Random(5)
+    out = []
+    for k in range(n):
+        mode = ["RNN", "LSTM", "GRU"][k % 3]
+        kw = dict(input_size=rng.choice([1, 3, 7]), hidden_size=rng.choice([1, 5, 12]),
+                  num_layers=rng.choice([1, 2, 3]), bias=rng.random() > 0.25,
+                  batch_first=rng.random() > 0.5, bidirectional=rng.random() > 0.5,
+                  dropout=rng.choice([0.0, 0.3]))
+        if mode == "RNN":
+            kw["nonlinearity"] = rng.choice(["tanh", "relu"])
+        if mode == "LSTM" and k % 4 == 1:
+            kw["proj_size"] = rng.choice([1, 3])
+        form = ["padded", "packed_sorted", "packed_unsorted", "unbatched"][(k // 3) % 4]
+        out.append((mode, kw, form, k % 2 == 0, k))
+    return out
+
+
+CONFIGS = _configs()
+IDS = [f"{m}-{f}-{'hx' if h else 'nohx'}-{i}" for m, kw, f, h, i in CONFIGS]
+
+
+def _inputs(mode, kw, form, given_hx, seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).to(dtype)  # noqa: E731
+    I, H = kw["input_size"], kw["hidden_size"]
+    D, L = 2 if kw["bidirectional"] else 1, kw["num_layers"]
+    H_out = kw.get("proj_size", 0) or H
+    if form == "unbatched":
+        B, x = None, r(6, I)
+    elif form == "padded":
+        B = 3
+        x = r(3, 6, I) if kw["batch_first"] else r(6, 3, I)
+    else:
+        lens = [6, 4, 4, 1] if form == "packed_sorted" else [3, 6, 1, 4]
+        B, x = 4, pack_sequence([r(n, I) for n in lens], enforce_sorted=form == "packed_sorted")
+    shape = (L * D, H_out) if B is None else (L * D, B, H_out)
+    hx = None
+    if given_hx:
+        hx = r(*shape)
+        if mode == "LSTM":
+            hx = (hx, r(*shape[:-1], H))
+    return x, hx
+
+
+def _run(module, x, hx, seed):
+    """Outputs, final states and the gradients of a random weighting of them, by name."""
+    leaves = {}
+    if isinstance(x, PackedSequence):
+        data = x.data.clone().requires_grad_(True)
+        x, leaves["x"] = PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices), data
+    else:
+        x = leaves["x"] = x.clone().requires_grad_(True)
+    if hx is not None:
+        hx = tuple(h.clone().requires_grad_(True) for h in hx) if isinstance(hx, tuple) \
+            else hx.clone().requires_grad_(True)
+        leaves |= {f"hx{i}": h for i, h in enumerate(hx if isinstance(hx, tuple) else (hx,))}
+    leaves |= dict(module.named_parameters())
+    y, h = module(x, hx)
+    outs = {"y": y.data if isinstance(y, PackedSequence) else y}
+    outs |= {f"h_n{i}": t for i, t in enumerate(h if isinstance(h, tuple) else (h,))}
+    g = torch.Generator().manual_seed(seed + 1)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum()
+               for o in outs.values())
+    grads = torch.autograd.grad(loss, list(leaves.values()))
+    res = {k: v.detach().double() for k, v in outs.items()}
+    res |= {"d" + k: v.double() for k, v in zip(leaves, grads)}
+    return res
+
+
+def _pair(mode, kw, backend, dtype):
+    """torch.nn and fastrnn modules with one state_dict; None when fastrnn refuses the pair."""
+    torch_cls, fast_cls = PAIRS[mode]
+    if kw.get("proj_size") and backend not in ("auto", "eager"):
+        with pytest.raises(ValueError, match="no LSTM projection"):
+            fast_cls(**kw, backend=backend)
+        return None, None
+    torch.manual_seed(0)
+    nn = torch_cls(**kw).to(dtype).eval()
+    fast = fast_cls(**kw, backend=backend).to(dtype).eval()
+    fast.load_state_dict(nn.state_dict())
+    return nn, fast
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode,kw,form,given_hx,seed", CONFIGS, ids=IDS)
+def test_module_matches_torch_nn_float64(backend, mode, kw, form, given_hx, seed):
+    nn, fast = _pair(mode, kw, backend, torch.float64)
+    if fast is None:
+        return
+    x, hx = _inputs(mode, kw, form, given_hx, seed, torch.float64)
+    want, got = _run(nn, x, hx, seed), _run(fast, x, hx, seed)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k].shape == want[k].shape, k
+        assert rel_err(got[k].numpy(), want[k].numpy()) <= 1e-10, k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode,kw,form,given_hx,seed", CONFIGS, ids=IDS)
+def test_module_float32_error_is_torch_nn_level(backend, mode, kw, form, given_hx, seed):
+    nn64, _ = _pair(mode, kw, backend, torch.float64)
+    nn32, fast32 = _pair(mode, kw, backend, torch.float32)
+    if fast32 is None:
+        return
+    x64, hx64 = _inputs(mode, kw, form, given_hx, seed, torch.float64)
+    x32, hx32 = _inputs(mode, kw, form, given_hx, seed, torch.float32)
+    ref, nn, got = _run(nn64, x64, hx64, seed), _run(nn32, x32, hx32, seed), _run(fast32, x32, hx32, seed)
+    for k in ref:
+        err, nn_err = rel_err(got[k].numpy(), ref[k].numpy()), rel_err(nn[k].numpy(), ref[k].numpy())
+        assert err <= float32_limit(nn_err), f"{k}: {err:.2e} vs torch.nn {nn_err:.2e}"
+
+
+@pytest.mark.parametrize("mode", PAIRS)
+def test_same_seed_same_parameters_and_state_dicts_load_both_ways(mode):
+    torch_cls, fast_cls = PAIRS[mode]
+    kw = dict(input_size=4, hidden_size=6, num_layers=2, bidirectional=True)
+    torch.manual_seed(3)
+    nn = torch_cls(**kw)
+    torch.manual_seed(3)
+    fast = fast_cls(**kw)
+    assert isinstance(fast, torch_cls)
+    assert [n for n, _ in nn.named_parameters()] == [n for n, _ in fast.named_parameters()]
+    for (_, p), (_, q) in zip(nn.named_parameters(), fast.named_parameters()):
+        assert torch.equal(p, q)
+    other = torch_cls(**kw)
+    other.load_state_dict(fast.state_dict())
+    fast.load_state_dict(torch_cls(**kw).state_dict())
+    fast.flatten_parameters()
+
+
+def test_dropout_is_applied_between_layers_in_training():
+    torch.manual_seed(0)
+    m = fastrnn.LSTM(3, 8, num_layers=2, dropout=0.5)
+    x = torch.randn(5, 2, 3)
+    m.eval()
+    y_eval, _ = m(x)
+    m.train()
+    torch.manual_seed(1)
+    y1, _ = m(x)
+    torch.manual_seed(1)
+    y2, _ = m(x)
+    assert torch.equal(y1, y2) and not torch.allclose(y1, y_eval)
+
+
+def test_last_backend_reports_what_ran():
+    m = fastrnn.LSTM(3, 4)
+    m(torch.randn(2, 1, 3))
+    assert m.last_backend in ("native", "numba")
+    p = fastrnn.LSTM(3, 4, proj_size=2)
+    p(torch.randn(2, 1, 3))
+    assert p.last_backend == "eager"
+
+
+def test_module_errors_match_torch():
+    m = fastrnn.GRU(3, 4)
+    with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal to input_size"):
+        m(torch.randn(2, 1, 5))
+    with pytest.raises(RuntimeError, match="Expected hidden size"):
+        m(torch.randn(2, 1, 3), torch.randn(1, 2, 4))
+    with pytest.raises(ValueError, match="expected input to be 2D or 3D, got 4D"):
+        m(torch.randn(2, 1, 3, 1))
+
+
+CELLS = {"RNNCell": (torch.nn.RNNCell, fastrnn.RNNCell), "LSTMCell": (torch.nn.LSTMCell, fastrnn.LSTMCell),
+         "GRUCell": (torch.nn.GRUCell, fastrnn.GRUCell)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("batched,given_hx,bias", [(True, True, True), (True, False, False),
+                                                   (False, True, True), (False, False, True)])
+def test_cells_match_torch_nn(backend, name, batched, given_hx, bias):
+    torch_cls, fast_cls = CELLS[name]
+    kw = dict(input_size=5, hidden_size=7, bias=bias)
+    if name == "RNNCell":
+        kw["nonlinearity"] = "relu"
+    torch.manual_seed(0)
+    nn = torch_cls(**kw).double()
+    torch.manual_seed(0)
+    fast = fast_cls(**kw, backend=backend).double()
+    assert isinstance(fast, torch_cls)
+    x = torch.randn(3, 5, dtype=torch.float64) if batched else torch.randn(5, dtype=torch.float64)
+    hshape = (3, 7) if batched else (7,)
+    hx = None
+    if given_hx:
+        hx = torch.randn(hshape, dtype=torch.float64)
+        hx = (hx, torch.randn(hshape, dtype=torch.float64)) if name == "LSTMCell" else hx
+
+    def run(m):
+        xx = x.clone().requires_grad_(True)
+        out = m(xx, hx)
+        outs = out if isinstance(out, tuple) else (out,)
+        loss = sum((o * (i + 1.5)).sum() for i, o in enumerate(outs))
+        grads = torch.autograd.grad(loss, [xx] + list(m.parameters()))
+        return list(outs) + list(grads)
+
+    for a, b in zip(run(fast), run(nn)):
+        assert a.shape == b.shape
+        assert rel_err(a.detach().numpy(), b.detach().numpy()) <= 1e-10
+
+
+class _Tagger(torch.nn.Module):
+    """Embedding → 2-layer bidirectional LSTM → GRU → GRUCell over the last step → head."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8)
+        self.lstm = torch.nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = torch.nn.GRU(32, 12, batch_first=True)
+        self.cell = torch.nn.GRUCell(12, 12)
+        self.head = torch.nn.Linear(12, 3)
+
+    def forward(self, tokens):
+        y, _ = self.lstm(self.emb(tokens))
+        y, h = self.gru(y)
+        return self.head(self.cell(y[:, -1], h[0]))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_convert_keeps_weights_mode_and_outputs(dtype, tol):
+    torch.manual_seed(0)
+    model = _Tagger().to(dtype).eval()
+    tokens = torch.randint(0, 50, (4, 9))
+    before = model(tokens)
+    params = [p for p in model.parameters()]
+    assert fastrnn.convert(model) is model
+    assert type(model.lstm) is fastrnn.LSTM and type(model.gru) is fastrnn.GRU
+    assert type(model.cell) is fastrnn.GRUCell and type(model.head) is torch.nn.Linear
+    assert all(p is q for p, q in zip(params, model.parameters()))
+    assert not model.training and model.lstm.weight_ih_l0.dtype == dtype
+    after = model(tokens)
+    assert model.lstm.last_backend in ("native", "numba")
+    assert rel_err(after.detach().numpy(), before.detach().numpy()) <= tol
+    copy.deepcopy(model)(tokens)  # a converted model still copies and runs
