@@ -1,0 +1,65 @@
+"""What a measurement ran on: CPU, vector extensions, threads, versions, GPU, load."""
+import os
+import platform
+
+import numpy
+import torch
+
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
+                "amx_tile", "asimd", "sve")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "Model", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [v for v in VECTOR_FLAGS if v in have]
+    except OSError:
+        pass
+    return []
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def describe(threads=None):
+    """A dict of facts about this machine and process, for reports and `fastrnn info`."""
+    import numba
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "vector extensions": cpu_flags(),
+        "torch threads": threads or torch.get_num_threads(),
+        "fastrnn recurrence threads": 1,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "numpy": numpy.__version__,
+        "onednn (mkldnn) enabled": torch.backends.mkldnn.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def busy(load_before, cores=None):
+    """True when other work was running: a 1-minute load average above half the cores."""
+    return load_before > 0.5 * (cores or os.cpu_count() or 1)

@@ -1,0 +1,140 @@
+"""The report folder of `fastrnn bench`: REPORT.md, results.json and PNG plots."""
+import json
+import math
+import os
+import statistics
+import time
+
+from .points import BASELINE, FLOOR, PASSES
+
+READING = """\
+How to read it: **speed-up** = torch.nn time / fastrnn time, so above 1 fastrnn is faster;
+**×floor** = time / GEMM-floor time, where the floor is exactly the matmuls the algorithm must do
+(the input projection over all T·B rows plus the T per-step recurrent products; for training also
+the backward ones and the weight gradients), timed alone with torch.matmul in the same run: 1.0
+would mean the recurrence's pointwise work and all overhead cost nothing. **GFLOP/s** counts those
+GEMM flops only. Times are medians of interleaved repetitions (every candidate once per round).
+The `forward` pass runs under no_grad (inference); `train` is one forward plus backward."""
+
+
+def row(point, times):
+    """One result: the point, its times, and the derived ratios."""
+    t_nn, t_floor = times[BASELINE], times[FLOOR]
+    flops = point.flops()
+    return {"point": point.asdict(), "flops": flops, "seconds": times,
+            "speedup": {k: t_nn / v for k, v in times.items() if k not in (BASELINE, FLOOR)},
+            "x_floor": {k: v / t_floor for k, v in times.items() if k != FLOOR},
+            "gflops": {k: flops / v / 1e9 for k, v in times.items()}}
+
+
+def _ms(s):
+    return f"{s * 1e3:.3g}"
+
+
+def _table(rows, backends):
+    head = ["cell", "T", "B", "I", "H", "torch.nn ms", "floor ms", "torch.nn ×floor"]
+    for b in backends:
+        head += [f"{b} ms", f"{b} speed-up", f"{b} ×floor", f"{b} GFLOP/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        p, s = r["point"], r["seconds"]
+        cells = [p["cell"], p["T"], p["B"], p["I"], p["H"], _ms(s[BASELINE]), _ms(s[FLOOR]),
+                 f"{r['x_floor'][BASELINE]:.2f}"]
+        for b in backends:
+            cells += [_ms(s[b]), f"**{r['speedup'][b]:.2f}**", f"{r['x_floor'][b]:.2f}",
+                      f"{r['gflops'][b]:.1f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _geomean(xs):
+    return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else float("nan")
+
+
+def write(out_dir, rows, backends, machine, load_before, load_after, busy):
+    """Write REPORT.md, results.json and the plots into out_dir; return the REPORT.md path."""
+    os.makedirs(out_dir, exist_ok=True)
+    meta = {"machine": machine, "load average before": load_before,
+            "load average after": load_after, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": rows}, f, indent=1)
+    plots = _plots(out_dir, rows, backends)
+    md = ["# fastrnn benchmark report", ""]
+    md += [f"Measured {meta['date']} on **{machine['cpu']}** ({machine['cores']} cores; "
+           f"vector extensions: {', '.join(machine['vector extensions']) or 'none found'}), "
+           f"torch {machine['torch']} with **{machine['torch threads']} threads for every "
+           f"candidate** (fastrnn's recurrence loops themselves run on 1), numba "
+           f"{machine['numba']}." + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}."
+                                     if "gpu" in machine else ""), ""]
+    md += [f"Load average (1 min): {load_before:.2f} before, {load_after:.2f} after."]
+    if busy:
+        md += ["", "> **Warning: other work was running on this machine; the ratios below are "
+               "unreliable.**"]
+    md += ["", READING, ""]
+    for pass_ in PASSES:
+        sel = [r for r in rows if r["point"]["pass_"] == pass_]
+        if not sel:
+            continue
+        md += [f"## {pass_}" + (" (inference)" if pass_ == "forward" else " (forward + backward)"),
+               ""]
+        for b in backends:
+            md.append(f"- {b}: geometric-mean speed-up over torch.nn "
+                      f"**{_geomean([r['speedup'][b] for r in sel]):.2f}×** over {len(sel)} points")
+        md += ["", _table(sel, backends), ""]
+    md += [f"![{os.path.splitext(p)[0]}]({p})" for p in plots]
+    path = os.path.join(out_dir, "REPORT.md")
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return path
+
+
+def _plots(out_dir, rows, backends):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    written = []
+    for cell in sorted({r["point"]["cell"] for r in rows}):
+        sel = [r for r in rows if r["point"]["cell"] == cell]
+        passes = [p for p in PASSES if any(r["point"]["pass_"] == p for r in sel)]
+        Bs = sorted({r["point"]["B"] for r in sel})
+        Hs = sorted({r["point"]["H"] for r in sel})
+        fig, axes = plt.subplots(len(passes), len(backends), squeeze=False,
+                                 figsize=(3.2 * len(backends) + 1, 2.6 * len(passes) + 0.6))
+        for i, pass_ in enumerate(passes):
+            for j, b in enumerate(backends):
+                grid = [[_geomean([r["speedup"][b] for r in sel if r["point"]["pass_"] == pass_
+                                   and r["point"]["B"] == B and r["point"]["H"] == H])
+                         for H in Hs] for B in Bs]
+                ax = axes[i][j]
+                im = ax.imshow(grid, cmap="RdYlGn", norm=LogNorm(vmin=0.25, vmax=4), aspect="auto")
+                for y, line in enumerate(grid):
+                    for x, v in enumerate(line):
+                        if not math.isnan(v):
+                            ax.text(x, y, f"{v:.2f}", ha="center", va="center", fontsize=8)
+                ax.set_xticks(range(len(Hs)), Hs)
+                ax.set_yticks(range(len(Bs)), Bs)
+                ax.set_xlabel("hidden H")
+                ax.set_ylabel("batch B")
+                ax.set_title(f"{b}, {pass_}", fontsize=9)
+        fig.colorbar(im, ax=axes, label="speed-up over torch.nn")
+        fig.suptitle(f"{cell}: speed-up over torch.nn (green: fastrnn faster)")
+        name = f"speedup_{cell}.png"
+        fig.savefig(os.path.join(out_dir, name), dpi=110)
+        plt.close(fig)
+        written.append(name)
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) + 2), 4.5))
+    labels = [f"{r['point']['cell']} {r['point']['pass_'][0]} B{r['point']['B']} "
+              f"H{r['point']['H']} T{r['point']['T']}" for r in rows]
+    for name in [BASELINE, *backends, FLOOR]:
+        ax.plot(range(len(rows)), [r["seconds"][name] / r["point"]["T"] * 1e6 for r in rows],
+                "o-" if name != FLOOR else "k--", label=name, markersize=4)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), labels, rotation=75, fontsize=7)
+    ax.set_ylabel("µs per time step")
+    ax.set_title("time per step (f: forward, t: train)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "time_per_step.png"), dpi=110)
+    plt.close(fig)
+    return written + ["time_per_step.png"]

@@ -1,0 +1,105 @@
+"""`fastrnn bench`: time fastrnn's backends against torch.nn over a grid of shapes and write a
+report folder (REPORT.md, results.json, PNG plots).
+
+The quick default grid takes about two minutes on 2 cores; --full adds every cell, larger shapes
+and the community's reference points: T=100, B=64, I=H=512 (PyTorch's benchmarks/fastrnns);
+a 4-layer LSTM with H=512, B=64, T=100 (Appleyard, Kočiský & Blunsom 2016, arXiv:1604.01946);
+B=16, T=1024, H=768 (FlashRNN's README chart); and haste's T=50 sweep (B ∈ {1, 16, 64},
+H = I ∈ {128, 256, 512, 1024})."""
+import itertools
+import sys
+
+import torch
+
+from .. import dispatch
+from ..bench import machine, report, timing
+from ..bench.points import BASELINE, FLOOR, PASSES, Point, candidates
+from . import _args
+
+QUICK = dict(cells=["lstm", "gru", "rnn_tanh"], batch=[1, 32], hidden=[64, 256], seq_len=[50])
+FULL = dict(cells=["lstm", "gru", "rnn_tanh", "rnn_relu"], batch=[1, 16, 64],
+            hidden=[128, 256, 512, 1024], seq_len=[50])
+REFERENCE_POINTS = [("lstm", 64, 100, 512, 512, 1), ("gru", 64, 100, 512, 512, 1),
+                    ("lstm", 64, 100, 512, 512, 4), ("lstm", 16, 1024, 768, 768, 1)]
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="time fastrnn against torch.nn and write a report",
+                       description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("--full", action="store_true", help="the whole grid plus reference points")
+    p.add_argument("--cells", type=_args.cell_list, help="e.g. lstm,gru,rnn_tanh,rnn_relu")
+    p.add_argument("--batch", type=_args.int_list, help="batch sizes B, e.g. 1,32")
+    p.add_argument("--hidden", type=_args.int_list, help="hidden sizes H, e.g. 64,256")
+    p.add_argument("--input", type=_args.int_list, help="input sizes I (default: I = H)")
+    p.add_argument("--seq-len", type=_args.int_list, help="sequence lengths T, e.g. 50")
+    p.add_argument("--layers", type=_args.positive_int, default=1, help="stacked layers L")
+    p.add_argument("--passes", type=_args.name_list, default=list(PASSES),
+                   help="forward (inference) and/or train (forward+backward)")
+    p.add_argument("--backends", type=_args.name_list,
+                   help="fastrnn backends to time (default: every kernel backend available)")
+    p.add_argument("--threads", type=_args.positive_int, help="torch threads for every candidate")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--rounds", type=_args.positive_int, default=5, help="interleaved rounds")
+    p.add_argument("--out", type=_args.writable_dir, default="bench-report",
+                   help="report folder (default: bench-report)")
+
+
+def _backends(args):
+    usable = [b for b in dispatch.backends()
+              if b != "eager" and (b == "cuda") == args.device.startswith("cuda")]
+    if args.backends is None:
+        return usable
+    for b in args.backends:
+        if b not in dispatch.NAMES:
+            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(dispatch.NAMES)}")
+        if dispatch.why_not(b) is not None:
+            raise ValueError(f"backend {b!r} is not usable here: {dispatch.why_not(b)}")
+    return args.backends
+
+
+def grid(args):
+    base = FULL if args.full else QUICK
+    cells = args.cells or base["cells"]
+    for pass_ in args.passes:
+        if pass_ not in PASSES:
+            raise ValueError(f"unknown pass {pass_!r}; choose from {', '.join(PASSES)}")
+    points = []
+    for cell, B, H, T, pass_ in itertools.product(cells, args.batch or base["batch"],
+                                                  args.hidden or base["hidden"],
+                                                  args.seq_len or base["seq_len"], args.passes):
+        for I in args.input or [H]:
+            points.append(Point(cell, B, T, I, H, args.layers, pass_, args.dtype, args.device))
+    if args.full:
+        points += [Point(c, B, T, I, H, L, pass_, args.dtype, args.device)
+                   for c, B, T, I, H, L in REFERENCE_POINTS for pass_ in args.passes]
+    return points
+
+
+def run(args):
+    from tqdm import tqdm
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backends = _backends(args)
+    points = grid(args)
+    load_before = machine.load_average()
+    info = machine.describe()
+    print(f"fastrnn bench: {len(points)} points, backends {', '.join(backends)} vs torch.nn, "
+          f"{torch.get_num_threads()} torch threads, {info['cpu']}", file=sys.stderr)
+    rows = []
+    for p in tqdm(points, desc="bench", unit="point", file=sys.stderr):
+        times = timing.measure(candidates(p, backends), rounds=args.rounds)
+        rows.append(report.row(p, times))
+        tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "
+                   + "  ".join(f"{b} {times[b] * 1e3:8.3f} ms ({times[BASELINE] / times[b]:.2f}x)"
+                               for b in backends)
+                   + f"  floor {times[FLOOR] * 1e3:.3f} ms", file=sys.stderr)
+    load_after = machine.load_average()
+    busy = machine.busy(load_before)
+    if busy:
+        print(f"warning: load average was {load_before:.2f} before the run: other work is "
+              "running, the ratios are unreliable", file=sys.stderr)
+    path = report.write(args.out, rows, backends, info, load_before, load_after, busy)
+    print(f"report written to {path}")

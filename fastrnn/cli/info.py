@@ -1,0 +1,41 @@
+"""`fastrnn info`: backends available here and why others are not, build flags, CPU features,
+threads and library paths."""
+import torch
+
+from .. import dispatch
+from ..bench import machine
+
+
+def add_parser(sub, name):
+    sub.add_parser(name, help="what fastrnn can use on this machine",
+                   description=__doc__.split(":", 1)[1].strip())
+
+
+def run(args):
+    from .. import _native
+    print("backends:")
+    for name in dispatch.NAMES:
+        why = dispatch.why_not(name)
+        print(f"  {name:7s} {'available' if why is None else 'unavailable: ' + why}")
+    print("libraries:")
+    for kind, fname in _native._NAMES.items():
+        path = _native.find(fname + _native._EXT)
+        print(f"  {fname + _native._EXT:20s} {path or 'not found'}")
+        if path and dispatch.why_not("native" if kind == "cpu" else "cuda") is None:
+            lib = dispatch.load("native" if kind == "cpu" else "cuda").library
+            print(f"  {'':20s} build: {lib.build_info()}")
+    print(f"  {'fastrnn.h':20s} {_native.find('fastrnn.h') or 'not found'}")
+    facts = machine.describe()
+    print("machine:")
+    for k, v in facts.items():
+        print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}")
+    import numba
+    print("threads:")
+    print(f"  torch intra-op: {torch.get_num_threads()}, inter-op: {torch.get_num_interop_threads()}")
+    print(f"  numba: {numba.config.NUMBA_NUM_THREADS} (kernels run one thread; BLAS held to 1 inside)")
+    try:
+        from threadpoolctl import threadpool_info
+        for pool in threadpool_info():
+            print(f"  {pool['internal_api']} ({pool['prefix']}): {pool['num_threads']} threads")
+    except ImportError:
+        pass
