@@ -99,8 +99,8 @@ def _plots(out_dir, rows, backends):
         passes = [p for p in PASSES if any(r["point"]["pass_"] == p for r in sel)]
         Bs = sorted({r["point"]["B"] for r in sel})
         Hs = sorted({r["point"]["H"] for r in sel})
-        fig, axes = plt.subplots(len(passes), len(backends), squeeze=False,
-                                 figsize=(3.2 * len(backends) + 1, 2.6 * len(passes) + 0.6))
+        fig, axes = plt.subplots(len(passes), len(backends), squeeze=False, layout="constrained",
+                                 figsize=(3.2 * len(backends) + 1.2, 2.6 * len(passes) + 0.8))
         for i, pass_ in enumerate(passes):
             for j, b in enumerate(backends):
                 grid = [[_geomean([r["speedup"][b] for r in sel if r["point"]["pass_"] == pass_
@@ -117,7 +117,9 @@ def _plots(out_dir, rows, backends):
                 ax.set_xlabel("hidden H")
                 ax.set_ylabel("batch B")
                 ax.set_title(f"{b}, {pass_}", fontsize=9)
-        fig.colorbar(im, ax=axes, label="speed-up over torch.nn")
+        bar = fig.colorbar(im, ax=axes, label="speed-up over torch.nn")
+        bar.set_ticks([0.25, 0.5, 1, 2, 4], labels=["0.25", "0.5", "1", "2", "4"])
+        bar.minorticks_off()
         fig.suptitle(f"{cell}: speed-up over torch.nn (green: fastrnn faster)")
         name = f"speedup_{cell}.png"
         fig.savefig(os.path.join(out_dir, name), dpi=110)

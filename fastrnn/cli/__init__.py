@@ -4,7 +4,7 @@ import sys
 
 from ._args import Parser
 
-COMMANDS = ("info", "bench")
+COMMANDS = ("info", "bench", "profile")
 
 
 def main(argv=None):
