@@ -1,0 +1,62 @@
+"""The `fastrnn` command: reports are written, and bad input is one line and a non-zero exit."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastrnn.cli import main
+
+
+def test_bench_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["bench", "--cells", "lstm,gru", "--batch", "2", "--hidden", "8", "--seq-len", "4",
+                 "--rounds", "1", "--out", str(out)]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "| lstm | 4 | 2 | 8 | 8 |" in report and "speed-up" in report and "GFLOP/s" in report
+    assert "threads for every candidate" in report and "Load average" in report
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["results"]) == 4  # 2 cells × 2 passes
+    for r in results["results"]:
+        assert r["seconds"]["torch.nn"] > 0 and r["seconds"]["gemm floor"] > 0
+    assert (out / "speedup_lstm.png").stat().st_size > 1000
+    assert (out / "time_per_step.png").stat().st_size > 1000
+
+
+def test_profile_writes_table_breakdown_and_plot(tmp_path, capsys):
+    out = tmp_path / "prof"
+    assert main(["profile", "--cell", "gru", "--batch", "2", "--hidden", "16", "--seq-lens", "8,32",
+                 "--rounds", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["T"] for r in rows] == [8, 32]
+    for r in rows:
+        for b in r["breakdown"]:
+            assert set(r["breakdown"][b]) == {"input projection", "recurrent loop",
+                                              "backward loop", "weight-gradient GEMMs"}
+        assert r["peak_mib"]["torch.nn"] >= 0
+    assert "recurrent loop ms" in (out / "PROFILE.md").read_text()
+    assert (out / "profile.png").stat().st_size > 1000
+
+
+def test_info_lists_backends(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "numba" in text and "available" in text and "vector extensions" in text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["bench", "--cells", "lsmt"], "unknown cell 'lsmt'"),
+    (["bench", "--batch", "-4"], "expected positive integers, got -4"),
+    (["bench", "--hidden", ","], "got an empty list"),
+    (["bench", "--out", "/proc/no/such"], "cannot write to output folder"),
+    (["bench", "--backends", "tpu"], "unknown backend 'tpu'"),
+    (["profile", "--seq-lens", "0,8"], "expected positive integers, got 0"),
+    (["profile", "--cell", "lstm,gru"], "--cell takes one cell"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_nonzero(argv, message):
+    run = subprocess.run([sys.executable, "-m", "fastrnn.cli", *argv], capture_output=True,
+                         text=True)
+    assert run.returncode != 0
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
