@@ -55,19 +55,20 @@ class Case:
         return {n: getattr(self.module, n).detach().to(dtype) for n in names}
 
     def _grads(self, inputs, y, h_n, c_n):
-        loss = (y * self.wy.to(y.dtype)).sum() + (h_n * self.wh.to(y.dtype)).sum()
+        w = {k: getattr(self, k).to(y.device, y.dtype) for k in ("wy", "wh", "wc")}
+        loss = (y * w["wy"]).sum() + (h_n * w["wh"]).sum()
         if c_n is not None:
-            loss = loss + (c_n * self.wc.to(y.dtype)).sum()
+            loss = loss + (c_n * w["wc"]).sum()
         grads = torch.autograd.grad(loss, list(inputs.values()))
         out = {"y": y, "h_n": h_n} | ({"c_n": c_n} if c_n is not None else {})
         out |= {"d" + k: g for k, g in zip(inputs, grads)}
-        return {k: v.detach().double().numpy() for k, v in out.items()}
+        return {k: v.detach().double().cpu().numpy() for k, v in out.items()}
 
-    def run_fastrnn(self, backend, dtype=torch.float64):
-        p = self.params(dtype)
-        inputs = {"x": self.x.to(dtype), "h0": self.h0.to(dtype)}
+    def run_fastrnn(self, backend, dtype=torch.float64, device="cpu"):
+        p = {k: v.to(device) for k, v in self.params(dtype).items()}
+        inputs = {"x": self.x.to(device, dtype), "h0": self.h0.to(device, dtype)}
         if self.cell == "lstm":
-            inputs["c0"] = self.c0.to(dtype)
+            inputs["c0"] = self.c0.to(device, dtype)
         inputs |= p
         for t in inputs.values():
             t.requires_grad_(True)
@@ -84,12 +85,12 @@ class Case:
                             backend=backend)
         return self._grads(inputs, y, h_n, c_n)
 
-    def run_torch(self, dtype=torch.float32):
-        m = copy.deepcopy(self.module).to(dtype)
-        inputs = {"x": self.x.to(dtype).requires_grad_(True),
-                  "h0": self.h0.to(dtype).requires_grad_(True)}
+    def run_torch(self, dtype=torch.float32, device="cpu"):
+        m = copy.deepcopy(self.module).to(device, dtype)
+        inputs = {"x": self.x.to(device, dtype).requires_grad_(True),
+                  "h0": self.h0.to(device, dtype).requires_grad_(True)}
         if self.cell == "lstm":
-            inputs["c0"] = self.c0.to(dtype).requires_grad_(True)
+            inputs["c0"] = self.c0.to(device, dtype).requires_grad_(True)
         inputs |= dict(m.named_parameters())
         x = inputs["x"]
         if self.lengths is not None:
