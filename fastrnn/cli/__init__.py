@@ -4,7 +4,8 @@ import sys
 
 from ._args import Parser
 
-COMMANDS = ("info", "bench", "profile")
+COMMANDS = ("info", "bench", "profile", "train-charlm", "generate", "train-sentiment",
+            "finetune")
 
 
 def main(argv=None):

@@ -89,7 +89,7 @@ def run(args):
     print(f"fastrnn bench: {len(points)} points, backends {', '.join(backends)} vs torch.nn, "
           f"{torch.get_num_threads()} torch threads, {info['cpu']}", file=sys.stderr)
     rows = []
-    for p in tqdm(points, desc="bench", unit="point", file=sys.stderr):
+    for p in tqdm(points, desc="bench", unit="point", file=sys.stderr, disable=None):
         times = timing.measure(candidates(p, backends), rounds=args.rounds)
         rows.append(report.row(p, times))
         tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "

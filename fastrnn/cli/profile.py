@@ -38,7 +38,7 @@ def run(args):
     backends = _backends(args)
     config = dict(cell=args.cell[0], B=args.batch, I=args.input or args.hidden, H=args.hidden,
                   device=args.device, dtype=args.dtype)
-    bar = tqdm(total=len(args.seq_lens), desc="profile", unit="T", file=sys.stderr)
+    bar = tqdm(total=len(args.seq_lens), desc="profile", unit="T", file=sys.stderr, disable=None)
 
     def progress(row):
         bar.update()

@@ -1,0 +1,19 @@
+"""`fastrnn generate`: sample text from a character-model checkpoint."""
+from ..apps import charlm
+from . import _args
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="sample text from a character-model checkpoint",
+                       description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--prompt", default="\n")
+    p.add_argument("--length", type=_args.positive_int, default=500, help="characters to sample")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same text")
+    p.add_argument("--impl", choices=["fastrnn", "torch"], default="fastrnn")
+
+
+def run(args):
+    model, _, vocab = charlm.load(args.checkpoint, args.impl)
+    print(charlm.generate(model, vocab, args.prompt, args.length, args.temperature, args.seed))
