@@ -40,15 +40,15 @@ def _no_setup(ctx, inputs, output):
     pass
 
 
-def _states(gx, H, save):
-    """Ring buffers: [T+1,B,H] states and [T,B,*] gates when saving, else 2 and 1 slots."""
-    T, B, _ = gx.shape
-    return (T + 1 if save else 2), (T if save else 1), B, H
+def _slots(T, save):
+    """(state slots, gate slots): T+1 and T when saving for backward, else 2 and 1 (rings)."""
+    return (T + 1, T) if save else (2, 1)
 
 
 # ---------------------------------------------------------------------------------------- RNN
 def _rnn_out(gx, save):
-    S, Sg, B, H = _states(gx, gx.shape[2], save)
+    T, B, H = gx.shape
+    S, _ = _slots(T, save)
     return gx.new_empty(gx.shape), gx.new_empty(B, H), gx.new_empty(S, B, H)
 
 
@@ -100,8 +100,8 @@ rnn_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
 
 # --------------------------------------------------------------------------------------- LSTM
 def _lstm_out(gx, save):
-    S, Sg, B, H = _states(gx, gx.shape[2] // 4, save)
-    T = gx.shape[0]
+    T, B, H = gx.shape[0], gx.shape[1], gx.shape[2] // 4
+    S, Sg = _slots(T, save)
     return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(B, H),
             gx.new_empty(Sg, B, 4 * H), gx.new_empty(S, B, H), gx.new_empty(S, B, H))
 
@@ -156,8 +156,8 @@ lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
 
 # ---------------------------------------------------------------------------------------- GRU
 def _gru_out(gx, save):
-    S, Sg, B, H = _states(gx, gx.shape[2] // 3, save)
-    T = gx.shape[0]
+    T, B, H = gx.shape[0], gx.shape[1], gx.shape[2] // 3
+    S, Sg = _slots(T, save)
     return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(Sg, B, 3 * H),
             gx.new_empty(Sg, B, H), gx.new_empty(S, B, H))
 

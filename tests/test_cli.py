@@ -23,6 +23,15 @@ def test_bench_writes_a_report(tmp_path, capsys):
     assert (out / "time_per_step.png").stat().st_size > 1000
 
 
+def test_bench_memory_column(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["bench", "--cells", "gru", "--batch", "2", "--hidden", "8", "--seq-len", "4",
+                 "--passes", "train", "--rounds", "1", "--memory", "--out", str(out)]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["results"]
+    assert set(row["peak_mib"]) >= {"torch.nn", "numba"}
+    assert "torch.nn peak MiB" in (out / "REPORT.md").read_text()
+
+
 def test_profile_writes_table_breakdown_and_plot(tmp_path, capsys):
     out = tmp_path / "prof"
     assert main(["profile", "--cell", "gru", "--batch", "2", "--hidden", "16", "--seq-lens", "8,32",

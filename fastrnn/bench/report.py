@@ -14,7 +14,9 @@ How to read it: **speed-up** = torch.nn time / fastrnn time, so above 1 fastrnn 
 the backward ones and the weight gradients), timed alone with torch.matmul in the same run: 1.0
 would mean the recurrence's pointwise work and all overhead cost nothing. **GFLOP/s** counts those
 GEMM flops only. Times are medians of interleaved repetitions (every candidate once per round).
-The `forward` pass runs under no_grad (inference); `train` is one forward plus backward."""
+The `forward` pass runs under no_grad (inference); `train` is one forward plus backward.
+**peak MiB** (with --memory, training points on the CPU) is the peak resident memory of a fresh
+process running that point once after a warm-up run, minus its resident size just before."""
 
 
 def row(point, times):
@@ -32,9 +34,11 @@ def _ms(s):
 
 
 def _table(rows, backends):
+    memory = [n for n in [BASELINE, *backends] if all(n in r.get("peak_mib", {}) for r in rows)]
     head = ["cell", "T", "B", "I", "H", "torch.nn ms", "floor ms", "torch.nn ×floor"]
     for b in backends:
         head += [f"{b} ms", f"{b} speed-up", f"{b} ×floor", f"{b} GFLOP/s"]
+    head += [f"{n} peak MiB" for n in memory]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         p, s = r["point"], r["seconds"]
@@ -43,6 +47,7 @@ def _table(rows, backends):
         for b in backends:
             cells += [_ms(s[b]), f"**{r['speedup'][b]:.2f}**", f"{r['x_floor'][b]:.2f}",
                       f"{r['gflops'][b]:.1f}"]
+        cells += [f"{r['peak_mib'][n]:.1f}" for n in memory]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

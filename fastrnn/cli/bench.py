@@ -12,11 +12,11 @@ import sys
 import torch
 
 from .. import dispatch
-from ..bench import machine, report, timing
+from ..bench import machine, memory, report, timing
 from ..bench.points import BASELINE, FLOOR, PASSES, Point, candidates
 from . import _args
 
-QUICK = dict(cells=["lstm", "gru", "rnn_tanh"], batch=[1, 32], hidden=[64, 256], seq_len=[50])
+QUICK = dict(cells=["lstm", "gru", "rnn_tanh"], batch=[1, 16, 64], hidden=[64, 256], seq_len=[50])
 FULL = dict(cells=["lstm", "gru", "rnn_tanh", "rnn_relu"], batch=[1, 16, 64],
             hidden=[128, 256, 512, 1024], seq_len=[50])
 REFERENCE_POINTS = [("lstm", 64, 100, 512, 512, 1), ("gru", 64, 100, 512, 512, 1),
@@ -41,6 +41,8 @@ def add_parser(sub, name):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--rounds", type=_args.positive_int, default=5, help="interleaved rounds")
+    p.add_argument("--memory", action="store_true",
+                   help="also measure each training point's peak memory (a fresh process each)")
     p.add_argument("--out", type=_args.writable_dir, default="bench-report",
                    help="report folder (default: bench-report)")
 
@@ -92,6 +94,8 @@ def run(args):
     for p in tqdm(points, desc="bench", unit="point", file=sys.stderr, disable=None):
         times = timing.measure(candidates(p, backends), rounds=args.rounds)
         rows.append(report.row(p, times))
+        if args.memory and p.pass_ == "train" and p.device == "cpu":
+            rows[-1]["peak_mib"] = {n: memory.peak_mb(p, n) for n in [BASELINE, *backends]}
         tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "
                    + "  ".join(f"{b} {times[b] * 1e3:8.3f} ms ({times[BASELINE] / times[b]:.2f}x)"
                                for b in backends)
