@@ -47,7 +47,7 @@ static inline float fr_expf(float a) {
   float n = (a * 1.44269504f + shifter) - shifter; /* round(a / ln2) */
   float r = (a - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
-            r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f)))))));
+            r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
   union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23};
   return p * scale.f;
 }

@@ -24,6 +24,7 @@ FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int64_t S, 
       }
       real *ab = a + b * G, *anb = an + b * H;
       const real *xb = gx + (t * B + b) * G, *hp = h_prev + b * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) {
         anb[j] = ab[2 * H + j] + b_hh[2 * H + j];
         yb[j] = hb[j] = gru_fwd(xb[j], xb[H + j], xb[2 * H + j], ab[j] + b_hh[j],
@@ -52,6 +53,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
       }
       const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
       const real *anb = a_n + (t * B + b) * H, *hp = hs + (t * B + b) * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) {
         dhb[j] = gru_bwd(gb[j], gb[H + j], gb[2 * H + j], anb[j], hp[j], dyb[j] + dhb[j],
                          &dxb[j], &dxb[H + j], &dxb[2 * H + j]);

@@ -24,6 +24,7 @@ FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int64_t S, 
       }
       real *ab = a + b * G;
       const real *xb = gx + (t * B + b) * G, *cp = c_prev + b * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) {
         yb[j] = hb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[H + j], ab[2 * H + j] + xb[2 * H + j],
                                  ab[3 * H + j] + xb[3 * H + j], cp[j], &ab[j], &ab[H + j],
@@ -52,6 +53,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
       }
       const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
       const real *cb = cs + ((t + 1) * B + b) * H, *cp = cs + (t * B + b) * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) {
         dcb[j] = lstm_bwd(gb[j], gb[H + j], gb[2 * H + j], gb[3 * H + j], cb[j], cp[j],
                           dyb[j] + dhb[j], dcb[j], &dAb[j], &dAb[H + j], &dAb[2 * H + j],

@@ -20,6 +20,7 @@ FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int relu, i
         continue;
       }
       const real *gxb = gx + (t * B + b) * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + gxb[j], relu);
     }
   }
@@ -39,6 +40,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, 
         continue;
       }
       const real *dyb = dy + (t * B + b) * H, *hb = hs + ((t + 1) * B + b) * H;
+      #pragma omp simd
       for (int64_t j = 0; j < H; j++) dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
       row_times_W(H, H, dAb, W_hh, dhb, 0);
     }
