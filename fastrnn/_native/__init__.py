@@ -5,6 +5,7 @@ libraries; the f64 and CUDA declarations are derived from the f32 ones by the su
 the header describes. The libraries are looked for in every folder of this package's __path__
 and of sys.path, so regular and editable installs both find them.
 """
+import contextlib
 import os
 import re
 import sys
@@ -80,34 +81,37 @@ class Library:
             raise (ValueError if rc == 1 else RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
 
 
-def kernel_functions(library, stream=lambda t: None):
-    """The six functions of the kernel-backend interface (see fastrnn.dispatch) on `library`."""
+def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib.nullcontext()):
+    """The six functions of the kernel-backend interface (see fastrnn.dispatch) on `library`;
+    `stream(t)` gives the stream to launch on and `device(t)` a context making t's device current."""
 
     def forward(gx, hs):
         return "forward" if hs.shape[0] == gx.shape[0] + 1 else "forward_infer"
 
+    def call(stem, H, *tensors):
+        with device(tensors[0]):
+            library.call(stem, H, *tensors, stream=stream(tensors[0]))
+
     def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
         stem = f"rnn_{'relu' if relu else 'tanh'}_{forward(gx, hs)}"
-        library.call(stem, gx.shape[2], gx, h0, w_hh, lengths, y, h_n, hs, stream=stream(gx))
+        call(stem, gx.shape[2], gx, h0, w_hh, lengths, y, h_n, hs)
 
     def rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, dA, dh0):
-        stem = f"rnn_{'relu' if relu else 'tanh'}_backward"
-        library.call(stem, dy.shape[2], dy, dh_n, hs, w_hh, lengths, dA, dh0, stream=stream(dy))
+        call(f"rnn_{'relu' if relu else 'tanh'}_backward", dy.shape[2], dy, dh_n, hs, w_hh,
+             lengths, dA, dh0)
 
     def lstm_forward(gx, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        library.call(f"lstm_{forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y,
-                     h_n, c_n, gates, cs, hs, stream=stream(gx))
+        call(f"lstm_{forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y, h_n, c_n,
+             gates, cs, hs)
 
     def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0):
-        library.call("lstm_backward", dy.shape[2], dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA,
-                     dh0, dc0, stream=stream(dy))
+        call("lstm_backward", dy.shape[2], dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0)
 
     def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        library.call(f"gru_{forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y,
-                     h_n, gates, a_n, hs, stream=stream(gx))
+        call(f"gru_{forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y, h_n,
+             gates, a_n, hs)
 
     def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0):
-        library.call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx,
-                     dA, dh0, stream=stream(dy))
+        call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0)
 
     return rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward

@@ -13,5 +13,9 @@ def _stream(t):
     return torch.cuda.current_stream(t.device).cuda_stream
 
 
+def _device(t):
+    return torch.cuda.device(t.device)
+
+
 (rnn_forward, rnn_backward, lstm_forward, lstm_backward,
- gru_forward, gru_backward) = kernel_functions(library, _stream)
+ gru_forward, gru_backward) = kernel_functions(library, _stream, _device)

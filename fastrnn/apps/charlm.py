@@ -7,7 +7,7 @@ import torch
 
 from .data import CharVocab, read_text, split_train_val
 
-DEFAULTS = dict(embed=64, hidden=512, layers=2, dropout=0.1, seq_len=128, batch=64, lr=2e-3,
+DEFAULTS = dict(embed=64, hidden=256, layers=2, dropout=0.1, seq_len=128, batch=64, lr=2e-3,
                 clip=1.0, seed=0, impl="fastrnn")
 
 

@@ -29,7 +29,10 @@ def int_list(text):
 
 
 def positive_int(text):
-    return int_list(text)[0] if "," not in text else int_list("x")
+    values = int_list(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one positive integer, got {text!r}")
+    return values[0]
 
 
 def cell_list(text):

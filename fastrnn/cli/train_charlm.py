@@ -23,7 +23,7 @@ def add_parser(sub, name):
 
 def add_training_args(p):
     """The options train-charlm and finetune share."""
-    p.add_argument("--epochs", type=_args.positive_int, default=10)
+    p.add_argument("--epochs", type=_args.positive_int, default=14)
     p.add_argument("--seq-len", type=_args.positive_int, default=charlm.DEFAULTS["seq_len"],
                    help="BPTT chunk length")
     p.add_argument("--batch", type=_args.positive_int, default=charlm.DEFAULTS["batch"])
