@@ -1,7 +1,5 @@
 """The applications: loaders (and their errors), a tiny training run that must learn, checkpoint
 round trip, generation determinism, frozen parts staying bitwise unchanged."""
-import io
-import os
 import pathlib
 import tarfile
 

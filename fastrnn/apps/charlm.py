@@ -1,6 +1,5 @@
 """Character-level language model: Embedding → LSTM → Linear, trained by truncated BPTT with the
 hidden state carried across chunks, gradient-norm clipping and Adam; checkpoints, sampling."""
-import math
 import time
 
 import torch
@@ -170,7 +169,3 @@ def generate(model, vocab, prompt, length, temperature=0.8, seed=0):
         out.append(nxt)
         logits, state = model(torch.tensor([[nxt]]), state)
     return prompt + vocab.decode(out)
-
-
-def perplexity(nats):
-    return math.exp(nats)
