@@ -13,8 +13,8 @@
 
 #ifdef __CUDACC__
 #define FR_INLINE static __host__ __device__ __forceinline__
-#else
-#define FR_INLINE static inline
+#else  /* always: a multiversioned CPU loop must not call a baseline copy (cpu/internal.h) */
+#define FR_INLINE static inline __attribute__((always_inline))
 #endif
 
 #define FR_CAT_(a, b) a##b

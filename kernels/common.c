@@ -29,6 +29,11 @@ int fr_fail(const char *fn, const char *fmt, ...) {
   return FASTRNN_EINVAL;
 }
 
+int fr_nomem(const char *fn, const char *what, size_t bytes) {
+  fr_fail(fn, "out of memory allocating %zu bytes for %s", bytes, what);
+  return FASTRNN_ENOMEM;
+}
+
 int fr_check(const char *fn, int64_t T, int64_t B, int64_t H, int64_t gates,
              const int64_t *lengths, int host_lengths, int n, const void *const *ptrs,
              const char *names) {

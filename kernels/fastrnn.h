@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* FASTRNN_CDEF_BEGIN */
-enum { FASTRNN_OK = 0, FASTRNN_EINVAL = 1, FASTRNN_EDEVICE = 2 };
+enum { FASTRNN_OK = 0, FASTRNN_EINVAL = 1, FASTRNN_EDEVICE = 2, FASTRNN_ENOMEM = 3 };
 const char *fastrnn_last_error(void);
 const char *fastrnn_build_info(void);
 

@@ -47,6 +47,9 @@ def _cdef(kind):
     return common + cuda.replace(");", ", void *stream);")
 
 
+_ERRORS = {1: ValueError, 3: MemoryError}  # FASTRNN_EINVAL, FASTRNN_ENOMEM; EDEVICE: RuntimeError
+
+
 class Library:
     """One compiled library and a call that turns its error codes into Python exceptions."""
 
@@ -78,7 +81,7 @@ class Library:
         rc = fn(x.shape[0], x.shape[1], H, *ptrs)
         if rc != 0:
             msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()
-            raise (ValueError if rc == 1 else RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
+            raise _ERRORS.get(rc, RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
 
 
 def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib.nullcontext()):

@@ -1,13 +1,14 @@
 """IMDB sentiment, the seed's model: Embedding(10000, 128) → LSTM → Dense(1, sigmoid), binary
-cross-entropy, Adam; reviews cut to their last `max_len` tokens, left-padded."""
+cross-entropy, Adam with gradient-norm clipping; reviews cut to their last `max_len` tokens,
+left-padded."""
 import time
 
 import torch
 
 from .data import WordVocab, load_imdb
 
-DEFAULTS = dict(vocab=10000, embed=128, hidden=128, max_len=256, batch=64, lr=1e-3, epochs=4,
-                seed=0, impl="fastrnn")
+DEFAULTS = dict(vocab=10000, embed=128, hidden=128, max_len=256, batch=64, lr=1e-3, clip=1.0,
+                epochs=4, seed=0, impl="fastrnn")
 
 
 class SentimentLSTM(torch.nn.Module):
@@ -70,6 +71,8 @@ def train(model, data, config, max_steps=None):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            # 256 steps of BPTT now and then give one huge gradient that undoes an epoch of Adam
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
             opt.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / n:.4f}")

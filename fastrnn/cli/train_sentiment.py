@@ -22,6 +22,7 @@ def add_parser(sub, name):
                    help="keep each review's last N tokens")
     p.add_argument("--batch", type=_args.positive_int, default=d["batch"])
     p.add_argument("--lr", type=float, default=d["lr"])
+    p.add_argument("--clip", type=float, default=d["clip"], help="gradient-norm clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=["fastrnn", "torch"], default="fastrnn")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads")
@@ -33,7 +34,7 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     config = sentiment.DEFAULTS | {k: getattr(args, k) for k in
-                                   ("epochs", "hidden", "max_len", "batch", "lr", "seed", "impl")}
+                                   ("epochs", "hidden", "max_len", "batch", "lr", "clip", "seed", "impl")}
     t0 = time.perf_counter()
     vocab, data = sentiment.load(args.data, config)
     print(f"{len(data['train'][0])} training and {len(data['test'][0])} test reviews, vocabulary "

@@ -4,17 +4,19 @@
 #include "internal.h"
 
 /* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
+FR_MULTIVERSION static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
                                     const real *gx, const real *h0, const real *W_hh,
                                     const real *b_hh, const int64_t *lengths, real *y,
                                     real *h_n, real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
+  real *WT = transposed(G, H, W_hh);
+  if (!WT) return fr_nomem("fastrnn_gru_forward", "W_hh transposed", (size_t)(G * H) * sizeof(real));
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
-    rows_times_WT(B, G, H, h_prev, W_hh, a);
+    rows_times(B, G, H, h_prev, WT, a, 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {
@@ -34,9 +36,12 @@ FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int64_t S, 
     }
   }
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
+  free(WT);
+  return FASTRNN_OK;
 }
 
-/* dh0 doubles as the running ∂L/∂h_t while walking back in time. */
+/* dh0 doubles as the running ∂L/∂h_t while walking back in time; it already holds the direct
+ * term ∂L/∂h_t·z when dA·W_hh is added (zero rows of dA, of ended sequences, add nothing). */
 FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real *dy,
                                      const real *dh_n, const real *gates, const real *a_n,
                                      const real *hs, const real *W_hh, const int64_t *lengths,
@@ -61,8 +66,8 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
         dab[H + j] = dxb[H + j];
         dab[2 * H + j] = dxb[2 * H + j] * gb[j];
       }
-      row_times_W(G, H, dab, W_hh, dhb, 1);  /* the direct term dh·z is already in dhb */
     }
+    rows_times(B, H, G, dA + t * B * G, W_hh, dh0, 1);
   }
 }
 
@@ -70,7 +75,7 @@ int SFX(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, co
                              const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
                              real *h_n, real *gates, real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) forward(T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward(T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   return e;
 }
 
@@ -79,7 +84,7 @@ int SFX(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *
                                    const int64_t *lengths, real *y, real *h_n, real *gates,
                                    real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) forward(T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward(T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   return e;
 }
 

@@ -2,6 +2,7 @@
 #ifndef FASTRNN_CPU_INTERNAL_H
 #define FASTRNN_CPU_INTERNAL_H
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../cell_math.h"
@@ -16,50 +17,66 @@
 #define FR_MULTIVERSION
 #endif
 
+/* Whatever a multiversioned loop calls must be inlined into it, or it runs as the baseline build:
+ * GCC otherwise keeps a large helper out of line, compiled once for the default target. */
+#define FR_HOT static inline __attribute__((always_inline))
 
-/* out [nb,G] = h [nb,K] · Wᵀ, W [G,K]: the recurrent product of a block of rows. Four rows share
- * each load of a row of W, and each dot product is a vectorised reduction. */
-static inline void rows_times_WT(int64_t nb, int64_t G, int64_t K, const real *restrict h,
-                                 const real *restrict W, real *restrict out) {
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    const real *h0 = h + b * K, *h1 = h0 + K, *h2 = h1 + K, *h3 = h2 + K;
-    for (int64_t g = 0; g < G; g++) {
-      const real *w = W + g * K;
-      real a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-      for (int64_t k = 0; k < K; k++) {
-        a0 += h0[k] * w[k];
-        a1 += h1[k] * w[k];
-        a2 += h2[k] * w[k];
-        a3 += h3[k] * w[k];
-      }
-      out[b * G + g] = a0;
-      out[(b + 1) * G + g] = a1;
-      out[(b + 2) * G + g] = a2;
-      out[(b + 3) * G + g] = a3;
+
+/* Register tiles of the per-step product: FR_MR rows × FR_NR columns, two AVX2 vectors per row
+ * (16 floats, 8 doubles), so 8 independent accumulators hide the FMA latency and each load of a
+ * row of Bm serves FR_MR rows of A. */
+#define FR_MR 4
+#define FR_NR (64 / (int)sizeof(real))
+
+/* C [mr,nr] (+)= A [mr,K] · Bm [K,nr], rows lda, ldb, ldc apart. Inlined with constant mr, nr the
+ * accumulators live in registers; the edge tiles take the same code with variable sizes. */
+FR_HOT void tile(int mr, int nr, int64_t K, const real *restrict A, int64_t lda,
+                 const real *restrict Bm, int64_t ldb, real *restrict C, int64_t ldc,
+                 int accumulate) {
+  real acc[FR_MR][4 * FR_NR];
+  for (int r = 0; r < mr; r++)
+    for (int j = 0; j < nr; j++) acc[r][j] = accumulate ? C[r * ldc + j] : 0;
+  for (int64_t k = 0; k < K; k++) {
+    const real *w = Bm + k * ldb;
+    for (int r = 0; r < mr; r++) {
+      const real a = A[r * lda + k];
+#pragma omp simd
+      for (int j = 0; j < nr; j++) acc[r][j] += a * w[j];
     }
   }
-  for (; b < nb; b++) {
-    for (int64_t g = 0; g < G; g++) {
-      const real *w = W + g * K, *hb = h + b * K;
-      real a = 0;
-#pragma omp simd reduction(+ : a)
-      for (int64_t k = 0; k < K; k++) a += hb[k] * w[k];
-      out[b * G + g] = a;
-    }
+  for (int r = 0; r < mr; r++)
+    for (int j = 0; j < nr; j++) C[r * ldc + j] = acc[r][j];
+}
+
+/* C [M,N] (+)= A [M,K] · Bm [K,N], all dense: one step's recurrent product. A row left over from
+ * the FR_MR-row tiles (always, when M = 1) takes four vectors per tile instead of two, so it too
+ * has 8 accumulators. */
+FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A,
+                       const real *restrict Bm, real *restrict C, int accumulate) {
+  int64_t m = 0;
+  for (; m + FR_MR <= M; m += FR_MR) {
+    int64_t n = 0;
+    for (; n + FR_NR <= N; n += FR_NR)
+      tile(FR_MR, FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+    if (n < N) tile(FR_MR, (int)(N - n), K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+  }
+  for (; m < M; m++) {
+    int64_t n = 0;
+    for (; n + 4 * FR_NR <= N; n += 4 * FR_NR)
+      tile(1, 4 * FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+    for (; n + FR_NR <= N; n += FR_NR)
+      tile(1, FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+    if (n < N) tile(1, (int)(N - n), K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
   }
 }
 
-/* out [K] (+)= d [G] · W, W [G,K]: ∂L/∂h_{t-1} of one row from its ∂L/∂A. */
-static inline void row_times_W(int64_t G, int64_t K, const real *restrict d,
-                               const real *restrict W, real *restrict out, int accumulate) {
-  if (!accumulate) memset(out, 0, (size_t)K * sizeof(real));
-  for (int64_t g = 0; g < G; g++) {
-    const real s = d[g], *w = W + g * K;
-    if (s == 0) continue;
-#pragma omp simd
-    for (int64_t k = 0; k < K; k++) out[k] += s * w[k];
-  }
+/* WT [K,G] = Wᵀ, W [G,K]: the forward product wants W_hh's columns contiguous. NULL when out of
+ * memory; the caller frees it. */
+static inline real *transposed(int64_t G, int64_t K, const real *restrict W) {
+  real *WT = malloc((size_t)(G * K) * sizeof(real));
+  if (WT)
+    for (int64_t g = 0; g < G; g++)
+      for (int64_t k = 0; k < K; k++) WT[k * G + g] = W[g * K + k];
+  return WT;
 }
 #endif

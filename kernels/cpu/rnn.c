@@ -3,15 +3,18 @@
 #include "internal.h"
 
 /* S state slots: T+1 keep every h_t for backward, 2 keep only the last two (inference). */
-FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S,
+FR_MULTIVERSION static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S,
                                     const real *gx, const real *h0, const real *W_hh,
                                     const int64_t *lengths, real *y, real *h_n, real *hs) {
   const int64_t BH = B * H;
+  real *WT = transposed(H, H, W_hh);
+  if (!WT) return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
+                          "W_hh transposed", (size_t)(H * H) * sizeof(real));
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
-    rows_times_WT(B, H, H, h_prev, W_hh, h_t);
+    rows_times(B, H, H, h_prev, WT, h_t, 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -25,9 +28,12 @@ FR_MULTIVERSION static void forward(int64_t T, int64_t B, int64_t H, int relu, i
     }
   }
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
+  free(WT);
+  return FASTRNN_OK;
 }
 
-/* dh0 doubles as the running ∂L/∂h_t while walking back in time. */
+/* dh0 doubles as the running ∂L/∂h_t while walking back in time. A sequence that has ended
+ * carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves them as they are. */
 FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy,
                                      const real *dh_n, const real *hs, const real *W_hh,
                                      const int64_t *lengths, real *dA, real *dh0) {
@@ -41,9 +47,12 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, 
       }
       const real *dyb = dy + (t * B + b) * H, *hb = hs + ((t + 1) * B + b) * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
-      row_times_W(H, H, dAb, W_hh, dhb, 0);
+      for (int64_t j = 0; j < H; j++) {
+        dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
+        dhb[j] = 0;
+      }
     }
+    rows_times(B, H, H, dA + t * B * H, W_hh, dh0, 1);
   }
 }
 
@@ -52,14 +61,14 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, 
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) forward(T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);                  \
+    if (!e) e = forward(T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);              \
     return e;                                                                                  \
   }                                                                                            \
   int SFX(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                                           const real *h0, const real *W_hh,                   \
                                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                      \
+    if (!e) e = forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                  \
     return e;                                                                                  \
   }                                                                                            \
   int SFX(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
