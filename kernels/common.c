@@ -7,6 +7,10 @@
 #include "fastrnn.h"
 
 static _Thread_local char last_error[512];
+static int num_threads = 1;
+
+void fastrnn_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+int fastrnn_get_num_threads(void) { return num_threads; }
 
 const char *fastrnn_last_error(void) { return last_error; }
 
@@ -16,6 +20,11 @@ const char *fastrnn_build_info(void) {
          "; x86-64 clones: x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA), baseline"
 #else
          "; no multiversioning"
+#endif
+#ifdef _OPENMP
+         "; CPU loops on OpenMP threads"
+#else
+         "; CPU loops on one thread (no OpenMP)"
 #endif
       ;
 }

@@ -29,6 +29,10 @@ extern "C" {
 enum { FASTRNN_OK = 0, FASTRNN_EINVAL = 1, FASTRNN_EDEVICE = 2, FASTRNN_ENOMEM = 3 };
 const char *fastrnn_last_error(void);
 const char *fastrnn_build_info(void);
+/* Threads one CPU call may use (default 1; fastrnn's Python layer passes torch's count). Results
+ * do not depend on it. The CUDA library ignores it. */
+void fastrnn_set_num_threads(int n);
+int fastrnn_get_num_threads(void);
 
 /* Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu. */
 int fastrnn_rnn_tanh_forward_f32(int64_t T, int64_t B, int64_t H,

@@ -27,7 +27,14 @@ def _cases():
             fixed.append(dict(T=T, B=B, I=rng.choice([1, 5, 11]), H=rng.choice([2, 13, 33]),
                               lengths=lengths, bias=bool(k != 2), seed=k))
         cases += [(cell, kw) for kw in fixed]
+        cases.append((cell, WIDE[cell]))
     return cases
+
+
+# Steps of >= 2^17 multiply-adds (B·G·H), where the native kernels split the hidden units across
+# torch's threads; H is not a whole number of 16-wide tiles.
+WIDE = {c: dict(T=4, B=8, I=3, H=h, lengths=[4, 1, 3, 4, 2, 4, 1, 3])
+        for c, h in (("rnn_tanh", 136), ("rnn_relu", 136), ("lstm", 72), ("gru", 80))}
 
 
 CASES = _cases()
@@ -110,3 +117,19 @@ def test_inference_path_equals_training_path(backend, cell):
                                             backend=backend)
     assert torch.equal(y, torch.from_numpy(train["y"]).float())
     assert torch.equal(h_n, torch.from_numpy(train["h_n"]).float())
+
+
+@pytest.mark.parametrize("cell", list(WIDE))
+def test_native_threads_do_not_change_the_answer(cell):
+    """Two threads split each step's hidden units; every output and gradient is bitwise the
+    single-thread one (each element is summed by one thread in a fixed order)."""
+    c, before = Case(cell, **WIDE[cell]), torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs.append(c.run_fastrnn("native", torch.float32))
+    finally:
+        torch.set_num_threads(before)
+    for k in runs[0]:
+        assert (runs[0][k] == runs[1][k]).all(), k

@@ -11,6 +11,7 @@ import re
 import sys
 
 import cffi
+import torch
 
 _NAMES = {"cpu": "libfastrnn_cpu", "cuda": "libfastrnn_cuda"}
 _EXT = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
@@ -78,6 +79,8 @@ class Library:
         ptrs = [self.ffi.cast("void *", t.data_ptr()) for t in tensors]
         if stream is not None:
             ptrs.append(self.ffi.cast("void *", stream))
+        if self.kind == "cpu":  # as many threads as torch.nn's CPU kernels use
+            self.lib.fastrnn_set_num_threads(torch.get_num_threads())
         rc = fn(x.shape[0], x.shape[1], H, *ptrs)
         if rc != 0:
             msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()

@@ -47,7 +47,8 @@ def describe(threads=None):
         "cores": os.cpu_count(),
         "vector extensions": cpu_flags(),
         "torch threads": threads or torch.get_num_threads(),
-        "fastrnn recurrence threads": 1,
+        # native: torch's count for a step of >= 2^17 multiply-adds, else 1; numba: 1
+        "fastrnn recurrence threads": f"native {threads or torch.get_num_threads()}, numba 1",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numba": numba.__version__,

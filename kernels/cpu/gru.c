@@ -3,63 +3,85 @@
  * differ in the n block. */
 #include "internal.h"
 
-/* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-FR_MULTIVERSION static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
-                                    const real *gx, const real *h0, const real *W_hh,
-                                    const real *b_hh, const int64_t *lengths, real *y,
-                                    real *h_n, real *gates, real *a_n, real *hs) {
+/* Thread p of P runs every step for its units [j0, j1); WT [H,3H] is W_hhᵀ. S state slots (T+1
+ * or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
+FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
+                                         int64_t Sg, const real *gx, const real *WT,
+                                         const real *b_hh, const int64_t *lengths, real *y,
+                                         real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
-  real *WT = transposed(G, H, W_hh);
-  if (!WT) return fr_nomem("fastrnn_gru_forward", "W_hh transposed", (size_t)(G * H) * sizeof(real));
-  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
-    rows_times(B, G, H, h_prev, WT, a, 0);
+    for (int64_t q = 0; q < 3; q++)  /* the three gate blocks' columns of this slice */
+      rows_times(B, j1 - j0, H, h_prev, H, WT + q * H + j0, G, a + q * H + j0, G, 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
-      if (t >= lengths[b]) {
-        memcpy(hb, h_prev + b * H, (size_t)H * sizeof(real));
-        memset(yb, 0, (size_t)H * sizeof(real));
+      if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
+        memcpy(hb + j0, h_prev + b * H + j0, n);
+        memset(yb + j0, 0, n);
         continue;
       }
       real *ab = a + b * G, *anb = an + b * H;
       const real *xb = gx + (t * B + b) * G, *hp = h_prev + b * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) {
+      for (int64_t j = j0; j < j1; j++) {
         anb[j] = ab[2 * H + j] + b_hh[2 * H + j];
         yb[j] = hb[j] = gru_fwd(xb[j], xb[H + j], xb[2 * H + j], ab[j] + b_hh[j],
                                 ab[H + j] + b_hh[H + j], anb[j], hp[j], &ab[j], &ab[H + j],
                                 &ab[2 * H + j]);
       }
     }
+    fr_barrier();  /* the next step's product reads all of h_t */
   }
+}
+
+static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const real *gx,
+                   const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
+                   real *y, real *h_n, real *gates, real *a_n, real *hs) {
+  const int64_t BH = B * H, G = 3 * H;
+  real *WT = transposed(G, H, W_hh);
+  if (!WT) return fr_nomem("fastrnn_gru_forward", "W_hh transposed", (size_t)(G * H) * sizeof(real));
+  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  const int P = fr_team(B, G, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, WT, b_hh, lengths, y, gates, a_n,
+               hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   free(WT);
   return FASTRNN_OK;
 }
 
-/* dh0 doubles as the running ∂L/∂h_t while walking back in time; it already holds the direct
- * term ∂L/∂h_t·z when dA·W_hh is added (zero rows of dA, of ended sequences, add nothing). */
-FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real *dy,
-                                     const real *dh_n, const real *gates, const real *a_n,
-                                     const real *hs, const real *W_hh, const int64_t *lengths,
-                                     real *dGx, real *dA, real *dh0) {
-  const int64_t BH = B * H, G = 3 * H;
-  memcpy(dh0, dh_n, (size_t)BH * sizeof(real));
+/* Thread p of P walks back in time for its units [j0, j1). dh0 doubles as the running ∂L/∂h_t;
+ * it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows of dA, of ended
+ * sequences, add nothing). */
+FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
+                                          const real *dy, const real *gates, const real *a_n,
+                                          const real *hs, const real *W_hh,
+                                          const int64_t *lengths, real *dGx, real *dA,
+                                          real *dh0) {
+  const int64_t G = 3 * H;
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {
       real *dxb = dGx + (t * B + b) * G, *dab = dA + (t * B + b) * G, *dhb = dh0 + b * H;
       if (t >= lengths[b]) {
-        memset(dxb, 0, (size_t)G * sizeof(real));
-        memset(dab, 0, (size_t)G * sizeof(real));
+        for (int64_t q = 0; q < 3; q++) {
+          memset(dxb + q * H + j0, 0, n);
+          memset(dab + q * H + j0, 0, n);
+        }
         continue;
       }
       const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
       const real *anb = a_n + (t * B + b) * H, *hp = hs + (t * B + b) * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) {
+      for (int64_t j = j0; j < j1; j++) {
         dhb[j] = gru_bwd(gb[j], gb[H + j], gb[2 * H + j], anb[j], hp[j], dyb[j] + dhb[j],
                          &dxb[j], &dxb[H + j], &dxb[2 * H + j]);
         dab[j] = dxb[j];
@@ -67,7 +89,8 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real
         dab[2 * H + j] = dxb[2 * H + j] * gb[j];
       }
     }
-    rows_times(B, H, G, dA + t * B * G, W_hh, dh0, 1);
+    fr_barrier();  /* the product below reads all of dA[t] */
+    rows_times(B, j1 - j0, G, dA + t * B * G, G, W_hh + j0, H, dh0 + j0, H, 1);
   }
 }
 
@@ -93,6 +116,11 @@ int SFX(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, c
                               const real *W_hh, const int64_t *lengths, real *dGx, real *dA,
                               real *dh0) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
-  if (!e) backward(T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
-  return e;
+  if (e) return e;
+  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+  const int P = fr_team(B, 3 * H, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, W_hh, lengths, dGx, dA,
+                dh0);
+  return FASTRNN_OK;
 }

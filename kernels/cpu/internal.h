@@ -1,4 +1,5 @@
-/* What the CPU cell files share: the per-step recurrent products and the multiversioning. */
+/* What the CPU cell files share: the per-step recurrent product, the threads and the
+ * multiversioning. */
 #ifndef FASTRNN_CPU_INTERNAL_H
 #define FASTRNN_CPU_INTERNAL_H
 #include <stdint.h>
@@ -48,27 +49,63 @@ FR_HOT void tile(int mr, int nr, int64_t K, const real *restrict A, int64_t lda,
     for (int j = 0; j < nr; j++) C[r * ldc + j] = acc[r][j];
 }
 
-/* C [M,N] (+)= A [M,K] · Bm [K,N], all dense: one step's recurrent product. A row left over from
- * the FR_MR-row tiles (always, when M = 1) takes four vectors per tile instead of two, so it too
- * has 8 accumulators. */
-FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A,
-                       const real *restrict Bm, real *restrict C, int accumulate) {
+/* C [M,N] (+)= A [M,K] · Bm [K,N], rows lda, ldb, ldc apart: one step's recurrent product, or a
+ * thread's column slice of it. Each element is a sum over k in order, however the tiles fall, so
+ * the result does not depend on the number of threads. A row left over from the FR_MR-row tiles
+ * (always, when M = 1) takes four vectors per tile instead of two, so it too has 8 accumulators. */
+FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
+                       const real *restrict Bm, int64_t ldb, real *restrict C, int64_t ldc,
+                       int accumulate) {
   int64_t m = 0;
   for (; m + FR_MR <= M; m += FR_MR) {
+    const real *Am = A + m * lda;
+    real *Cm = C + m * ldc;
     int64_t n = 0;
-    for (; n + FR_NR <= N; n += FR_NR)
-      tile(FR_MR, FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
-    if (n < N) tile(FR_MR, (int)(N - n), K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+    for (; n + FR_NR <= N; n += FR_NR) tile(FR_MR, FR_NR, K, Am, lda, Bm + n, ldb, Cm + n, ldc, accumulate);
+    if (n < N) tile(FR_MR, (int)(N - n), K, Am, lda, Bm + n, ldb, Cm + n, ldc, accumulate);
   }
   for (; m < M; m++) {
+    const real *Am = A + m * lda;
+    real *Cm = C + m * ldc;
     int64_t n = 0;
     for (; n + 4 * FR_NR <= N; n += 4 * FR_NR)
-      tile(1, 4 * FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
-    for (; n + FR_NR <= N; n += FR_NR)
-      tile(1, FR_NR, K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
-    if (n < N) tile(1, (int)(N - n), K, A + m * K, K, Bm + n, N, C + m * N + n, N, accumulate);
+      tile(1, 4 * FR_NR, K, Am, lda, Bm + n, ldb, Cm + n, ldc, accumulate);
+    for (; n + FR_NR <= N; n += FR_NR) tile(1, FR_NR, K, Am, lda, Bm + n, ldb, Cm + n, ldc, accumulate);
+    if (n < N) tile(1, (int)(N - n), K, Am, lda, Bm + n, ldb, Cm + n, ldc, accumulate);
   }
 }
+
+/* Threads split the hidden units: thread p of P owns units [j0, j1) of every gate block, runs the
+ * product's columns for them and their pointwise math, then waits for the others (fr_barrier)
+ * before the next step reads the whole h_t. One barrier per step; each output is computed by one
+ * thread in a fixed order, so results are bitwise the same for any P. Slices are whole tiles. */
+static inline void fr_slice(int64_t H, int p, int P, int64_t *j0, int64_t *j1) {
+  const int64_t tiles = (H + FR_NR - 1) / FR_NR;
+  *j0 = tiles * p / P * FR_NR;
+  *j1 = tiles * (p + 1) / P * FR_NR;
+  if (*j0 > H) *j0 = H;
+  if (*j1 > H) *j1 = H;
+}
+
+/* How many threads a step of B·G·H multiply-adds is worth: below about 2^17 of them (a few µs) a
+ * barrier per step costs more than the second thread saves. */
+static inline int fr_team(int64_t B, int64_t G, int64_t H) {
+  const int64_t tiles = (H + FR_NR - 1) / FR_NR;
+  int P = fastrnn_get_num_threads();
+  if (B * G * H < ((int64_t)1 << 17)) P = 1;
+  return P < tiles ? P : (int)tiles;
+}
+
+#ifdef _OPENMP
+#include <omp.h>
+#define fr_barrier() _Pragma("omp barrier")
+static inline int fr_thread(void) { return omp_get_thread_num(); }
+static inline int fr_team_size(void) { return omp_get_num_threads(); }
+#else
+#define fr_barrier() ((void)0)
+static inline int fr_thread(void) { return 0; }
+static inline int fr_team_size(void) { return 1; }
+#endif
 
 /* WT [K,G] = Wᵀ, W [G,K]: the forward product wants W_hh's columns contiguous. NULL when out of
  * memory; the caller frees it. */

@@ -1,72 +1,90 @@
 /* LSTM on the CPU (gates i, f, g, o) and its BPTT. Compiled once per element type. */
 #include "internal.h"
 
-/* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-FR_MULTIVERSION static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
-                                    const real *gx, const real *h0, const real *c0,
-                                    const real *W_hh, const int64_t *lengths, real *y, real *h_n,
-                                    real *c_n, real *gates, real *cs, real *hs) {
+/* Thread p of P runs every step for its units [j0, j1); WT [H,4H] is W_hhᵀ. S state slots (T+1
+ * or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
+FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
+                                         int64_t Sg, const real *gx, const real *WT,
+                                         const int64_t *lengths, real *y, real *gates, real *cs,
+                                         real *hs) {
   const int64_t BH = B * H, G = 4 * H;
-  real *WT = transposed(G, H, W_hh);
-  if (!WT) return fr_nomem("fastrnn_lstm_forward", "W_hh transposed", (size_t)(G * H) * sizeof(real));
-  memcpy(hs, h0, (size_t)BH * sizeof(real));
-  memcpy(cs, c0, (size_t)BH * sizeof(real));
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH, *c_prev = cs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH, *c_t = cs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G;
-    rows_times(B, G, H, h_prev, WT, a, 0);
+    for (int64_t q = 0; q < 4; q++)  /* the four gate blocks' columns of this slice */
+      rows_times(B, j1 - j0, H, h_prev, H, WT + q * H + j0, G, a + q * H + j0, G, 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *cb = c_t + b * H, *yb = y + (t * B + b) * H;
-      if (t >= lengths[b]) {
-        memcpy(hb, h_prev + b * H, (size_t)H * sizeof(real));
-        memcpy(cb, c_prev + b * H, (size_t)H * sizeof(real));
-        memset(yb, 0, (size_t)H * sizeof(real));
+      if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
+        memcpy(hb + j0, h_prev + b * H + j0, n);
+        memcpy(cb + j0, c_prev + b * H + j0, n);
+        memset(yb + j0, 0, n);
         continue;
       }
       real *ab = a + b * G;
       const real *xb = gx + (t * B + b) * G, *cp = c_prev + b * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) {
+      for (int64_t j = j0; j < j1; j++) {
         yb[j] = hb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[H + j], ab[2 * H + j] + xb[2 * H + j],
                                  ab[3 * H + j] + xb[3 * H + j], cp[j], &ab[j], &ab[H + j],
                                  &ab[2 * H + j], &ab[3 * H + j], &cb[j]);
       }
     }
+    fr_barrier();  /* the next step's product reads all of h_t */
   }
+}
+
+static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const real *gx,
+                   const real *h0, const real *c0, const real *W_hh, const int64_t *lengths,
+                   real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs) {
+  const int64_t BH = B * H, G = 4 * H;
+  real *WT = transposed(G, H, W_hh);
+  if (!WT) return fr_nomem("fastrnn_lstm_forward", "W_hh transposed", (size_t)(G * H) * sizeof(real));
+  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  memcpy(cs, c0, (size_t)BH * sizeof(real));
+  const int P = fr_team(B, G, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, WT, lengths, y, gates, cs, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
   free(WT);
   return FASTRNN_OK;
 }
 
-/* dh0, dc0 double as the running ∂L/∂h_t, ∂L/∂c_t while walking back in time. A sequence that has
- * ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves them as they are. */
-FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, const real *dy,
-                                     const real *dh_n, const real *dc_n, const real *gates,
-                                     const real *cs, const real *W_hh, const int64_t *lengths,
-                                     real *dA, real *dh0, real *dc0) {
-  const int64_t BH = B * H, G = 4 * H;
-  memcpy(dh0, dh_n, (size_t)BH * sizeof(real));
-  memcpy(dc0, dc_n, (size_t)BH * sizeof(real));
+/* Thread p of P walks back in time for its units [j0, j1). dh0, dc0 double as the running ∂L/∂h_t,
+ * ∂L/∂c_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding
+ * dA·W_hh leaves them as they are. */
+FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
+                                          const real *dy, const real *gates, const real *cs,
+                                          const real *W_hh, const int64_t *lengths, real *dA,
+                                          real *dh0, real *dc0) {
+  const int64_t G = 4 * H;
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {
       real *dAb = dA + (t * B + b) * G, *dhb = dh0 + b * H, *dcb = dc0 + b * H;
       if (t >= lengths[b]) {
-        memset(dAb, 0, (size_t)G * sizeof(real));
+        for (int64_t q = 0; q < 4; q++) memset(dAb + q * H + j0, 0, n);
         continue;
       }
       const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
       const real *cb = cs + ((t + 1) * B + b) * H, *cp = cs + (t * B + b) * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) {
+      for (int64_t j = j0; j < j1; j++) {
         dcb[j] = lstm_bwd(gb[j], gb[H + j], gb[2 * H + j], gb[3 * H + j], cb[j], cp[j],
                           dyb[j] + dhb[j], dcb[j], &dAb[j], &dAb[H + j], &dAb[2 * H + j],
                           &dAb[3 * H + j]);
         dhb[j] = 0;
       }
     }
-    rows_times(B, H, G, dA + t * B * G, W_hh, dh0, 1);
+    fr_barrier();  /* the product below reads all of dA[t] */
+    rows_times(B, j1 - j0, G, dA + t * B * G, G, W_hh + j0, H, dh0 + j0, H, 1);
   }
 }
 
@@ -92,6 +110,11 @@ int SFX(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
                                const real *W_hh, const int64_t *lengths, real *dA, real *dh0,
                                real *dc0) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
-  if (!e) backward(T, B, H, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
-  return e;
+  if (e) return e;
+  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+  memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
+  const int P = fr_team(B, 4 * H, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, W_hh, lengths, dA, dh0, dc0);
+  return FASTRNN_OK;
 }

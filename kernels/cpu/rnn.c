@@ -2,58 +2,85 @@
  * Compiled once per element type (see cell_math.h). */
 #include "internal.h"
 
-/* S state slots: T+1 keep every h_t for backward, 2 keep only the last two (inference). */
-FR_MULTIVERSION static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S,
-                                    const real *gx, const real *h0, const real *W_hh,
-                                    const int64_t *lengths, real *y, real *h_n, real *hs) {
+/* Thread p of P runs every step for its units [j0, j1); WT [H,H] is W_hhᵀ. S state slots: T+1
+ * keep every h_t for backward, 2 keep only the last two (inference). */
+FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+                                         int64_t S, const real *gx, const real *WT,
+                                         const int64_t *lengths, real *y, real *hs) {
+  const int64_t BH = B * H;
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
+  for (int64_t t = 0; t < T; t++) {
+    const real *h_prev = hs + (t % S) * BH;
+    real *h_t = hs + ((t + 1) % S) * BH;
+    rows_times(B, j1 - j0, H, h_prev, H, WT + j0, H, h_t + j0, H, 0);
+    for (int64_t b = 0; b < B; b++) {
+      real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
+      if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
+        memcpy(hb + j0, h_prev + b * H + j0, n);
+        memset(yb + j0, 0, n);
+        continue;
+      }
+      const real *gxb = gx + (t * B + b) * H;
+      #pragma omp simd
+      for (int64_t j = j0; j < j1; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + gxb[j], relu);
+    }
+    fr_barrier();  /* the next step's product reads all of h_t */
+  }
+}
+
+static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const real *gx,
+                   const real *h0, const real *W_hh, const int64_t *lengths, real *y, real *h_n,
+                   real *hs) {
   const int64_t BH = B * H;
   real *WT = transposed(H, H, W_hh);
   if (!WT) return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
                           "W_hh transposed", (size_t)(H * H) * sizeof(real));
   memcpy(hs, h0, (size_t)BH * sizeof(real));
-  for (int64_t t = 0; t < T; t++) {
-    const real *h_prev = hs + (t % S) * BH;
-    real *h_t = hs + ((t + 1) % S) * BH;
-    rows_times(B, H, H, h_prev, WT, h_t, 0);
-    for (int64_t b = 0; b < B; b++) {
-      real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
-      if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
-        memcpy(hb, h_prev + b * H, (size_t)H * sizeof(real));
-        memset(yb, 0, (size_t)H * sizeof(real));
-        continue;
-      }
-      const real *gxb = gx + (t * B + b) * H;
-      #pragma omp simd
-      for (int64_t j = 0; j < H; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + gxb[j], relu);
-    }
-  }
+  const int P = fr_team(B, H, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, WT, lengths, y, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   free(WT);
   return FASTRNN_OK;
 }
 
-/* dh0 doubles as the running ∂L/∂h_t while walking back in time. A sequence that has ended
- * carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves them as they are. */
-FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy,
-                                     const real *dh_n, const real *hs, const real *W_hh,
-                                     const int64_t *lengths, real *dA, real *dh0) {
-  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+/* Thread p of P walks back in time for its units [j0, j1). dh0 doubles as the running ∂L/∂h_t.
+ * A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh
+ * leaves them as they are. */
+FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+                                          const real *dy, const real *hs, const real *W_hh,
+                                          const int64_t *lengths, real *dA, real *dh0) {
+  int64_t j0, j1;
+  fr_slice(H, p, P, &j0, &j1);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {
       real *dAb = dA + (t * B + b) * H, *dhb = dh0 + b * H;
       if (t >= lengths[b]) {
-        memset(dAb, 0, (size_t)H * sizeof(real));
+        memset(dAb + j0, 0, (size_t)(j1 - j0) * sizeof(real));
         continue;
       }
       const real *dyb = dy + (t * B + b) * H, *hb = hs + ((t + 1) * B + b) * H;
       #pragma omp simd
-      for (int64_t j = 0; j < H; j++) {
+      for (int64_t j = j0; j < j1; j++) {
         dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
         dhb[j] = 0;
       }
     }
-    rows_times(B, H, H, dA + t * B * H, W_hh, dh0, 1);
+    fr_barrier();  /* the product below reads all of dA[t] */
+    rows_times(B, j1 - j0, H, dA + t * B * H, H, W_hh + j0, H, dh0 + j0, H, 1);
   }
+}
+
+static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, const real *dh_n,
+                    const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
+                    real *dh0) {
+  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+  const int P = fr_team(B, H, H);
+#pragma omp parallel num_threads(P) if (P > 1)
+  backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, W_hh, lengths, dA, dh0);
+  return FASTRNN_OK;
 }
 
 #define RNN_ENTRIES(name, relu)                                                                 \
@@ -75,7 +102,7 @@ FR_MULTIVERSION static void backward(int64_t T, int64_t B, int64_t H, int relu, 
                                      const real *dh_n, const real *hs, const real *W_hh,       \
                                      const int64_t *lengths, real *dA, real *dh0) {            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA, dh0); \
-    if (!e) backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                     \
+    if (!e) e = backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                 \
     return e;                                                                                  \
   }
 

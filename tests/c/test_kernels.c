@@ -165,21 +165,52 @@ static void check_f32(const Case *c) {
   free(g64), free(an64);
 }
 
-static void run_case(int cell, int64_t T, int64_t B, int64_t H) {
+/* Random inputs and loss weights; ragged lengths, the first sequence full. */
+static Case new_case(int cell, int64_t T, int64_t B, int64_t H) {
   int64_t G = GATES[cell] * H;
   Case c = {cell, T, B, H, G, rnd(T * B * G), rnd(B * H), rnd(B * H), rnd(G * H), rnd(G),
             rnd(T * B * H), rnd(B * H), rnd(B * H), malloc(B * sizeof(int64_t))};
   for (int64_t b = 0; b < B; b++) c.lengths[b] = b == 0 ? T : rand() % (T + 1);
   if (cell != LSTM) memset(c.wc, 0, B * H * sizeof(double)); /* no c_n outside the LSTM */
-  double *dgx = zeros(T * B * G), *dh0 = zeros(B * H), *dc0 = zeros(B * H);
+  return c;
+}
+
+static void free_case(Case *c) {
+  free(c->gx), free(c->h0), free(c->c0), free(c->W), free(c->b_hh), free(c->wy), free(c->wh);
+  free(c->wc), free(c->lengths);
+}
+
+static void run_case(int cell, int64_t T, int64_t B, int64_t H) {
+  Case c = new_case(cell, T, B, H);
+  double *dgx = zeros(T * B * c.G), *dh0 = zeros(B * H), *dc0 = zeros(B * H);
   backward(&c, dgx, dh0, dc0);
-  check_gradient(&c, c.gx, dgx, T * B * G, "gx");
+  check_gradient(&c, c.gx, dgx, T * B * c.G, "gx");
   check_gradient(&c, c.h0, dh0, B * H, "h0");
   if (cell == LSTM) check_gradient(&c, c.c0, dc0, B * H, "c0");
   EXPECT(loss(&c, 1) == loss(&c, 0), "%s forward_infer differs from forward", NAMES[cell]);
   check_f32(&c);
-  free(c.gx), free(c.h0), free(c.c0), free(c.W), free(c.b_hh), free(c.wy), free(c.wh), free(c.wc);
-  free(c.lengths), free(dgx), free(dh0), free(dc0);
+  free_case(&c), free(dgx), free(dh0), free(dc0);
+}
+
+/* Two threads split the hidden units of a step (B·G·H >= 2^17, H not a whole number of tiles):
+ * forward, forward_infer and backward must give bitwise what one thread gives. */
+static void check_threads(int cell, int64_t T, int64_t B, int64_t H) {
+  Case c = new_case(cell, T, B, H);
+  int64_t n = T * B * c.G + 2 * B * H;
+  double *one = zeros(n), *two = zeros(n), L[2][2];
+  for (int k = 0; k < 2; k++) {
+    double *d = k ? two : one;
+    fastrnn_set_num_threads(k + 1);
+    backward(&c, d, d + T * B * c.G, d + T * B * c.G + B * H);
+    L[k][0] = loss(&c, 0);
+    L[k][1] = loss(&c, 1);
+  }
+  fastrnn_set_num_threads(1);
+  EXPECT(memcmp(one, two, (size_t)n * sizeof(double)) == 0 && L[0][0] == L[1][0] &&
+             L[0][1] == L[1][1],
+         "%s T=%lld B=%lld H=%lld: two threads differ from one", NAMES[cell], (long long)T,
+         (long long)B, (long long)H);
+  free_case(&c), free(one), free(two);
 }
 
 static void check_errors(void) {
@@ -205,6 +236,8 @@ int main(void) {
   for (int cell = 0; cell < 4; cell++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
       run_case(cell, shapes[s][0], shapes[s][1], shapes[s][2]);
+  const int64_t wide[][3] = {{5, 8, 136}, {5, 8, 136}, {5, 8, 72}, {5, 8, 80}};
+  for (int cell = 0; cell < 4; cell++) check_threads(cell, wide[cell][0], wide[cell][1], wide[cell][2]);
   check_errors();
   printf("%s\n", failures ? "FAILED" : "all C kernel checks passed");
   return failures != 0;
