@@ -38,8 +38,8 @@ int fr_fail(const char *fn, const char *fmt, ...) {
   return FASTRNN_EINVAL;
 }
 
-int fr_nomem(const char *fn, const char *what, size_t bytes) {
-  fr_fail(fn, "out of memory allocating %zu bytes for %s", bytes, what);
+int fr_nomem(const char *fn, const char *what) {
+  fr_fail(fn, "out of memory for %s", what);
   return FASTRNN_ENOMEM;
 }
 

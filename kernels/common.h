@@ -1,7 +1,6 @@
 /* Argument checks and the error message shared by the CPU and CUDA libraries (common.c). */
 #ifndef FASTRNN_COMMON_H
 #define FASTRNN_COMMON_H
-#include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
@@ -10,8 +9,8 @@ extern "C" {
 /* Sets the thread's message (printf-style, prefixed with `fn`) and returns FASTRNN_EINVAL. */
 int fr_fail(const char *fn, const char *fmt, ...);
 
-/* Sets the message "out of memory" for `what` and returns FASTRNN_ENOMEM. */
-int fr_nomem(const char *fn, const char *what, size_t bytes);
+/* Sets the message "out of memory for `what`" and returns FASTRNN_ENOMEM. */
+int fr_nomem(const char *fn, const char *what);
 
 /* Checks T, B, H >= 1 and T·B·gates·H without overflow; that no pointer in ptrs[0..n) is NULL
  * (`names`: their comma-separated names, for the message); and, when `host_lengths` is set, that
