@@ -68,9 +68,9 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy):
     md += [f"Measured {meta['date']} on **{machine['cpu']}** ({machine['cores']} cores; "
            f"vector extensions: {', '.join(machine['vector extensions']) or 'none found'}), "
            f"torch {machine['torch']} with **{machine['torch threads']} threads for every "
-           f"candidate** (fastrnn's recurrence loops themselves run on 1), numba "
-           f"{machine['numba']}." + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}."
-                                     if "gpu" in machine else ""), ""]
+           f"candidate** (native's recurrence uses them for steps of ≥ 2^17 multiply-adds; "
+           f"numba's runs on 1), numba {machine['numba']}."
+           + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}." if "gpu" in machine else ""), ""]
     md += [f"Load average (1 min): {load_before:.2f} before, {load_after:.2f} after."]
     if busy:
         md += ["", "> **Warning: other work was running on this machine; the ratios below are "
