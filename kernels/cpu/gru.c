@@ -18,7 +18,8 @@ FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int
     real *h_t = hs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
     for (int64_t q = 0; q < 3; q++)  /* the three gate blocks' columns of this slice */
-      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G, 0);
+      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G,
+                 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -56,9 +57,9 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
   return FASTRNN_OK;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the running ∂L/∂h_t;
- * it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows of dA, of ended
- * sequences, add nothing). */
+/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
+ * running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows
+ * of dA, of ended sequences, add nothing). */
 FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                                           const real *dy, const real *gates, const real *a_n,
                                           const real *hs, const real *Wp,

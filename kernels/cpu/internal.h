@@ -22,7 +22,6 @@
  * GCC otherwise keeps a large helper out of line, compiled once for the default target. */
 #define FR_HOT static inline __attribute__((always_inline))
 
-
 /* Register tiles of the per-step product: FR_MR rows × FR_NR columns, two AVX2 vectors per row
  * (16 floats, 8 doubles), so 8 independent accumulators hide the FMA latency and each load of
  * the weights serves FR_MR rows. */
@@ -91,37 +90,38 @@ FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, 
     real *Cm = C + m * ldc;
     for (int64_t q = 0; q < full; q++)
       tile(FR_MR, 1, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
-    if (rest) tile(FR_MR, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
+    if (rest)
+      tile(FR_MR, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
   }
   for (; m < M; m++) {
     const real *Am = A + m * lda;
     real *Cm = C + m * ldc;
     int64_t q = 0;
-    for (; q + 4 <= full; q += 4) tile(1, 4, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
+    for (; q + 4 <= full; q += 4)
+      tile(1, 4, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
     for (; q < full; q++) tile(1, 1, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
-    if (rest) tile(1, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
+    if (rest)
+      tile(1, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
   }
 }
 
 /* Threads split the hidden units: thread p of P owns units [j0, j1) of every gate block, runs the
  * product's columns for them and their pointwise math, then waits for the others (fr_barrier)
  * before the next step reads the whole h_t. One barrier per step; each output is computed by one
- * thread in a fixed order, so results are bitwise the same for any P. Slices are whole tiles. */
+ * thread in a fixed order, so results are bitwise the same for any P. Slices are whole panels. */
 static inline void fr_slice(int64_t H, int p, int P, int64_t *j0, int64_t *j1) {
-  const int64_t tiles = (H + FR_NR - 1) / FR_NR;
-  *j0 = tiles * p / P * FR_NR;
-  *j1 = tiles * (p + 1) / P * FR_NR;
+  *j0 = fr_panels(H) * p / P * FR_NR;
+  *j1 = fr_panels(H) * (p + 1) / P * FR_NR;
   if (*j0 > H) *j0 = H;
   if (*j1 > H) *j1 = H;
 }
 
-/* How many threads a step of B·G·H multiply-adds is worth: below about 2^17 of them (a few µs) a
- * barrier per step costs more than the second thread saves. */
+/* How many threads a step of B·G·H multiply-adds is worth: below about 2^17 of them (~5 µs on
+ * one AVX2 core) the barrier and the threads' wake-up eat what a second thread saves. */
 static inline int fr_team(int64_t B, int64_t G, int64_t H) {
-  const int64_t tiles = (H + FR_NR - 1) / FR_NR;
   int P = fastrnn_get_num_threads();
   if (B * G * H < ((int64_t)1 << 17)) P = 1;
-  return P < tiles ? P : (int)tiles;
+  return P < fr_panels(H) ? P : (int)fr_panels(H);
 }
 
 #ifdef _OPENMP

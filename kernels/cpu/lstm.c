@@ -16,7 +16,8 @@ FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int
     real *h_t = hs + ((t + 1) % S) * BH, *c_t = cs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G;
     for (int64_t q = 0; q < 4; q++)  /* the four gate blocks' columns of this slice */
-      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G, 0);
+      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G,
+                 0);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *cb = c_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -55,9 +56,9 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
   return FASTRNN_OK;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0, dc0 double as the running ∂L/∂h_t,
- * ∂L/∂c_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding
- * dA·W_hh leaves them as they are. */
+/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0, dc0 double as
+ * the running ∂L/∂h_t, ∂L/∂c_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are
+ * zero, so adding dA·W_hh leaves them as they are. */
 FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                                           const real *dy, const real *gates, const real *cs,
                                           const real *Wp, const int64_t *lengths, real *dA,
