@@ -61,6 +61,9 @@ def test_info_lists_backends(capsys):
     (["bench", "--backends", "tpu"], "unknown backend 'tpu'"),
     (["profile", "--seq-lens", "0,8"], "expected positive integers, got 0"),
     (["profile", "--cell", "lstm,gru"], "--cell takes one cell"),
+    (["train-sentiment", "--data", "x", "--clip", "-1"], "expected a positive number, got -1"),
+    (["train-charlm", "--data", "x", "--lr", "nan"], "expected a positive number, got nan"),
+    (["generate", "--checkpoint", "x", "--temperature", "hot"], "expected a positive number"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_nonzero(argv, message):

@@ -35,6 +35,16 @@ def positive_int(text):
     return values[0]
 
 
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def cell_list(text):
     """'lstm,gru' -> ['lstm', 'gru'], each one of the known cells ('rnn' means rnn_tanh)."""
     items = [{"rnn": "rnn_tanh"}.get(t.strip(), t.strip()) for t in text.split(",") if t.strip()]

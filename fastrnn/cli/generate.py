@@ -9,7 +9,7 @@ def add_parser(sub, name):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--prompt", default="\n")
     p.add_argument("--length", type=_args.positive_int, default=500, help="characters to sample")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=_args.positive_float, default=0.8)
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same text")
     p.add_argument("--impl", choices=["fastrnn", "torch"], default="fastrnn")
 

@@ -21,8 +21,8 @@ def add_parser(sub, name):
     p.add_argument("--max-len", type=_args.positive_int, default=d["max_len"],
                    help="keep each review's last N tokens")
     p.add_argument("--batch", type=_args.positive_int, default=d["batch"])
-    p.add_argument("--lr", type=float, default=d["lr"])
-    p.add_argument("--clip", type=float, default=d["clip"], help="gradient-norm clip")
+    p.add_argument("--lr", type=_args.positive_float, default=d["lr"])
+    p.add_argument("--clip", type=_args.positive_float, default=d["clip"], help="gradient-norm clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=["fastrnn", "torch"], default="fastrnn")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads")
