@@ -47,7 +47,7 @@ def describe(threads=None):
         "cores": os.cpu_count(),
         "vector extensions": cpu_flags(),
         "torch threads": threads or torch.get_num_threads(),
-        # native: torch's count for a step of >= 2^17 multiply-adds, else 1; numba: 1
+        # native: up to torch's count, one per 2^16 multiply-adds of a step; numba: 1
         "fastrnn recurrence threads": f"native {threads or torch.get_num_threads()}, numba 1",
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -68,7 +68,7 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy):
     md += [f"Measured {meta['date']} on **{machine['cpu']}** ({machine['cores']} cores; "
            f"vector extensions: {', '.join(machine['vector extensions']) or 'none found'}), "
            f"torch {machine['torch']} with **{machine['torch threads']} threads for every "
-           f"candidate** (native's recurrence uses them for steps of ≥ 2^17 multiply-adds; "
+           f"candidate** (native's recurrence uses them at ≥ 2^16 multiply-adds a thread a step; "
            f"numba's runs on 1), numba {machine['numba']}."
            + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}." if "gpu" in machine else ""), ""]
     md += [f"Load average (1 min): {load_before:.2f} before, {load_after:.2f} after."]

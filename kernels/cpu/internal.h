@@ -116,12 +116,15 @@ static inline void fr_slice(int64_t H, int p, int P, int64_t *j0, int64_t *j1) {
   if (*j1 > H) *j1 = H;
 }
 
-/* How many threads a step of B·G·H multiply-adds is worth: below about 2^17 of them (~5 µs on
- * one AVX2 core) the barrier and the threads' wake-up eat what a second thread saves. */
+/* How many threads a step of B·G·H multiply-adds is worth: each must get at least 2^16 of them
+ * (~2.5 µs on one AVX2 core), or the barrier and the threads' wake-up eat what it saves; so two
+ * threads from 2^17 on, sixteen from 2^20. At most one per panel of hidden units. */
 static inline int fr_team(int64_t B, int64_t G, int64_t H) {
-  int P = fastrnn_get_num_threads();
-  if (B * G * H < ((int64_t)1 << 17)) P = 1;
-  return P < fr_panels(H) ? P : (int)fr_panels(H);
+  int64_t P = fastrnn_get_num_threads();
+  const int64_t worth = B * G * H >> 16;
+  if (P > worth) P = worth;
+  if (P > fr_panels(H)) P = fr_panels(H);
+  return P < 1 ? 1 : (int)P;
 }
 
 #ifdef _OPENMP
