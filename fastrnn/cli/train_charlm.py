@@ -28,7 +28,8 @@ def add_training_args(p):
                    help="BPTT chunk length")
     p.add_argument("--batch", type=_args.positive_int, default=charlm.DEFAULTS["batch"])
     p.add_argument("--lr", type=_args.positive_float, default=charlm.DEFAULTS["lr"])
-    p.add_argument("--clip", type=_args.positive_float, default=charlm.DEFAULTS["clip"], help="gradient-norm clip")
+    p.add_argument("--clip", type=_args.positive_float, default=charlm.DEFAULTS["clip"],
+                   help="gradient-norm clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=["fastrnn", "torch"], default="fastrnn")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads")

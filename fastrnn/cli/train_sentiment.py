@@ -33,8 +33,8 @@ def add_parser(sub, name):
 def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = sentiment.DEFAULTS | {k: getattr(args, k) for k in
-                                   ("epochs", "hidden", "max_len", "batch", "lr", "clip", "seed", "impl")}
+    names = ("epochs", "hidden", "max_len", "batch", "lr", "clip", "seed", "impl")
+    config = sentiment.DEFAULTS | {k: getattr(args, k) for k in names}
     t0 = time.perf_counter()
     vocab, data = sentiment.load(args.data, config)
     print(f"{len(data['train'][0])} training and {len(data['test'][0])} test reviews, vocabulary "
