@@ -47,9 +47,8 @@ static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const r
 }
 
 /* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
- * running ∂L/∂h_t.
- * A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh
- * leaves them as they are. */
+ * running ∂L/∂h_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so
+ * adding dA·W_hh leaves them as they are. */
 FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
                                           const real *dy, const real *hs, const real *Wp,
                                           const int64_t *lengths, real *dA, real *dh0) {
