@@ -1,12 +1,16 @@
 """Argument checks with errors that name the argument, the expected and the actual value."""
+import functools
+
 import torch
 
 
 def tensor(name, t, shape, like=None):
-    """`t` must be a tensor of `shape` (None = any size), with `like`'s dtype and device."""
+    """`t` must be a tensor of `shape` (a tuple; None = any size), with `like`'s dtype and device.
+    (Called several times per layer call: the common case is a few comparisons.)"""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != len(shape) or any(s is not None and s != a for s, a in zip(shape, t.shape)):
+    if t.shape != shape and (t.dim() != len(shape) or any(
+            s is not None and s != a for s, a in zip(shape, t.shape))):
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise ValueError(f"{name}: expected shape {want}, got {list(t.shape)}")
     if like is not None and t.dtype != like.dtype:
@@ -35,5 +39,13 @@ def choice(name, value, options):
 
 
 def full_lengths(T, B, device):
-    """Every sequence runs all T steps: [T]*B as an int64 tensor on `device`."""
+    """Every sequence runs all T steps: [T]*B as an int64 tensor on `device`. Outside a traced
+    graph the tensor is reused from call to call (the kernels only read it)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return torch.full((B,), T, dtype=torch.int64, device=device)
+    return _full_lengths(T, B, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _full_lengths(T, B, device):
     return torch.full((B,), T, dtype=torch.int64, device=device)

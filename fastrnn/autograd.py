@@ -7,11 +7,24 @@ differentiates it), and dW_hh = dAᵀ · H_prev is one GEMM over all T·B rows i
 
 `save=False` (inference) keeps only two state slots and one gate slot, so no per-step buffers
 are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
+
+Two paths reach the same kernel functions. torch.compile, torch.export, tracing and ONNX export
+see the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
+which costs tens of µs a call (as much as a whole small step): without gradients it calls the
+kernel directly, with gradients through a torch.autograd.Function sharing the ops' backward.
+`rnn`, `lstm` and `gru` below choose the path.
 """
 import torch
 from torch import Tensor
 
 from . import dispatch
+
+
+def _traced():
+    """True while torch.compile/export or torch.jit.trace records the call. ONNX export records
+    through one of the two (TorchScript tracing for dynamo=False, torch.export for dynamo=True),
+    so torch.onnx.is_in_onnx_export(), ten times as slow to ask, adds nothing."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _dense(grad, like):
@@ -45,6 +58,43 @@ def _slots(T, save):
     return (T + 1, T) if save else (2, 1)
 
 
+def _backward_fn(ctx, op, direct):
+    """The backward op itself, when its result may be differentiated again (so the op's clear
+    error is what a second derivative meets) or on the op path; else its body, called directly."""
+    return direct if ctx.fast and not torch.is_grad_enabled() else op
+
+
+class _Fast(torch.autograd.Function):
+    """The eager path with gradients: the forward body and the ops' setup and backward."""
+
+    @staticmethod
+    def forward(ctx, cell, *inputs):
+        out = cell.forward(*inputs)
+        cell.setup(ctx, inputs, out)
+        ctx.cell, ctx.fast = cell, True
+        return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
+        # second derivative reaches the backward op's clear error (see _backward_fn)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, *ctx.cell.grad(ctx, *grads))
+
+
+class _Cell:
+    """One cell's forward body, its op's setup and backward, and the op itself."""
+
+    def __init__(self, forward, setup, grad, op):
+        self.forward, self.setup, self.grad, self.op = forward, setup, grad, op
+
+    def __call__(self, *inputs):
+        if _traced():
+            return self.op(*inputs)
+        save = inputs[-2]
+        if not save:
+            return self.forward(*inputs)
+        return _Fast.apply(self, *inputs)
+
+
 # ---------------------------------------------------------------------------------------- RNN
 def _rnn_out(gx, save):
     T, B, H = gx.shape
@@ -52,14 +102,24 @@ def _rnn_out(gx, save):
     return gx.new_empty(gx.shape), gx.new_empty(B, H), gx.new_empty(S, B, H)
 
 
-@torch.library.custom_op("fastrnn::rnn_forward", mutates_args=())
-def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool, save: bool,
-                backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """gx [T,B,H], h0 [B,H], w_hh [H,H], lengths [B] -> y [T,B,H], h_n [B,H], hs [S,B,H]."""
+def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
     y, h_n, hs = _rnn_out(gx, save)
     dispatch.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
                                        lengths, relu, y, h_n, hs)
     return y, h_n, hs
+
+
+def _rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, backend):
+    dA, dh0 = torch.empty_like(dy), torch.empty_like(dh_n)
+    dispatch.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
+    return dA, dh0
+
+
+@torch.library.custom_op("fastrnn::rnn_forward", mutates_args=())
+def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool, save: bool,
+                backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """gx [T,B,H], h0 [B,H], w_hh [H,H], lengths [B] -> y [T,B,H], h_n [B,H], hs [S,B,H]."""
+    return _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend)
 
 
 @rnn_forward.register_fake
@@ -71,9 +131,7 @@ def _(gx, h0, w_hh, lengths, relu, save, backend):
 def rnn_backward(dy: Tensor, dh_n: Tensor, hs: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool,
                  backend: str) -> tuple[Tensor, Tensor]:
     """dy [T,B,H], dh_n [B,H], hs [T+1,B,H] -> dA [T,B,H], dh0 [B,H]."""
-    dA, dh0 = torch.empty_like(dy), torch.empty_like(dh_n)
-    dispatch.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
-    return dA, dh0
+    return _rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, backend)
 
 
 @rnn_backward.register_fake
@@ -84,18 +142,20 @@ def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
 def _rnn_setup(ctx, inputs, output):
     _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, output[2])
+    ctx.fast = False
 
 
 def _rnn_grad(ctx, dy, dh_n, _):
     _check_saved(ctx)
     w_hh, lengths, hs = ctx.saved_tensors
-    dA, dh0 = rnn_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu,
-                           ctx.backend)
+    dA, dh0 = _backward_fn(ctx, rnn_backward, _rnn_backward)(
+        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu, ctx.backend)
     return dA, dh0, _dW_hh(dA, hs), None, None, None, None
 
 
 rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
 rnn_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+rnn = _Cell(_rnn_forward, _rnn_setup, _rnn_grad, rnn_forward)
 
 
 # --------------------------------------------------------------------------------------- LSTM
@@ -106,15 +166,26 @@ def _lstm_out(gx, save):
             gx.new_empty(Sg, B, 4 * H), gx.new_empty(S, B, H), gx.new_empty(S, B, H))
 
 
+def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
+    out = _lstm_out(gx, save)
+    dispatch.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
+                                        w_hh.contiguous(), lengths, *out)
+    return out
+
+
+def _lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
+    dA, dh0, dc0 = torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
+    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
+                                         dA, dh0, dc0)
+    return dA, dh0, dc0
+
+
 @torch.library.custom_op("fastrnn::lstm_forward", mutates_args=())
 def lstm_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, lengths: Tensor, save: bool,
                  backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """gx [T,B,4H], h0, c0 [B,H], w_hh [4H,H], lengths [B]
     -> y [T,B,H], h_n, c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,H]."""
-    out = _lstm_out(gx, save)
-    dispatch.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
-                                        w_hh.contiguous(), lengths, *out)
-    return out
+    return _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend)
 
 
 @lstm_forward.register_fake
@@ -126,10 +197,7 @@ def _(gx, h0, c0, w_hh, lengths, save, backend):
 def lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Tensor, w_hh: Tensor,
                   lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """dy [T,B,H], dh_n, dc_n [B,H], gates [T,B,4H], cs [T+1,B,H] -> dA [T,B,4H], dh0, dc0 [B,H]."""
-    dA, dh0, dc0 = torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
-    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
-                                         dA, dh0, dc0)
-    return dA, dh0, dc0
+    return _lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend)
 
 
 @lstm_backward.register_fake
@@ -140,18 +208,21 @@ def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
 def _lstm_setup(ctx, inputs, output):
     _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[3:])
+    ctx.fast = False
 
 
 def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
     _check_saved(ctx)
     w_hh, lengths, gates, cs, hs = ctx.saved_tensors
-    dA, dh0, dc0 = lstm_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]),
-                                 gates, cs, w_hh, lengths, ctx.backend)
+    dA, dh0, dc0 = _backward_fn(ctx, lstm_backward, _lstm_backward)(
+        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, lengths,
+        ctx.backend)
     return dA, dh0, dc0, _dW_hh(dA, hs), None, None, None
 
 
 lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
 lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+lstm = _Cell(_lstm_forward, _lstm_setup, _lstm_grad, lstm_forward)
 
 
 # ---------------------------------------------------------------------------------------- GRU
@@ -162,15 +233,26 @@ def _gru_out(gx, save):
             gx.new_empty(Sg, B, H), gx.new_empty(S, B, H))
 
 
+def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
+    out = _gru_out(gx, save)
+    dispatch.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+                                       b_hh.contiguous(), lengths, *out)
+    return out
+
+
+def _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
+    dGx, dA, dh0 = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
+    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
+                                        dGx, dA, dh0)
+    return dGx, dA, dh0
+
+
 @torch.library.custom_op("fastrnn::gru_forward", mutates_args=())
 def gru_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, lengths: Tensor, save: bool,
                 backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """gx [T,B,3H], h0 [B,H], w_hh [3H,H], b_hh [3H], lengths [B]
     -> y [T,B,H], h_n [B,H], gates [Sg,B,3H], a_n [Sg,B,H], hs [S,B,H]."""
-    out = _gru_out(gx, save)
-    dispatch.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
-                                       b_hh.contiguous(), lengths, *out)
-    return out
+    return _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend)
 
 
 @gru_forward.register_fake
@@ -183,10 +265,7 @@ def gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, hs: Tenso
                  lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H]
     -> dGx [T,B,3H], dA [T,B,3H], dh0 [B,H]."""
-    dGx, dA, dh0 = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
-    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
-                                        dGx, dA, dh0)
-    return dGx, dA, dh0
+    return _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend)
 
 
 @gru_backward.register_fake
@@ -197,15 +276,17 @@ def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
 def _gru_setup(ctx, inputs, output):
     _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[2:])
+    ctx.fast = False
 
 
 def _gru_grad(ctx, dy, dh_n, *_):
     _check_saved(ctx)
     w_hh, lengths, gates, a_n, hs = ctx.saved_tensors
-    dGx, dA, dh0 = gru_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh,
-                                lengths, ctx.backend)
+    dGx, dA, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
+        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
     return dGx, dh0, _dW_hh(dA, hs), dA.sum((0, 1)), None, None, None
 
 
 gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)
 gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+gru = _Cell(_gru_forward, _gru_setup, _gru_grad, gru_forward)

@@ -67,7 +67,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
-    y, h_n, _ = autograd.rnn_forward(gx, h0, w_hh, n, relu, save, name)
+    y, h_n, _ = autograd.rnn(gx, h0, w_hh, n, relu, save, name)
     return y, h_n
 
 
@@ -91,7 +91,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
-    y, h_n, c_n, *_ = autograd.lstm_forward(gx, h0, c0, w_hh, n, save, name)
+    y, h_n, c_n, *_ = autograd.lstm(gx, h0, c0, w_hh, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -110,5 +110,5 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     gx = F.linear(x, w_ih, b_ih)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
-    y, h_n, *_ = autograd.gru_forward(gx, h0, w_hh, b_hh, n, save, name)
+    y, h_n, *_ = autograd.gru(gx, h0, w_hh, b_hh, n, save, name)
     return y, h_n

@@ -97,7 +97,7 @@ class _Recurrent:
         D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
         h0, c0 = hx if lstm else (hx, None)
-        self.last_backend = functional.resolve_backend(
+        self.__dict__["last_backend"] = functional.resolve_backend(  # (nn.Module's setattr is slow)
             x, self.backend, projection=lstm and self.proj_size > 0)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -161,7 +161,7 @@ class _Cell:
         x = (input if batched else input.unsqueeze(0)).unsqueeze(0)
         if hx is not None and not batched:
             hx = tuple(h.unsqueeze(0) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(0)
-        self.last_backend = functional.resolve_backend(x, self.backend)
+        self.__dict__["last_backend"] = functional.resolve_backend(x, self.backend)
         w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         out = self._step(x, hx, w)
         if not batched:

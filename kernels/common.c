@@ -17,9 +17,9 @@ const char *fastrnn_last_error(void) { return last_error; }
 const char *fastrnn_build_info(void) {
   return "compiler " __VERSION__
 #ifdef FASTRNN_MULTIVERSION_ON
-         "; x86-64 clones: x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA), baseline"
+         "; x86-64 variants: avx512 (x86-64-v4), avx2 (x86-64-v3: AVX2, FMA), base"
 #else
-         "; no multiversioning"
+         "; one variant"
 #endif
 #ifdef _OPENMP
          "; CPU loops on OpenMP threads"

@@ -33,6 +33,10 @@ const char *fastrnn_build_info(void);
  * do not depend on it. The CUDA library ignores it. */
 void fastrnn_set_num_threads(int n);
 int fastrnn_get_num_threads(void);
+/* The CPU variants compiled in that this CPU runs, best first, space-separated ("avx512 avx2 base",
+ * "avx2 base", "base"), or "" for a build with one variant. Each kernel function also exists as
+ * <name>_<variant> (fastrnn_lstm_forward_f32_avx2); the plain name is the best variant. */
+const char *fastrnn_cpu_variants(void);
 
 /* Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu. */
 int fastrnn_rnn_tanh_forward_f32(int64_t T, int64_t B, int64_t H,

@@ -40,12 +40,17 @@ def _cdef(kind):
     region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
     region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
     common, f32 = region.split("int fastrnn_rnn_tanh_forward_f32", 1)
-    f32 = "int fastrnn_rnn_tanh_forward_f32" + f32
-    f64 = f32.replace("float", "double").replace("_f32(", "_f64(")
-    if kind == "cpu":
-        return common + f32 + f64
+    # Every array is declared an address (intptr_t: the same register in the C calling convention)
+    # so a call passes tensor.data_ptr() as it is; a cast to a cffi pointer per argument costs
+    # more than a small step's whole product.
+    f32 = re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2",
+                 "int fastrnn_rnn_tanh_forward_f32" + f32)
+    f64 = f32.replace("_f32(", "_f64(")
+    if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
+        return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
+                                for v in ("", "_avx512", "_avx2", "_base"))
     cuda = (f32 + f64).replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
-    return common + cuda.replace(");", ", void *stream);")
+    return common + cuda.replace(");", ", intptr_t stream);")
 
 
 _ERRORS = {1: ValueError, 3: MemoryError}  # FASTRNN_EINVAL, FASTRNN_ENOMEM; EDEVICE: RuntimeError
@@ -63,6 +68,12 @@ class Library:
         self.ffi.cdef(_cdef(kind))
         self.lib = self.ffi.dlopen(path)
         self._fns = {}
+        self._threads = None
+        # The CPU variants this machine runs, best first (kernels/cpu/variants.c); `variant` is the
+        # one whose functions the calls bind (None: the plain names, a build with one variant).
+        self.variants = (self.ffi.string(self.lib.fastrnn_cpu_variants()).decode().split()
+                         if kind == "cpu" else [])
+        self.variant = self.variants[0] if self.variants else None
 
     def build_info(self):
         return self.ffi.string(self.lib.fastrnn_build_info()).decode()
@@ -70,17 +81,20 @@ class Library:
     def call(self, stem, H, *tensors, stream=None):
         """fastrnn_<stem>_<dtype>[_cuda](T, B, H, *pointers[, stream]) on torch tensors."""
         x = tensors[0]
-        key = (stem, x.dtype)
+        key = (stem, x.dtype, self.variant)
         fn = self._fns.get(key)
         if fn is None:
             dtype = {"torch.float32": "f32", "torch.float64": "f64"}[str(x.dtype)]
-            suffix = "_cuda" if self.kind == "cuda" else ""
+            suffix = "_cuda" if self.kind == "cuda" else f"_{self.variant}" if self.variant else ""
             fn = self._fns[key] = getattr(self.lib, f"fastrnn_{stem}_{dtype}{suffix}")
-        ptrs = [self.ffi.cast("void *", t.data_ptr()) for t in tensors]
+        ptrs = [t.data_ptr() for t in tensors]
         if stream is not None:
-            ptrs.append(self.ffi.cast("void *", stream))
+            ptrs.append(stream)
         if self.kind == "cpu":  # as many threads as torch.nn's CPU kernels use
-            self.lib.fastrnn_set_num_threads(torch.get_num_threads())
+            n = torch.get_num_threads()
+            if n != self._threads:
+                self.lib.fastrnn_set_num_threads(n)
+                self._threads = n
         rc = fn(x.shape[0], x.shape[1], H, *ptrs)
         if rc != 0:
             msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()

@@ -5,7 +5,7 @@
 
 /* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed (packed_W_hh). S state
  * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
+static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
                                          int64_t Sg, const real *gx, const real *Wp,
                                          const real *b_hh, const int64_t *lengths, real *y,
                                          real *gates, real *a_n, real *hs) {
@@ -60,7 +60,7 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
 /* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
  * running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows
  * of dA, of ended sequences, add nothing). */
-FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
+static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                                           const real *dy, const real *gates, const real *a_n,
                                           const real *hs, const real *Wp,
                                           const int64_t *lengths, real *dGx, real *dA,
@@ -95,7 +95,7 @@ FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, in
   }
 }
 
-int SFX(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
+int SFXV(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
                              const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
                              real *h_n, real *gates, real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
@@ -103,7 +103,7 @@ int SFX(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, co
   return e;
 }
 
-int SFX(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
+int SFXV(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
                                    const real *h0, const real *W_hh, const real *b_hh,
                                    const int64_t *lengths, real *y, real *h_n, real *gates,
                                    real *a_n, real *hs) {
@@ -112,7 +112,7 @@ int SFX(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *
   return e;
 }
 
-int SFX(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
+int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
                               const real *gates, const real *a_n, const real *hs,
                               const real *W_hh, const int64_t *lengths, real *dGx, real *dA,
                               real *dh0) {

@@ -10,16 +10,16 @@
 #include "../common.h"
 #include "../fastrnn.h"
 
-/* One build runs well on every x86-64: GCC compiles each hot loop for AVX-512, AVX2+FMA and the
- * baseline, and picks one at load time (ifunc). No -march=native. */
-#if defined(FASTRNN_MULTIVERSION_ON)
-#define FR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* One build runs well on every x86-64: each cell file is compiled once per variant (avx512,
+ * avx2, base; see variants.c), and SFXV names a public function after its element type and
+ * variant: fastrnn_lstm_forward_f32_avx512. Builds with one variant keep the plain names. */
+#if FASTRNN_MULTIVERSION_ON
+#define SFXV(name) FR_CAT(SFX(name), FR_CAT(_, FR_VARIANT))
 #else
-#define FR_MULTIVERSION
+#define SFXV(name) SFX(name)
 #endif
 
-/* Whatever a multiversioned loop calls must be inlined into it, or it runs as the baseline build:
- * GCC otherwise keeps a large helper out of line, compiled once for the default target. */
+/* The product's helpers are inlined into each loop, so their sizes become constants there. */
 #define FR_HOT static inline __attribute__((always_inline))
 
 /* Register tiles of the per-step product: FR_MR rows × FR_NR columns, two AVX2 vectors per row

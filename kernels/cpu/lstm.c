@@ -3,7 +3,7 @@
 
 /* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed (packed_W_hh). S state
  * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
+static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
                                          int64_t Sg, const real *gx, const real *Wp,
                                          const int64_t *lengths, real *y, real *gates, real *cs,
                                          real *hs) {
@@ -59,7 +59,7 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
 /* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0, dc0 double as
  * the running ∂L/∂h_t, ∂L/∂c_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are
  * zero, so adding dA·W_hh leaves them as they are. */
-FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
+static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                                           const real *dy, const real *gates, const real *cs,
                                           const real *Wp, const int64_t *lengths, real *dA,
                                           real *dh0, real *dc0) {
@@ -89,7 +89,7 @@ FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, in
   }
 }
 
-int SFX(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
+int SFXV(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
                               const real *c0, const real *W_hh, const int64_t *lengths, real *y,
                               real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
@@ -97,7 +97,7 @@ int SFX(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, c
   return e;
 }
 
-int SFX(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
+int SFXV(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
                                     const real *h0, const real *c0, const real *W_hh,
                                     const int64_t *lengths, real *y, real *h_n, real *c_n,
                                     real *gates, real *cs, real *hs) {
@@ -106,7 +106,7 @@ int SFX(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real 
   return e;
 }
 
-int SFX(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
+int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
                                const real *dc_n, const real *gates, const real *cs,
                                const real *W_hh, const int64_t *lengths, real *dA, real *dh0,
                                real *dc0) {

@@ -4,7 +4,7 @@
 
 /* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed. S state slots: T+1
  * keep every h_t for backward, 2 keep only the last two (inference). */
-FR_MULTIVERSION static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
                                          int64_t S, const real *gx, const real *Wp,
                                          const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
@@ -49,7 +49,7 @@ static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const r
 /* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
  * running ∂L/∂h_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so
  * adding dA·W_hh leaves them as they are. */
-FR_MULTIVERSION static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
                                           const real *dy, const real *hs, const real *Wp,
                                           const int64_t *lengths, real *dA, real *dh0) {
   int64_t j0, j1;
@@ -88,21 +88,21 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
 }
 
 #define RNN_ENTRIES(name, relu)                                                                 \
-  int SFX(fastrnn_##name##_forward)(int64_t T, int64_t B, int64_t H, const real *gx,           \
+  int SFXV(fastrnn_##name##_forward)(int64_t T, int64_t B, int64_t H, const real *gx,           \
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
     if (!e) e = forward(T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);              \
     return e;                                                                                  \
   }                                                                                            \
-  int SFX(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
+  int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                                           const real *h0, const real *W_hh,                   \
                                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
     if (!e) e = forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                  \
     return e;                                                                                  \
   }                                                                                            \
-  int SFX(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
+  int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
                                      const real *dh_n, const real *hs, const real *W_hh,       \
                                      const int64_t *lengths, real *dA, real *dh0) {            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA, dh0); \
