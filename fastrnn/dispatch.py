@@ -48,6 +48,23 @@ def backends():
     return [n for n in NAMES if why_not(n) is None]
 
 
+def cpu_variants():
+    """The native backend's CPU variants this machine runs, best first, e.g. ['avx512', 'avx2',
+    'base'] ([] where the native backend is unusable or was built with a single variant)."""
+    return list(load("native").library.variants) if why_not("native") is None else []
+
+
+def cpu_variant():
+    """The CPU variant the native kernels run now (None: a build with one variant)."""
+    return load("native").library.variant if why_not("native") is None else None
+
+
+def set_cpu_variant(name):
+    """Pin the native kernels to CPU variant `name` (from cpu_variants()); None: the best this CPU
+    runs, the default. The environment variable FASTRNN_CPU_VARIANT sets it at import."""
+    load("native").set_variant(name)
+
+
 def resolve(backend, x, projection=False):
     """The backend that runs a call on input `x`: `backend` itself, checked, or the `auto` choice."""
     if backend == "auto":

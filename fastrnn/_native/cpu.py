@@ -1,6 +1,27 @@
-"""The `native` backend: the C library libfastrnn_cpu (kernels/cpu) on CPU tensors."""
+"""The `native` backend: the C library libfastrnn_cpu (kernels/cpu) on CPU tensors.
+
+The library holds each kernel once per CPU variant (avx512, avx2, base; kernels/cpu/variants.c).
+Calls use the best variant this CPU runs, or the one named by the environment variable
+FASTRNN_CPU_VARIANT or set with fastrnn.set_cpu_variant — to compare them, or to test each.
+"""
+import os
+
 from . import Library, kernel_functions
 
 library = Library("cpu")
 (rnn_forward, rnn_backward, lstm_forward, lstm_backward,
  gru_forward, gru_backward) = kernel_functions(library)
+
+
+def set_variant(name):
+    """Run the native kernels on CPU variant `name` (one of `library.variants`); None: the best."""
+    if name is None:
+        library.variant = library.variants[0] if library.variants else None
+    elif name not in library.variants:
+        raise ValueError(f"CPU variant: expected one of {library.variants} (what this CPU and this "
+                         f"build run), got {name!r}")
+    else:
+        library.variant = name
+
+
+set_variant(os.environ.get("FASTRNN_CPU_VARIANT") or None)

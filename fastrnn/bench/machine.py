@@ -39,6 +39,11 @@ def load_average():
         return float("nan")
 
 
+def _variant():
+    from .. import dispatch
+    return f"{dispatch.cpu_variant() or 'one'} (of {', '.join(dispatch.cpu_variants()) or 'one'})"
+
+
 def describe(threads=None):
     """A dict of facts about this machine and process, for reports and `fastrnn info`."""
     import numba
@@ -49,6 +54,7 @@ def describe(threads=None):
         "torch threads": threads or torch.get_num_threads(),
         # native: up to torch's count, one per 2^16 multiply-adds of a step; numba: 1
         "fastrnn recurrence threads": f"native {threads or torch.get_num_threads()}, numba 1",
+        "native CPU variant": _variant(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numba": numba.__version__,

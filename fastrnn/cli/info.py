@@ -24,6 +24,9 @@ def run(args):
         if path and dispatch.why_not("native" if kind == "cpu" else "cuda") is None:
             lib = dispatch.load("native" if kind == "cpu" else "cuda").library
             print(f"  {'':20s} build: {lib.build_info()}")
+            if kind == "cpu":
+                print(f"  {'':20s} CPU variants here: {', '.join(lib.variants) or 'one'}; "
+                      f"running: {lib.variant or 'the only one'} (FASTRNN_CPU_VARIANT pins it)")
     print(f"  {'fastrnn.h':20s} {_native.find('fastrnn.h') or 'not found'}")
     facts = machine.describe()
     print("machine:")

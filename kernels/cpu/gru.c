@@ -1,15 +1,16 @@
-/* GRU on the CPU in torch's form (gates r, z, n) and its BPTT. Compiled once per element type.
+/* GRU on the CPU in torch's form (gates r, z, n) and its BPTT. Compiled once per element type
+ * and CPU variant.
  * r multiplies the recurrent part A_n only, so b_hh stays inside the loop and ∂L/∂G_x and ∂L/∂A
  * differ in the n block. */
 #include "internal.h"
 
-/* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed (packed_W_hh). S state
+/* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state
  * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
-                                         int64_t Sg, const real *gx, const real *Wp,
-                                         const real *b_hh, const int64_t *lengths, real *y,
-                                         real *gates, real *a_n, real *hs) {
-  const int64_t BH = B * H, G = 3 * H, block = fr_panels(H) * H * FR_NR;
+                         int64_t Sg, const real *gx, const fr_weights *w,
+                         const real *b_hh, const int64_t *lengths, real *y,
+                         real *gates, real *a_n, real *hs) {
+  const int64_t BH = B * H, G = 3 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
@@ -17,9 +18,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
-    for (int64_t q = 0; q < 3; q++)  /* the three gate blocks' columns of this slice */
-      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G,
-                 0);
+    fr_step_forward(w, B, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -45,26 +44,29 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
                    const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
                    real *y, real *h_n, real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
-  real *Wp = packed_W_hh(3, H, W_hh, 1);
-  if (!Wp) return fr_nomem("fastrnn_gru_forward", "the packed W_hh");
+  fr_weights w;
+  if (fr_weights_init(&w, 3, T * B, H, W_hh, 0)) {
+    fr_weights_free(&w);
+    return fr_nomem("fastrnn_gru_forward", "the packed W_hh");
+  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, Wp, b_hh, lengths, y, gates, a_n,
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, &w, b_hh, lengths, y, gates, a_n,
                hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
-  free(Wp);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
+/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
  * running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows
  * of dA, of ended sequences, add nothing). */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
-                                          const real *dy, const real *gates, const real *a_n,
-                                          const real *hs, const real *Wp,
-                                          const int64_t *lengths, real *dGx, real *dA,
-                                          real *dh0) {
+                          const real *dy, const real *gates, const real *a_n,
+                          const real *hs, const fr_weights *w,
+                          const int64_t *lengths, real *dGx, real *dA,
+                          real *dh0) {
   const int64_t G = 3 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
@@ -91,7 +93,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    rows_times(B, j1 - j0, G, dA + t * B * G, G, fr_panel(Wp, G, j0), dh0 + j0, H, 1);
+    fr_step_backward(w, B, dA + t * B * G, dh0, j0, j1);
   }
 }
 
@@ -118,13 +120,16 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
                               real *dh0) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   if (e) return e;
-  real *Wp = packed_W_hh(3, H, W_hh, 0);
-  if (!Wp) return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
+  fr_weights w;
+  if (fr_weights_init(&w, 3, B, H, W_hh, 1)) {
+    fr_weights_free(&w);
+    return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
+  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, Wp, lengths, dGx, dA,
+  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths, dGx, dA,
                 dh0);
-  free(Wp);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }

@@ -22,22 +22,30 @@
 /* The product's helpers are inlined into each loop, so their sizes become constants there. */
 #define FR_HOT static inline __attribute__((always_inline))
 
-/* Register tiles of the per-step product: FR_MR rows × FR_NR columns, two AVX2 vectors per row
- * (16 floats, 8 doubles), so 8 independent accumulators hide the FMA latency and each load of
- * the weights serves FR_MR rows. */
+/* Register tiles of the per-step product, per variant: FR_MR rows × FR_NR columns, FR_NR two
+ * vectors wide, so FR_MR·2 accumulators hide the FMA latency and each load of the weights serves
+ * FR_MR rows. avx512: 8 × 2 zmm (16 of its 32 registers); avx2: 6 × 2 ymm (12 of 16, the classic
+ * 6×16 sgemm tile); base: 4 × 2 xmm. FR_VEC is the vector width in bytes. */
+#if defined(__AVX512F__)
+#define FR_VEC 64
+#define FR_MR 8
+#elif defined(__AVX2__)
+#define FR_VEC 32
+#define FR_MR 6
+#else
+#define FR_VEC 16
 #define FR_MR 4
-#define FR_NR (64 / (int)sizeof(real))
+#endif
+#define FR_NR (2 * FR_VEC / (int)sizeof(real))
 
 /* The weights are packed once per call into panels of FR_NR columns, each panel K rows of FR_NR
  * contiguous values (zero past the last column): a tile then streams through contiguous memory.
  * Read in place, a row of W_hh is 1–4 kB apart from the next, and those power-of-two strides
- * land every row of a panel in the same few cache sets, so the panel kept falling out of L1/L2. */
+ * land every row of a panel in the same few cache sets, so the panel kept falling out of L1/L2.
+ * Packing pays only when FR_MR rows share each load: below FR_MR rows (B small) the product reads
+ * W_hh in place (rows_dot forward, rows_times with row strides backward), which also keeps a
+ * single step (a cell, a streaming T = 1 call) free of the copy. */
 static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
-
-/* The panels of a packed [panels,K,FR_NR] matrix from column j0 (a multiple of FR_NR) on. */
-static inline const real *fr_panel(const real *P, int64_t K, int64_t j0) {
-  return P + j0 / FR_NR * K * FR_NR;
-}
 
 /* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides. */
 static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, int64_t sk,
@@ -50,11 +58,13 @@ static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, i
       }
 }
 
-/* C [mr, np·FR_NR + nl] (+)= A [mr,K] · (np full panels of P, then nl columns of the next), rows
- * of A and C lda and ldc apart. Inlined with constant sizes the accumulators live in registers;
- * the edge tiles take the same code with variable sizes. */
+/* C [mr, np·FR_NR + nl] (+)= A [mr,K] · Bm, Bm's column block q row k at P + q·ps + k·ldp (packed:
+ * ps = K·FR_NR, ldp = FR_NR; in place: ps = FR_NR, ldp = the row stride), rows of A and C lda
+ * and ldc apart. Inlined with constant sizes the accumulators live in registers; the edge tiles
+ * take the same code with variable sizes. */
 FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int64_t lda,
-                 const real *restrict P, real *restrict C, int64_t ldc, int accumulate) {
+                 const real *restrict P, int64_t ps, int64_t ldp, real *restrict C, int64_t ldc,
+                 int accumulate) {
   const int nr = np * FR_NR + nl;
   real acc[FR_MR][4 * FR_NR];
   for (int r = 0; r < mr; r++)
@@ -63,11 +73,11 @@ FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int6
     for (int r = 0; r < mr; r++) {
       const real a = A[r * lda + k];
       for (int q = 0; q < np; q++) {
-        const real *w = P + (q * K + k) * FR_NR;
+        const real *w = P + q * ps + k * ldp;
 #pragma omp simd
         for (int j = 0; j < FR_NR; j++) acc[r][q * FR_NR + j] += a * w[j];
       }
-      const real *w = P + (np * K + k) * FR_NR;
+      const real *w = P + np * ps + k * ldp;
 #pragma omp simd
       for (int j = 0; j < nl; j++) acc[r][np * FR_NR + j] += a * w[j];
     }
@@ -76,33 +86,72 @@ FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int6
     for (int j = 0; j < nr; j++) C[r * ldc + j] = acc[r][j];
 }
 
-/* C [M,N] (+)= A [M,K] · Bm [K,N], Bm packed in P (pack_panels), rows of A and C lda and ldc
- * apart: one step's recurrent product, or a thread's panels of it. Each element is a sum over k in
- * order, however the tiles fall, so the result does not depend on the number of threads. A row
- * left over from the FR_MR-row tiles (always, when M = 1) takes four panels per tile instead of
- * one, so it too has 8 accumulators. */
+/* C [M,N] (+)= A [M,K] · Bm [K,N], Bm's column block q (FR_NR columns) row k at P + q·ps + k·ldp
+ * (see tile), rows of A and C lda and ldc apart: one step's recurrent product, or a thread's
+ * columns of it. Each element is a sum over k in order, however the tiles fall, so the result
+ * does not depend on the number of threads. A row left over from the FR_MR-row tiles (always,
+ * when M < FR_MR) takes up to four column blocks per tile instead of one, for 8 accumulators too. */
 FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
-                       const real *restrict P, real *restrict C, int64_t ldc, int accumulate) {
-  const int64_t full = N / FR_NR, rest = N - full * FR_NR, panel = K * FR_NR;
+                       const real *restrict P, int64_t ps, int64_t ldp, real *restrict C,
+                       int64_t ldc, int accumulate) {
+  const int64_t full = N / FR_NR, rest = N - full * FR_NR;
   int64_t m = 0;
   for (; m + FR_MR <= M; m += FR_MR) {
     const real *Am = A + m * lda;
     real *Cm = C + m * ldc;
     for (int64_t q = 0; q < full; q++)
-      tile(FR_MR, 1, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
+      tile(FR_MR, 1, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
     if (rest)
-      tile(FR_MR, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
+      tile(FR_MR, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, Cm + full * FR_NR, ldc,
+           accumulate);
   }
   for (; m < M; m++) {
     const real *Am = A + m * lda;
     real *Cm = C + m * ldc;
     int64_t q = 0;
     for (; q + 4 <= full; q += 4)
-      tile(1, 4, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
-    for (; q < full; q++) tile(1, 1, 0, K, Am, lda, P + q * panel, Cm + q * FR_NR, ldc, accumulate);
+      tile(1, 4, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
+    for (; q + 2 <= full; q += 2)  /* e.g. H = 64 on avx512: two blocks, 4 accumulators, not 2 */
+      tile(1, 2, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
+    for (; q < full; q++)
+      tile(1, 1, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
     if (rest)
-      tile(1, 0, (int)rest, K, Am, lda, P + full * panel, Cm + full * FR_NR, ldc, accumulate);
+      tile(1, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, Cm + full * FR_NR, ldc,
+           accumulate);
   }
+}
+
+/* Dot products of one row a [K] with nr (≤ 4) rows of W, ldw apart, into c[0..nr): each over
+ * FR_NR lanes in k order, then the lanes summed pairwise in a fixed order. */
+FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *restrict W,
+                     int64_t ldw, real *restrict c) {
+  real acc[4][FR_NR];
+  for (int r = 0; r < nr; r++)
+    for (int l = 0; l < FR_NR; l++) acc[r][l] = 0;
+  int64_t k = 0;
+  for (; k + FR_NR <= K; k += FR_NR)
+    for (int r = 0; r < nr; r++) {
+      const real *w = W + r * ldw + k;
+#pragma omp simd
+      for (int l = 0; l < FR_NR; l++) acc[r][l] += a[k + l] * w[l];
+    }
+  for (int r = 0; r < nr; r++) {
+    for (int l = 0; k + l < K; l++) acc[r][l] += a[k + l] * W[r * ldw + k + l];
+    for (int w = FR_NR / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; l++) acc[r][l] += acc[r][l + w];
+    c[r] = acc[r][0];
+  }
+}
+
+/* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product for
+ * M < FR_MR rows, where packing W_hhᵀ would cost as much as the product it serves. */
+FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
+                     const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
+  int64_t n = 0;
+  for (; n + 4 <= N; n += 4)
+    for (int64_t m = 0; m < M; m++) dot_rows(4, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
+  for (; n < N; n++)
+    for (int64_t m = 0; m < M; m++) dot_rows(1, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
 }
 
 /* Threads split the hidden units: thread p of P owns units [j0, j1) of every gate block, runs the
@@ -138,17 +187,61 @@ static inline int fr_thread(void) { return 0; }
 static inline int fr_team_size(void) { return 1; }
 #endif
 
-/* The packed W_hh a direction needs, NULL when out of memory (the caller frees it):
+/* W_hh [G,H] as the per-step products read it: in place, or packed for B ≥ FR_MR rows —
  * forward: Bm = W_hhᵀ [H,G], packed gate block by gate block so that each block's panels start
  *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),H,FR_NR];
  * backward: Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
-static inline real *packed_W_hh(int gates, int64_t H, const real *W_hh, int transpose) {
+typedef struct {
+  const real *W;  /* [G,H] as given */
+  real *packed;   /* NULL: read W in place */
+  int64_t H, gates;
+} fr_weights;
+
+/* Packs W_hh when `rows` rows will be multiplied by it in all (forward: T·B, backward: B, the rows
+ * of one step, since the in-place backward product needs no reduction) reach FR_MR: below that
+ * the copy costs more than it saves. Forward in place takes a horizontal sum per output, which at
+ * H = 64 costs as much as the products (LSTM B = 1, T = 32: 2.7 µs a step against 1.8 packed).
+ * Returns 0, or FASTRNN_ENOMEM when the packed copy cannot be allocated (fr_weights_free it
+ * either way). */
+static inline int fr_weights_init(fr_weights *w, int gates, int64_t rows, int64_t H,
+                                  const real *W_hh, int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * H * FR_NR;
-  real *P = malloc((size_t)(transpose ? gates * block : fr_panels(H) * G * FR_NR) * sizeof(real));
-  if (P && transpose)
-    for (int q = 0; q < gates; q++) pack_panels(H, H, W_hh + q * H * H, 1, H, P + q * block);
-  else if (P)
-    pack_panels(G, H, W_hh, H, 1, P);
-  return P;
+  w->W = W_hh, w->H = H, w->gates = gates, w->packed = NULL;
+  if (rows < FR_MR) return 0;
+  w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
+  if (!w->packed) return FASTRNN_ENOMEM;
+  if (backward)
+    pack_panels(G, H, W_hh, H, 1, w->packed);
+  else
+    for (int q = 0; q < gates; q++) pack_panels(H, H, W_hh + q * H * H, 1, H, w->packed + q * block);
+  return 0;
+}
+
+static inline void fr_weights_free(fr_weights *w) { free(w->packed); }
+
+/* Forward, one step, a thread's units [j0, j1) of every gate block:
+ * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. j0 is a multiple of FR_NR. */
+FR_HOT void fr_step_forward(const fr_weights *w, int64_t B, const real *h, real *a, int64_t j0,
+                            int64_t j1) {
+  const int64_t H = w->H, G = w->gates * H, block = fr_panels(H) * H * FR_NR;
+  for (int64_t q = 0; q < w->gates; q++) {
+    if (w->packed)
+      rows_times(B, j1 - j0, H, h, H, w->packed + q * block + j0 / FR_NR * H * FR_NR, H * FR_NR,
+                 FR_NR, a + q * H + j0, G, 0);
+    else
+      rows_dot(B, j1 - j0, H, h, H, w->W + (q * H + j0) * H, H, a + q * H + j0, G);
+  }
+}
+
+/* Backward, one step, a thread's units [j0, j1): dh[b][j] += Σ_g dA[b][g] W_hh[g][j],
+ * dA [B,G], dh [B,H]. */
+FR_HOT void fr_step_backward(const fr_weights *w, int64_t B, const real *dA, real *dh, int64_t j0,
+                             int64_t j1) {
+  const int64_t H = w->H, G = w->gates * H;
+  if (w->packed)
+    rows_times(B, j1 - j0, G, dA, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
+               dh + j0, H, 1);
+  else
+    rows_times(B, j1 - j0, G, dA, G, w->W + j0, FR_NR, H, dh + j0, H, 1);
 }
 #endif

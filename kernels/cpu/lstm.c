@@ -1,13 +1,13 @@
-/* LSTM on the CPU (gates i, f, g, o) and its BPTT. Compiled once per element type. */
+/* LSTM on the CPU (gates i, f, g, o) and its BPTT. Compiled once per element type and CPU variant. */
 #include "internal.h"
 
-/* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed (packed_W_hh). S state
+/* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state
  * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
-                                         int64_t Sg, const real *gx, const real *Wp,
-                                         const int64_t *lengths, real *y, real *gates, real *cs,
-                                         real *hs) {
-  const int64_t BH = B * H, G = 4 * H, block = fr_panels(H) * H * FR_NR;
+                         int64_t Sg, const real *gx, const fr_weights *w,
+                         const int64_t *lengths, real *y, real *gates, real *cs,
+                         real *hs) {
+  const int64_t BH = B * H, G = 4 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
@@ -15,9 +15,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
     const real *h_prev = hs + (t % S) * BH, *c_prev = cs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH, *c_t = cs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G;
-    for (int64_t q = 0; q < 4; q++)  /* the four gate blocks' columns of this slice */
-      rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp + q * block, H, j0), a + q * H + j0, G,
-                 0);
+    fr_step_forward(w, B, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *cb = c_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -43,26 +41,29 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
                    const real *h0, const real *c0, const real *W_hh, const int64_t *lengths,
                    real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   const int64_t BH = B * H, G = 4 * H;
-  real *Wp = packed_W_hh(4, H, W_hh, 1);
-  if (!Wp) return fr_nomem("fastrnn_lstm_forward", "the packed W_hh");
+  fr_weights w;
+  if (fr_weights_init(&w, 4, T * B, H, W_hh, 0)) {
+    fr_weights_free(&w);
+    return fr_nomem("fastrnn_lstm_forward", "the packed W_hh");
+  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   memcpy(cs, c0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, Wp, lengths, y, gates, cs, hs);
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, &w, lengths, y, gates, cs, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
-  free(Wp);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0, dc0 double as
+/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0, dc0 double as
  * the running ∂L/∂h_t, ∂L/∂c_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are
  * zero, so adding dA·W_hh leaves them as they are. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
-                                          const real *dy, const real *gates, const real *cs,
-                                          const real *Wp, const int64_t *lengths, real *dA,
-                                          real *dh0, real *dc0) {
+                          const real *dy, const real *gates, const real *cs,
+                          const fr_weights *w, const int64_t *lengths, real *dA,
+                          real *dh0, real *dc0) {
   const int64_t G = 4 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
@@ -85,7 +86,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    rows_times(B, j1 - j0, G, dA + t * B * G, G, fr_panel(Wp, G, j0), dh0 + j0, H, 1);
+    fr_step_backward(w, B, dA + t * B * G, dh0, j0, j1);
   }
 }
 
@@ -112,13 +113,16 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                real *dc0) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   if (e) return e;
-  real *Wp = packed_W_hh(4, H, W_hh, 0);
-  if (!Wp) return fr_nomem("fastrnn_lstm_backward", "the packed W_hh");
+  fr_weights w;
+  if (fr_weights_init(&w, 4, B, H, W_hh, 1)) {
+    fr_weights_free(&w);
+    return fr_nomem("fastrnn_lstm_backward", "the packed W_hh");
+  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 4 * H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, Wp, lengths, dA, dh0, dc0);
-  free(Wp);
+  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, &w, lengths, dA, dh0, dc0);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }

@@ -1,12 +1,12 @@
 /* Elman RNN on the CPU: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu, and its BPTT.
- * Compiled once per element type (see cell_math.h). */
+ * Compiled once per element type and CPU variant (see cell_math.h). */
 #include "internal.h"
 
-/* Thread p of P runs every step for its units [j0, j1); Wp is W_hhᵀ packed. S state slots: T+1
+/* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state slots: T+1
  * keep every h_t for backward, 2 keep only the last two (inference). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
-                                         int64_t S, const real *gx, const real *Wp,
-                                         const int64_t *lengths, real *y, real *hs) {
+                         int64_t S, const real *gx, const fr_weights *w,
+                         const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
@@ -14,7 +14,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
-    rows_times(B, j1 - j0, H, h_prev, H, fr_panel(Wp, H, j0), h_t + j0, H, 0);
+    fr_step_forward(w, B, h_prev, h_t, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -34,24 +34,27 @@ static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const r
                    const real *h0, const real *W_hh, const int64_t *lengths, real *y, real *h_n,
                    real *hs) {
   const int64_t BH = B * H;
-  real *Wp = packed_W_hh(1, H, W_hh, 1);
-  if (!Wp) return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
+  fr_weights w;
+  if (fr_weights_init(&w, 1, T * B, H, W_hh, 0)) {
+    fr_weights_free(&w);
+    return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
                           "the packed W_hh");
+  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, Wp, lengths, y, hs);
+  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, &w, lengths, y, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
-  free(Wp);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); Wp is W_hh packed. dh0 doubles as the
+/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
  * running ∂L/∂h_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so
  * adding dA·W_hh leaves them as they are. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
-                                          const real *dy, const real *hs, const real *Wp,
-                                          const int64_t *lengths, real *dA, real *dh0) {
+                          const real *dy, const real *hs, const fr_weights *w,
+                          const int64_t *lengths, real *dA, real *dh0) {
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   for (int64_t t = T - 1; t >= 0; t--) {
@@ -69,21 +72,24 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int rel
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    rows_times(B, j1 - j0, H, dA + t * B * H, H, fr_panel(Wp, H, j0), dh0 + j0, H, 1);
+    fr_step_backward(w, B, dA + t * B * H, dh0, j0, j1);
   }
 }
 
 static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, const real *dh_n,
                     const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
                     real *dh0) {
-  real *Wp = packed_W_hh(1, H, W_hh, 0);
-  if (!Wp) return fr_nomem(relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward",
+  fr_weights w;
+  if (fr_weights_init(&w, 1, B, H, W_hh, 1)) {
+    fr_weights_free(&w);
+    return fr_nomem(relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward",
                           "the packed W_hh");
+  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, Wp, lengths, dA, dh0);
-  free(Wp);
+  backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA, dh0);
+  fr_weights_free(&w);
   return FASTRNN_OK;
 }
 
@@ -96,8 +102,8 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
-                                          const real *h0, const real *W_hh,                   \
-                                          const int64_t *lengths, real *y, real *h_n, real *hs) { \
+                          const real *h0, const real *W_hh,                   \
+                          const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
     if (!e) e = forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                  \
     return e;                                                                                  \

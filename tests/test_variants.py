@@ -1,0 +1,62 @@
+"""Each CPU variant of the native kernels (avx512, avx2, base: whichever this CPU runs) against the
+float64 reference, forced one at a time, on shapes that reach every path of the per-step product:
+in place (few rows: the dot-product forward, the row-strided backward) and packed (whole
+FR_MR-row tiles, a leftover row, a partial column block), on one thread and on two."""
+import pytest
+import torch
+
+import fastrnn
+from _cases import GATES, Case, float32_limit, rel_err
+
+VARIANTS = fastrnn.cpu_variants() if "native" in fastrnn.backends() else []
+
+SHAPES = [dict(T=1, B=1, I=3, H=64),                       # a cell step: W_hh read in place
+          dict(T=2, B=3, I=5, H=37, lengths=[2, 1, 2]),     # T·B below every tile height
+          dict(T=3, B=1, I=4, H=130),                       # one row, H past two column blocks
+          dict(T=4, B=9, I=3, H=70, lengths=[4, 1, 3, 4, 2, 4, 1, 3, 4]),  # a tile and leftovers
+          dict(T=3, B=16, I=6, H=96)]                       # whole tiles, 2 threads a step
+CASES = [(cell, kw) for cell in GATES for kw in SHAPES]
+IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}" for c, k in CASES]
+
+
+@pytest.fixture(params=VARIANTS or [pytest.param(None, marks=pytest.mark.skip(
+    reason="native backend built with a single variant or unusable"))])
+def variant(request):
+    fastrnn.set_cpu_variant(request.param)
+    yield request.param
+    fastrnn.set_cpu_variant(None)
+
+
+@pytest.mark.parametrize("cell,kw", CASES, ids=IDS)
+def test_variant_matches_reference(variant, cell, kw):
+    assert fastrnn.cpu_variant() == variant
+    c = Case(cell, **kw)
+    ref = c.run_reference()
+    got64, got32, nn32 = (c.run_fastrnn("native", torch.float64),
+                          c.run_fastrnn("native", torch.float32), c.run_torch(torch.float32))
+    for k in ref:
+        assert rel_err(got64[k], ref[k]) <= 1e-10, k
+        err, nn_err = rel_err(got32[k], ref[k]), rel_err(nn32[k], ref[k])
+        assert err <= float32_limit(nn_err), f"{k}: {err:.2e} vs torch.nn {nn_err:.2e}"
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+def test_variant_is_bitwise_the_same_on_any_thread_count(variant, cell):
+    c, before = Case(cell, T=3, B=16, I=6, H=96), torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2, 1):
+            torch.set_num_threads(n)
+            runs.append(c.run_fastrnn("native", torch.float32))
+    finally:
+        torch.set_num_threads(before)
+    for k in runs[0]:
+        assert (runs[0][k] == runs[1][k]).all() and (runs[0][k] == runs[2][k]).all(), k
+
+
+def test_unknown_variant_is_refused():
+    if not VARIANTS:
+        pytest.skip("native backend built with a single variant or unusable")
+    with pytest.raises(ValueError, match=r"CPU variant: expected one of .* got 'sse9'"):
+        fastrnn.set_cpu_variant("sse9")
+    assert fastrnn.cpu_variant() == VARIANTS[0]
