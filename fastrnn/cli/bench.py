@@ -36,7 +36,7 @@ def add_parser(sub, name):
     p.add_argument("--passes", type=_args.name_list, default=list(PASSES),
                    help="forward (inference) and/or train (forward+backward)")
     p.add_argument("--backends", type=_args.name_list,
-                   help="fastrnn backends to time (default: every kernel backend available)")
+                   help="fastrnn backends to time (default: auto and every kernel backend here)")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads for every candidate")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -48,14 +48,15 @@ def add_parser(sub, name):
 
 
 def _backends(args):
+    """'auto' (what a user gets by default, timed as such) and each kernel backend usable here."""
     usable = [b for b in dispatch.backends()
               if b != "eager" and (b == "cuda") == args.device.startswith("cuda")]
     if args.backends is None:
-        return usable
+        return ["auto", *usable]
     for b in args.backends:
-        if b not in dispatch.NAMES:
-            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(dispatch.NAMES)}")
-        if dispatch.why_not(b) is not None:
+        if b != "auto" and b not in dispatch.NAMES:
+            raise ValueError(f"unknown backend {b!r}; choose from auto, {', '.join(dispatch.NAMES)}")
+        if b != "auto" and dispatch.why_not(b) is not None:
             raise ValueError(f"backend {b!r} is not usable here: {dispatch.why_not(b)}")
     return args.backends
 

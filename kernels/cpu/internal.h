@@ -47,15 +47,31 @@
  * single step (a cell, a streaming T = 1 call) free of the copy. */
 static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
 
-/* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides. */
+/* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides.
+ * The source is read along its unit stride: with sn = 1 a row of a panel at a time; else (the
+ * transpose, sk = 1) 64 values of each of the panel's FR_NR source rows at a time. Read across
+ * its rows instead, the transpose walked FR_NR streams 4 kB apart at H = 1024, more than L1 has
+ * ways for, and packing a 16 MB W_hh cost more than 8 steps of the product. */
 static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, int64_t sk,
                                int64_t sn, real *restrict P) {
-  for (int64_t p = 0; p < fr_panels(N); p++)
-    for (int64_t k = 0; k < K; k++)
+  for (int64_t p = 0; p < fr_panels(N); p++) {
+    real *Pp = P + p * K * FR_NR;
+    if (sn == 1) {
+      for (int64_t k = 0; k < K; k++)
+        for (int64_t jj = 0; jj < FR_NR; jj++) {
+          const int64_t n = p * FR_NR + jj;
+          Pp[k * FR_NR + jj] = n < N ? src[k * sk + n] : 0;
+        }
+      continue;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += 64) {
+      const int64_t k1 = k0 + 64 < K ? k0 + 64 : K;
       for (int64_t jj = 0; jj < FR_NR; jj++) {
         const int64_t n = p * FR_NR + jj;
-        P[(p * K + k) * FR_NR + jj] = n < N ? src[k * sk + n * sn] : 0;
+        for (int64_t k = k0; k < k1; k++) Pp[k * FR_NR + jj] = n < N ? src[k * sk + n * sn] : 0;
       }
+    }
+  }
 }
 
 /* C [mr, np·FR_NR + nl] (+)= A [mr,K] · Bm, Bm's column block q row k at P + q·ps + k·ldp (packed:
@@ -197,17 +213,19 @@ typedef struct {
   int64_t H, gates;
 } fr_weights;
 
-/* Packs W_hh when `rows` rows will be multiplied by it in all (forward: T·B, backward: B, the rows
- * of one step, since the in-place backward product needs no reduction) reach FR_MR: below that
- * the copy costs more than it saves. Forward in place takes a horizontal sum per output, which at
- * H = 64 costs as much as the products (LSTM B = 1, T = 32: 2.7 µs a step against 1.8 packed).
- * Returns 0, or FASTRNN_ENOMEM when the packed copy cannot be allocated (fr_weights_free it
- * either way). */
-static inline int fr_weights_init(fr_weights *w, int gates, int64_t rows, int64_t H,
+/* Packs W_hh when it pays. Backward: when B ≥ FR_MR rows share each load (in place, the backward
+ * product is the same tile with W_hh's rows as its panels, so few rows need no copy). Forward in
+ * place takes a horizontal sum per output, which at H = 64 costs as much as the products (LSTM
+ * B = 1, T = 32, avx512: 2.2 µs a step against 1.4 packed), so few rows pack too once T·B
+ * reaches FR_MR — unless H ≥ 512, where the sums are cheap beside the K-long dot products and a
+ * second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of the L3 the product
+ * streams from (B = 1, T = 8: 1.06 ms a step packed). Returns 0, or FASTRNN_ENOMEM when the
+ * packed copy cannot be allocated (fr_weights_free it either way). */
+static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   const real *W_hh, int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * H * FR_NR;
   w->W = W_hh, w->H = H, w->gates = gates, w->packed = NULL;
-  if (rows < FR_MR) return 0;
+  if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
   w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
   if (!w->packed) return FASTRNN_ENOMEM;
   if (backward)

@@ -35,7 +35,7 @@ static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const r
                    real *hs) {
   const int64_t BH = B * H;
   fr_weights w;
-  if (fr_weights_init(&w, 1, T * B, H, W_hh, 0)) {
+  if (fr_weights_init(&w, 1, T, B, H, W_hh, 0)) {
     fr_weights_free(&w);
     return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
                           "the packed W_hh");
@@ -80,7 +80,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                     const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
                     real *dh0) {
   fr_weights w;
-  if (fr_weights_init(&w, 1, B, H, W_hh, 1)) {
+  if (fr_weights_init(&w, 1, T, B, H, W_hh, 1)) {
     fr_weights_free(&w);
     return fr_nomem(relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward",
                           "the packed W_hh");
