@@ -35,7 +35,7 @@ def run(args):
         raise ValueError(f"--cell takes one cell, got {','.join(args.cell)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    backends = _backends(args)
+    backends = [b for b in _backends(args) if b != "auto"]  # profile times the kernels themselves
     config = dict(cell=args.cell[0], B=args.batch, I=args.input or args.hidden, H=args.hidden,
                   device=args.device, dtype=args.dtype)
     bar = tqdm(total=len(args.seq_lens), desc="profile", unit="T", file=sys.stderr, disable=None)
