@@ -48,4 +48,5 @@ def full_lengths(T, B, device):
 
 @functools.lru_cache(maxsize=64)
 def _full_lengths(T, B, device):
-    return torch.full((B,), T, dtype=torch.int64, device=device)
+    with torch.inference_mode(False):  # a tensor made under inference_mode could not be saved
+        return torch.full((B,), T, dtype=torch.int64, device=device)  # for a later backward

@@ -61,7 +61,8 @@ def _slots(T, save):
 def _backward_fn(ctx, op, direct):
     """The backward op itself, when its result may be differentiated again (so the op's clear
     error is what a second derivative meets) or on the op path; else its body, called directly."""
-    return direct if ctx.fast and not torch.is_grad_enabled() else op
+    fast = getattr(ctx, "fast", False)  # set by _Fast only
+    return direct if fast and not torch.is_grad_enabled() else op
 
 
 class _Fast(torch.autograd.Function):
@@ -142,7 +143,6 @@ def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
 def _rnn_setup(ctx, inputs, output):
     _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, output[2])
-    ctx.fast = False
 
 
 def _rnn_grad(ctx, dy, dh_n, _):
@@ -208,7 +208,6 @@ def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
 def _lstm_setup(ctx, inputs, output):
     _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[3:])
-    ctx.fast = False
 
 
 def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
@@ -276,7 +275,6 @@ def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
 def _gru_setup(ctx, inputs, output):
     _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[2:])
-    ctx.fast = False
 
 
 def _gru_grad(ctx, dy, dh_n, *_):

@@ -161,3 +161,14 @@ def test_fast_eager_path_equals_the_op_path(backend, cell, monkeypatch):
     op = run()
     for a, b in zip(fast, op):
         assert torch.equal(a, b)
+
+
+def test_a_call_under_inference_mode_does_not_break_a_later_training_call():
+    """The shared full-lengths tensor is made outside inference mode, so backward can save it."""
+    m = fastrnn.LSTM(4, 6)
+    x = torch.randn(5, 2, 4)
+    with torch.inference_mode():
+        m(x)
+    y, _ = m(x)
+    y.sum().backward()
+    assert m.weight_hh_l0.grad is not None and torch.isfinite(m.weight_hh_l0.grad).all()

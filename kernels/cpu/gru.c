@@ -45,10 +45,8 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
                    real *y, real *h_n, real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, W_hh, 0)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 3, T, B, H, W_hh, 0))
     return fr_nomem("fastrnn_gru_forward", "the packed W_hh");
-  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
 #pragma omp parallel num_threads(P) if (P > 1)
@@ -121,10 +119,8 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, W_hh, 1)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 3, T, B, H, W_hh, 1))
     return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
-  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);
 #pragma omp parallel num_threads(P) if (P > 1)

@@ -42,9 +42,7 @@
  * contiguous values (zero past the last column): a tile then streams through contiguous memory.
  * Read in place, a row of W_hh is 1–4 kB apart from the next, and those power-of-two strides
  * land every row of a panel in the same few cache sets, so the panel kept falling out of L1/L2.
- * Packing pays only when FR_MR rows share each load: below FR_MR rows (B small) the product reads
- * W_hh in place (rows_dot forward, rows_times with row strides backward), which also keeps a
- * single step (a cell, a streaming T = 1 call) free of the copy. */
+ * When few rows share the weights, the product reads W_hh in place instead (fr_weights_init). */
 static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
 
 /* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides.
@@ -159,8 +157,8 @@ FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *rest
   }
 }
 
-/* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product for
- * M < FR_MR rows, where packing W_hhᵀ would cost as much as the product it serves. */
+/* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product when
+ * W_hh is not packed (fr_weights_init). */
 FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
                      const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
   int64_t n = 0;
@@ -203,7 +201,7 @@ static inline int fr_thread(void) { return 0; }
 static inline int fr_team_size(void) { return 1; }
 #endif
 
-/* W_hh [G,H] as the per-step products read it: in place, or packed for B ≥ FR_MR rows —
+/* W_hh [G,H] as the per-step products read it: in place, or packed (fr_weights_init) —
  * forward: Bm = W_hhᵀ [H,G], packed gate block by gate block so that each block's panels start
  *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),H,FR_NR];
  * backward: Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
@@ -220,7 +218,7 @@ typedef struct {
  * reaches FR_MR — unless H ≥ 512, where the sums are cheap beside the K-long dot products and a
  * second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of the L3 the product
  * streams from (B = 1, T = 8: 1.06 ms a step packed). Returns 0, or FASTRNN_ENOMEM when the
- * packed copy cannot be allocated (fr_weights_free it either way). */
+ * packed copy cannot be allocated (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   const real *W_hh, int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * H * FR_NR;

@@ -42,10 +42,8 @@ static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const
                    real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   const int64_t BH = B * H, G = 4 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, W_hh, 0)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 4, T, B, H, W_hh, 0))
     return fr_nomem("fastrnn_lstm_forward", "the packed W_hh");
-  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   memcpy(cs, c0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
@@ -114,10 +112,8 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
   FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, W_hh, 1)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 4, T, B, H, W_hh, 1))
     return fr_nomem("fastrnn_lstm_backward", "the packed W_hh");
-  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 4 * H, H);

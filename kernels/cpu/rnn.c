@@ -35,11 +35,9 @@ static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const r
                    real *hs) {
   const int64_t BH = B * H;
   fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, W_hh, 0)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 1, T, B, H, W_hh, 0))
     return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
                           "the packed W_hh");
-  }
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
@@ -80,11 +78,9 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                     const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
                     real *dh0) {
   fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, W_hh, 1)) {
-    fr_weights_free(&w);
+  if (fr_weights_init(&w, 1, T, B, H, W_hh, 1))
     return fr_nomem(relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward",
                           "the packed W_hh");
-  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
