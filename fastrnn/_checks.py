@@ -21,15 +21,25 @@ def tensor(name, t, shape, like=None):
 
 
 def lengths(values, T, B, device):
-    """Sequence lengths as an int64 tensor [B] on `device`, each in 0..T (the values are not
-    checked inside torch.compile, where reading them would break the graph)."""
-    n = torch.as_tensor(values).to(device=device, dtype=torch.int64)
+    """Sequence lengths as an int64 tensor [B] on `device`, each in 0..T. Values given on the
+    CPU (a list, or a tensor as pack_padded_sequence wants them) are checked there, before the
+    copy; values already on a GPU are checked there without a host synchronisation (a bad one
+    fails at the next synchronisation, as torch's device-side asserts do). Inside
+    torch.compile they are not checked: reading them would break the graph."""
+    n = torch.as_tensor(values)
+    if n.dtype != torch.int64:
+        n = n.to(torch.int64)
     if n.shape != (B,):
         raise ValueError(f"lengths: expected shape [{B}] (one per sequence), got {list(n.shape)}")
-    if B and not torch.compiler.is_compiling() and (n.min() < 0 or n.max() > T):
-        raise ValueError(f"lengths: expected values in 0..{T} (the sequence length), got "
-                         f"min {int(n.min())}, max {int(n.max())}")
-    return n.contiguous()
+    if B and not torch.compiler.is_compiling():
+        if n.device.type == "cpu":
+            lo, hi = torch.aminmax(n)
+            if lo < 0 or hi > T:
+                raise ValueError(f"lengths: expected values in 0..{T} (the sequence length), "
+                                 f"got min {int(lo)}, max {int(hi)}")
+        else:
+            torch._assert_async(((n >= 0) & (n <= T)).all())
+    return n.to(device, non_blocking=True).contiguous()
 
 
 def choice(name, value, options):

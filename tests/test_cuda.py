@@ -1,37 +1,50 @@
-"""The `cuda` backend on a GPU: against the float64 reference and against cuDNN (torch.nn on the
-GPU with TF32 off). Skipped, whole, on machines without a CUDA device or without the library;
-bench/gpu_check.sh runs it on a GPU machine."""
+"""The `cuda` backend on a GPU: against the float64 reference, and float32 judged as in
+tests/test_backends.py (within twice torch.nn's own float32 error, torch.nn here being cuDNN with
+TF32 off). Skipped, whole, on machines without a CUDA device or without the library;
+bench/gpu_check.sh runs it on a GPU machine. What can be checked without a GPU (these shapes, the
+precision settings, the script) is in tests/test_cuda_harness.py."""
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
 import fastrnn
-from _cases import GATES, Case, rel_err
+import fastrnn.functional as Fr
+from _cases import CUDA_SHAPES, GATES, Case, float32_limit, ieee_float32, rel_err
 
 pytestmark = pytest.mark.skipif(
     "cuda" not in fastrnn.backends(),
     reason="no CUDA device or no libfastrnn_cuda here (bench/gpu_check.sh runs these on a GPU)")
 
-SHAPES = [dict(T=1, B=1, I=1, H=1), dict(T=7, B=5, I=3, H=17, lengths=[7, 1, 4, 7, 2]),
-          dict(T=20, B=3, I=8, H=33, bias=False), dict(T=50, B=64, I=128, H=256),
-          dict(T=9, B=2, I=4, H=300, lengths=[9, 5])]
-
 
 @pytest.fixture(autouse=True)
 def no_tf32():
-    """torch enables TF32 for cuDNN RNNs by default; compare in true float32."""
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    rnn = getattr(getattr(torch.backends.cudnn, "rnn", None), "fp32_precision", None)
-    if rnn is not None:
-        torch.backends.cudnn.rnn.fp32_precision = "ieee"
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-    if rnn is not None:
-        torch.backends.cudnn.rnn.fp32_precision = rnn
+    with ieee_float32():
+        yield
+
+
+def _call(cell, x, h0, c0, w, lengths=None):
+    """One functional call on the `cuda` backend: (y, h_n[, c_n])."""
+    if cell == "lstm":
+        y, (h, c) = Fr.lstm(x, (h0, c0), *w, lengths=lengths, backend="cuda")
+        return y, h, c
+    if cell == "gru":
+        return Fr.gru(x, h0, *w, lengths=lengths, backend="cuda")
+    return Fr.rnn(x, h0, *w, nonlinearity=cell[4:], lengths=lengths, backend="cuda")
+
+
+def _inputs(cell, T=12, B=3, I=5, H=40, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    r = lambda *s: (torch.rand(*s, generator=g, dtype=dtype) * 2 - 1).cuda()  # noqa: E731
+    G = GATES[cell] * H
+    w = [r(G, I) / I**0.5, r(G, H) / H**0.5, r(G), r(G)]
+    return r(T, B, I), r(B, H), r(B, H), w
 
 
 @pytest.mark.parametrize("cell", GATES)
-@pytest.mark.parametrize("kw", SHAPES)
+@pytest.mark.parametrize("kw", CUDA_SHAPES)
 def test_cuda_float64_matches_reference(cell, kw):
     c = Case(cell, **kw)
     ref, got = c.run_reference(), c.run_fastrnn("cuda", torch.float64, "cuda")
@@ -40,12 +53,76 @@ def test_cuda_float64_matches_reference(cell, kw):
 
 
 @pytest.mark.parametrize("cell", GATES)
-@pytest.mark.parametrize("kw", SHAPES)
-def test_cuda_float32_matches_cudnn(cell, kw):
+@pytest.mark.parametrize("kw", CUDA_SHAPES)
+def test_cuda_float32_error_is_cudnn_level(cell, kw):
     c = Case(cell, **kw)
+    ref = c.run_reference()
     cudnn, got = c.run_torch(torch.float32, "cuda"), c.run_fastrnn("cuda", torch.float32, "cuda")
-    for k in cudnn:
-        assert rel_err(got[k], cudnn[k]) <= 1e-5, k
+    for k in ref:
+        err, nn_err = rel_err(got[k], ref[k]), rel_err(cudnn[k], ref[k])
+        assert err <= float32_limit(nn_err), f"{k}: {err:.2e} vs cuDNN {nn_err:.2e}"
+
+
+@pytest.mark.parametrize("cell", GATES)
+@pytest.mark.parametrize("lengths", [None, [12, 3, 7]])
+def test_cuda_no_grad_path_equals_training_forward(cell, lengths):
+    """Without grad the kernels keep a two-slot ring of states instead of every step's."""
+    x, h0, c0, w = _inputs(cell)
+    for t in (x, h0, c0, *w):
+        t.requires_grad_(True)
+    train = _call(cell, x, h0, c0, w, lengths)
+    with torch.no_grad():
+        infer = _call(cell, x, h0, c0, w, lengths)
+    for a, b in zip(train, infer):
+        assert torch.equal(a.detach(), b)
+
+
+@pytest.mark.parametrize("cell", GATES)
+def test_cuda_runs_on_the_current_stream(cell):
+    """The kernels go to torch's current stream: on a side stream, the results (read after that
+    stream is synchronised) equal the default stream's, backward included."""
+    x, h0, c0, w = _inputs(cell, T=30, B=16, H=256)
+    params = [t.clone().requires_grad_(True) for t in (x, h0, c0, *w)]
+    out = _call(cell, *params[:3], params[3:])
+    grads = torch.autograd.grad(sum(o.sum() for o in out), params, allow_unused=True)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        params2 = [t.detach().clone().requires_grad_(True) for t in params]
+        out2 = _call(cell, *params2[:3], params2[3:])
+        grads2 = torch.autograd.grad(sum(o.sum() for o in out2), params2, allow_unused=True)
+    side.synchronize()
+    for a, b in zip(list(out) + list(grads), list(out2) + list(grads2)):
+        if a is not None:
+            assert torch.equal(a.detach(), b.detach())
+
+
+@pytest.mark.parametrize("cell", GATES)
+def test_cuda_call_does_not_synchronise(cell):
+    """Lengths given on the CPU are checked there; nothing in a call waits for the GPU."""
+    x, h0, c0, w = _inputs(cell)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        _call(cell, x, h0, c0, w, lengths=[12, 3, 7])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_cuda_bad_lengths_on_the_gpu_fail_loudly():
+    """A lengths tensor already on the GPU is checked there; a bad value ends in an error, not in
+    silently wrong outputs. (It poisons the CUDA context, so it runs in its own process.)"""
+    code = textwrap.dedent("""
+        import torch, fastrnn.functional as Fr
+        H = 8
+        x, h0 = torch.randn(5, 2, 3, device="cuda"), torch.zeros(2, H, device="cuda")
+        w = [torch.randn(H, 3, device="cuda"), torch.randn(H, H, device="cuda"), None, None]
+        y, h = Fr.rnn(x, h0, *w, lengths=torch.tensor([5, 9], device="cuda"), backend="cuda")
+        torch.cuda.synchronize()
+        print("no error")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "no error" not in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

@@ -49,6 +49,7 @@ int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t 
             const int64_t *lengths, real *y, real *h_n, real *gates, real *a_n, real *hs,
             cudaStream_t s) {
   const int64_t BH = B * H, G = 3 * H;
+  launch_check_lengths(B, T, lengths, s);
   copy(hs, h0, BH, s);
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
@@ -66,13 +67,17 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, const real *dy, co
              const real *gates, const real *a_n, const real *hs, const real *W_hh,
              const int64_t *lengths, real *dGx, real *dA, real *dh0, cudaStream_t s) {
   const int64_t BH = B * H, G = 3 * H;
+  real *WT = transposed(fn, W_hh, G, H, s);
+  if (!WT) return FASTRNN_ENOMEM;
+  launch_check_lengths(B, T, lengths, s);
   copy(dh0, dh_n, BH, s);
   for (int64_t t = T - 1; t >= 0; t--) {
     step_bwd<<<blocks_for(BH), kThreads, 0, s>>>(B, H, t, dy + t * BH, gates + t * B * G,
                                                  a_n + t * BH, hs + t * BH, lengths, dh0,
                                                  dGx + t * B * G, dA + t * B * G);
-    launch_rows_times_W(B, G, H, t, lengths, dA + t * B * G, W_hh, dh0, 1, s);
+    launch_rows_times_W(B, G, H, t, lengths, dA + t * B * G, WT, dh0, 1, s);
   }
+  cudaFreeAsync(WT, s);
   return cuda_status(fn);
 }
 

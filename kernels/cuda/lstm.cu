@@ -46,6 +46,7 @@ int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t 
             const int64_t *lengths, real *y, real *h_n, real *c_n, real *gates, real *cs,
             real *hs, cudaStream_t s) {
   const int64_t BH = B * H, G = 4 * H;
+  launch_check_lengths(B, T, lengths, s);
   copy(hs, h0, BH, s);
   copy(cs, c0, BH, s);
   for (int64_t t = 0; t < T; t++) {
@@ -65,14 +66,18 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, const real *dy, co
              const real *dc_n, const real *gates, const real *cs, const real *W_hh,
              const int64_t *lengths, real *dA, real *dh0, real *dc0, cudaStream_t s) {
   const int64_t BH = B * H, G = 4 * H;
+  real *WT = transposed(fn, W_hh, G, H, s);
+  if (!WT) return FASTRNN_ENOMEM;
+  launch_check_lengths(B, T, lengths, s);
   copy(dh0, dh_n, BH, s);
   copy(dc0, dc_n, BH, s);
   for (int64_t t = T - 1; t >= 0; t--) {
     step_bwd<<<blocks_for(BH), kThreads, 0, s>>>(B, H, t, dy + t * BH, gates + t * B * G,
                                                  cs + (t + 1) * BH, cs + t * BH, lengths, dh0,
                                                  dc0, dA + t * B * G);
-    launch_rows_times_W(B, G, H, t, lengths, dA + t * B * G, W_hh, dh0, 0, s);
+    launch_rows_times_W(B, G, H, t, lengths, dA + t * B * G, WT, dh0, 0, s);
   }
+  cudaFreeAsync(WT, s);
   return cuda_status(fn);
 }
 

@@ -28,6 +28,7 @@ int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, int64_t S
             const real *h0, const real *W_hh, const int64_t *lengths, real *y, real *h_n,
             real *hs, cudaStream_t s) {
   const int64_t BH = B * H;
+  launch_check_lengths(B, T, lengths, s);
   copy(hs, h0, BH, s);
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
@@ -44,12 +45,16 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, const re
              const real *dh_n, const real *hs, const real *W_hh, const int64_t *lengths,
              real *dA, real *dh0, cudaStream_t s) {
   const int64_t BH = B * H;
+  real *WT = transposed(fn, W_hh, H, H, s);
+  if (!WT) return FASTRNN_ENOMEM;
+  launch_check_lengths(B, T, lengths, s);
   copy(dh0, dh_n, BH, s);
   for (int64_t t = T - 1; t >= 0; t--) {
     step_bwd<<<blocks_for(BH), kThreads, 0, s>>>(B, H, t, relu, dy + t * BH, hs + (t + 1) * BH,
                                                  lengths, dh0, dA + t * BH);
-    launch_rows_times_W(B, H, H, t, lengths, dA + t * BH, W_hh, dh0, 0, s);
+    launch_rows_times_W(B, H, H, t, lengths, dA + t * BH, WT, dh0, 0, s);
   }
+  cudaFreeAsync(WT, s);
   return cuda_status(fn);
 }
 
