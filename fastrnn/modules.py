@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import functional
+from . import _checks, functional
 
 
 def _reverse(x, lengths):
@@ -194,16 +194,24 @@ _SWAPS = {torch.nn.RNN: RNN, torch.nn.LSTM: LSTM, torch.nn.GRU: GRU, torch.nn.RN
           torch.nn.LSTMCell: LSTMCell, torch.nn.GRUCell: GRUCell}
 
 
-def convert(model, backend="auto"):
-    """Turn every torch.nn RNN/LSTM/GRU (and cell) inside `model` into its fastrnn twin, in place.
+def convert(model, backend="auto", to="fastrnn"):
+    """Turn every torch.nn RNN/LSTM/GRU (and cell) inside `model` into its fastrnn twin, in place;
+    with to="torch", every fastrnn one back into torch.nn's.
 
     The modules keep their parameters (the very same tensors, so an optimizer built before still
     holds them), device, dtype, hooks and training mode: the fastrnn classes add no state but
     `backend`, so the conversion is a change of class. Returns `model`.
     """
+    _checks.choice("to", to, ("fastrnn", "torch"))
+    swaps = _SWAPS if to == "fastrnn" else {v: k for k, v in _SWAPS.items()}
     for m in model.modules():
-        cls = _SWAPS.get(type(m))
-        if cls is not None:
-            m.__class__ = cls
+        cls = swaps.get(type(m))
+        if cls is None:
+            continue
+        m.__class__ = cls
+        if to == "fastrnn":
             m.backend, m.last_backend = backend, None
+        else:
+            m.__dict__.pop("backend", None)
+            m.__dict__.pop("last_backend", None)
     return model

@@ -250,3 +250,20 @@ def test_convert_keeps_weights_mode_and_outputs(dtype, tol):
     assert model.lstm.last_backend in ("native", "numba")
     assert rel_err(after.detach().numpy(), before.detach().numpy()) <= tol
     copy.deepcopy(model)(tokens)  # a converted model still copies and runs
+
+
+def test_convert_to_torch_undoes_convert():
+    torch.manual_seed(0)
+    model = _Tagger().eval()
+    tokens = torch.randint(0, 50, (4, 9))
+    before = model(tokens)
+    params = list(model.parameters())
+    fastrnn.convert(model)
+    assert fastrnn.convert(model, to="torch") is model
+    assert type(model.lstm) is torch.nn.LSTM and type(model.gru) is torch.nn.GRU
+    assert type(model.cell) is torch.nn.GRUCell
+    assert "backend" not in vars(model.lstm) and "last_backend" not in vars(model.cell)
+    assert all(p is q for p, q in zip(params, model.parameters()))
+    assert torch.equal(model(tokens), before)
+    with pytest.raises(ValueError, match="to: expected one of"):
+        fastrnn.convert(model, to="onnx")
