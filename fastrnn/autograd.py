@@ -81,11 +81,38 @@ class _Fast(torch.autograd.Function):
         return (None, *ctx.cell.grad(ctx, *grads))
 
 
-class _Cell:
-    """One cell's forward body, its op's setup and backward, and the op itself."""
+class _FastX(torch.autograd.Function):
+    """The eager path with the input projection inside the kernel: x, w_ih and the bias b in
+    place of G_x, and their gradients from ∂L/∂G_x as F.linear's backward gives them:
+    dx = dG_x W_ih, dW_ih = dG_xᵀ x, db = Σ dG_x."""
 
-    def __init__(self, forward, setup, grad, op):
+    @staticmethod
+    def forward(ctx, cell, x, w_ih, b, *inputs):
+        out = cell.forward_x(x, w_ih, b, *inputs)
+        cell.setup(ctx, (None, *inputs), out, (x, w_ih))
+        ctx.cell, ctx.fast = cell, True
+        return out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        dgx, *rest = ctx.cell.grad(ctx, *grads)
+        x, w_ih = ctx.saved_tensors[-2:]
+        T, B, G = dgx.shape
+        d = dgx.reshape(T * B, G)
+        need = ctx.needs_input_grad
+        dx = (d @ w_ih).view(T, B, -1) if need[1] else None
+        dw_ih = d.t() @ x.reshape(T * B, -1) if need[2] else None
+        db = d.sum(0) if need[3] else None
+        return (None, dx, dw_ih, db, *rest)
+
+
+class _Cell:
+    """One cell's forward body, its op's setup and backward, the op itself, and the forward body
+    with the input projection inside (for backends that have it)."""
+
+    def __init__(self, forward, setup, grad, op, forward_x):
         self.forward, self.setup, self.grad, self.op = forward, setup, grad, op
+        self.forward_x = forward_x
 
     def __call__(self, *inputs):
         if _traced():
@@ -95,18 +122,40 @@ class _Cell:
             return self.forward(*inputs)
         return _Fast.apply(self, *inputs)
 
+    def x(self, x, w_ih, b, *inputs):
+        """The same call with G_x = x W_ihᵀ + b computed inside the kernel: eager calls on a
+        backend that has it (see fused), whose G_x over all T never exists."""
+        if not inputs[-2]:
+            return self.forward_x(x, w_ih, b, *inputs)
+        return _FastX.apply(self, x, w_ih, b, *inputs)
+
+
+def fused(backend):
+    """Whether an eager call on `backend` can take the cells' `x` path."""
+    return not _traced() and hasattr(dispatch.load(backend), "lstm_forward_x")
+
+
+def _c(t):
+    return None if t is None else t.contiguous()
+
 
 # ---------------------------------------------------------------------------------------- RNN
-def _rnn_out(gx, save):
-    T, B, H = gx.shape
+def _rnn_out(like, T, B, H, save):
     S, _ = _slots(T, save)
-    return gx.new_empty(gx.shape), gx.new_empty(B, H), gx.new_empty(S, B, H)
+    return like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(S, B, H)
 
 
 def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
-    y, h_n, hs = _rnn_out(gx, save)
+    y, h_n, hs = _rnn_out(gx, *gx.shape, save)
     dispatch.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
                                        lengths, relu, y, h_n, hs)
+    return y, h_n, hs
+
+
+def _rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, save, backend):
+    y, h_n, hs = _rnn_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
+    dispatch.load(backend).rnn_forward_x(x.contiguous(), w_ih.contiguous(), _c(b), h0.contiguous(),
+                                         w_hh.contiguous(), lengths, relu, y, h_n, hs)
     return y, h_n, hs
 
 
@@ -125,7 +174,7 @@ def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: boo
 
 @rnn_forward.register_fake
 def _(gx, h0, w_hh, lengths, relu, save, backend):
-    return _rnn_out(gx, save)
+    return _rnn_out(gx, *gx.shape, save)
 
 
 @torch.library.custom_op("fastrnn::rnn_backward", mutates_args=())
@@ -140,14 +189,14 @@ def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
     return torch.empty_like(dy), torch.empty_like(dh_n)
 
 
-def _rnn_setup(ctx, inputs, output):
+def _rnn_setup(ctx, inputs, output, extra=()):
     _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, output[2])
+    ctx.save_for_backward(w_hh, lengths, output[2], *extra)
 
 
 def _rnn_grad(ctx, dy, dh_n, _):
     _check_saved(ctx)
-    w_hh, lengths, hs = ctx.saved_tensors
+    w_hh, lengths, hs = ctx.saved_tensors[:3]
     dA, dh0 = _backward_fn(ctx, rnn_backward, _rnn_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu, ctx.backend)
     return dA, dh0, _dW_hh(dA, hs), None, None, None, None
@@ -155,21 +204,28 @@ def _rnn_grad(ctx, dy, dh_n, _):
 
 rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
 rnn_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-rnn = _Cell(_rnn_forward, _rnn_setup, _rnn_grad, rnn_forward)
+rnn = _Cell(_rnn_forward, _rnn_setup, _rnn_grad, rnn_forward, _rnn_forward_x)
 
 
 # --------------------------------------------------------------------------------------- LSTM
-def _lstm_out(gx, save):
-    T, B, H = gx.shape[0], gx.shape[1], gx.shape[2] // 4
+def _lstm_out(like, T, B, H, save):
     S, Sg = _slots(T, save)
-    return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(B, H),
-            gx.new_empty(Sg, B, 4 * H), gx.new_empty(S, B, H), gx.new_empty(S, B, H))
+    return (like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(B, H),
+            like.new_empty(Sg, B, 4 * H), like.new_empty(S, B, H), like.new_empty(S, B, H))
 
 
 def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
-    out = _lstm_out(gx, save)
+    out = _lstm_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 4, save)
     dispatch.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
                                         w_hh.contiguous(), lengths, *out)
+    return out
+
+
+def _lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, save, backend):
+    out = _lstm_out(x, x.shape[0], x.shape[1], c0.shape[1], save)
+    dispatch.load(backend).lstm_forward_x(x.contiguous(), w_ih.contiguous(), _c(b),
+                                          h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
+                                          lengths, *out)
     return out
 
 
@@ -190,7 +246,7 @@ def lstm_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, lengths: Tens
 
 @lstm_forward.register_fake
 def _(gx, h0, c0, w_hh, lengths, save, backend):
-    return _lstm_out(gx, save)
+    return _lstm_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 4, save)
 
 
 @torch.library.custom_op("fastrnn::lstm_backward", mutates_args=())
@@ -205,14 +261,14 @@ def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
     return torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
 
 
-def _lstm_setup(ctx, inputs, output):
+def _lstm_setup(ctx, inputs, output, extra=()):
     _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, *output[3:])
+    ctx.save_for_backward(w_hh, lengths, *output[3:], *extra)
 
 
 def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
     _check_saved(ctx)
-    w_hh, lengths, gates, cs, hs = ctx.saved_tensors
+    w_hh, lengths, gates, cs, hs = ctx.saved_tensors[:5]
     dA, dh0, dc0 = _backward_fn(ctx, lstm_backward, _lstm_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, lengths,
         ctx.backend)
@@ -221,21 +277,28 @@ def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
 
 lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
 lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-lstm = _Cell(_lstm_forward, _lstm_setup, _lstm_grad, lstm_forward)
+lstm = _Cell(_lstm_forward, _lstm_setup, _lstm_grad, lstm_forward, _lstm_forward_x)
 
 
 # ---------------------------------------------------------------------------------------- GRU
-def _gru_out(gx, save):
-    T, B, H = gx.shape[0], gx.shape[1], gx.shape[2] // 3
+def _gru_out(like, T, B, H, save):
     S, Sg = _slots(T, save)
-    return (gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(Sg, B, 3 * H),
-            gx.new_empty(Sg, B, H), gx.new_empty(S, B, H))
+    return (like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(Sg, B, 3 * H),
+            like.new_empty(Sg, B, H), like.new_empty(S, B, H))
 
 
 def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
-    out = _gru_out(gx, save)
+    out = _gru_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 3, save)
     dispatch.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
                                        b_hh.contiguous(), lengths, *out)
+    return out
+
+
+def _gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, save, backend):
+    out = _gru_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
+    dispatch.load(backend).gru_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),
+                                         h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
+                                         lengths, *out)
     return out
 
 
@@ -256,7 +319,7 @@ def gru_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, lengths: Ten
 
 @gru_forward.register_fake
 def _(gx, h0, w_hh, b_hh, lengths, save, backend):
-    return _gru_out(gx, save)
+    return _gru_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 3, save)
 
 
 @torch.library.custom_op("fastrnn::gru_backward", mutates_args=())
@@ -272,14 +335,14 @@ def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
     return torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
 
 
-def _gru_setup(ctx, inputs, output):
+def _gru_setup(ctx, inputs, output, extra=()):
     _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, *output[2:])
+    ctx.save_for_backward(w_hh, lengths, *output[2:], *extra)
 
 
 def _gru_grad(ctx, dy, dh_n, *_):
     _check_saved(ctx)
-    w_hh, lengths, gates, a_n, hs = ctx.saved_tensors
+    w_hh, lengths, gates, a_n, hs = ctx.saved_tensors[:5]
     dGx, dA, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
     return dGx, dh0, _dW_hh(dA, hs), dA.sum((0, 1)), None, None, None
@@ -287,4 +350,4 @@ def _gru_grad(ctx, dy, dh_n, *_):
 
 gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)
 gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-gru = _Cell(_gru_forward, _gru_setup, _gru_grad, gru_forward)
+gru = _Cell(_gru_forward, _gru_setup, _gru_grad, gru_forward, _gru_forward_x)

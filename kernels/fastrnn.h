@@ -93,6 +93,33 @@ int fastrnn_lstm_backward_f32(int64_t T, int64_t B, int64_t H,
     float *dA,                /* [T,B,4H]  ∂L/∂a_t = ∂L/∂G_x */
     float *dh0,               /* [B,H]     */
     float *dc0);              /* [B,H]     */
+/* The forwards with the input projection inside (the CPU library only): G_x = x W_ihᵀ + b is
+ * computed a chunk of steps at a time as the loop needs it, never stored over all T. Otherwise as
+ * the forwards above. b: the bias of G_x, or NULL (LSTM, RNN: b_ih + b_hh; GRU: b_ih). */
+int fastrnn_rnn_tanh_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x,           /* [T,B,I] */
+    const float *W_ih,        /* [H,I]   */
+    const float *b,           /* [H]     */
+    const float *h0, const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_rnn_tanh_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
+    const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_rnn_relu_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
+    const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_rnn_relu_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
+    const int64_t *lengths, float *y, float *h_n, float *hs);
+int fastrnn_lstm_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x,           /* [T,B,I]  */
+    const float *W_ih,        /* [4H,I]   */
+    const float *b,           /* [4H]     */
+    const float *h0, const float *c0, const float *W_hh, const int64_t *lengths, float *y,
+    float *h_n, float *c_n, float *gates, float *cs, float *hs);
+int fastrnn_lstm_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
+    const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates,
+    float *cs, float *hs);
 
 /* GRU (torch's form): A = h_{t-1} W_hhᵀ + b_hh; r = σ(G_x,r + A_r); z = σ(G_x,z + A_z);
  * n = tanh(G_x,n + r A_n); h_t = (1-z) n + z h_{t-1}. */
@@ -121,6 +148,16 @@ int fastrnn_gru_backward_f32(int64_t T, int64_t B, int64_t H,
     float *dGx,               /* [T,B,3H]  ∂L/∂G_x */
     float *dA,                /* [T,B,3H]  ∂L/∂A (differs from dGx in the n block: × r) */
     float *dh0);              /* [B,H]     */
+int fastrnn_gru_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x,           /* [T,B,I]  */
+    const float *W_ih,        /* [3H,I]   */
+    const float *b_ih,        /* [3H]     */
+    const float *h0, const float *W_hh, const float *b_hh, const int64_t *lengths, float *y,
+    float *h_n, float *gates, float *a_n, float *hs);
+int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const float *x, const float *W_ih, const float *b_ih, const float *h0, const float *W_hh,
+    const float *b_hh, const int64_t *lengths, float *y, float *h_n, float *gates, float *a_n,
+    float *hs);
 /* FASTRNN_CDEF_END */
 
 /* The f64 functions take the same arguments with double for float, and each CUDA function
@@ -157,7 +194,29 @@ int fastrnn_gru_backward_f32(int64_t T, int64_t B, int64_t H,
   int fastrnn_gru_backward_##sfx(int64_t, int64_t, int64_t, const real *, const real *,       \
       const real *, const real *, const real *, const real *, const int64_t *, real *, real *,\
       real * __VA_ARGS__);
+#define FASTRNN_DECLARE_RNN_X(name, real, sfx)                                                 \
+  int fastrnn_##name##_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,     \
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
+      real *);                                                                                \
+  int fastrnn_##name##_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,\
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
+      real *);
+#define FASTRNN_DECLARE_CPU(real, sfx)                                                         \
+  FASTRNN_DECLARE_RNN_X(rnn_tanh, real, sfx) FASTRNN_DECLARE_RNN_X(rnn_relu, real, sfx)       \
+  int fastrnn_gru_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,           \
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *, real *, real *);                                                \
+  int fastrnn_gru_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,     \
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *, real *, real *);                                                \
+  int fastrnn_lstm_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,          \
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *, real *, real *, real *);                                        \
+  int fastrnn_lstm_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,    \
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *, real *, real *, real *);
 FASTRNN_DECLARE(double, f64)
+FASTRNN_DECLARE_CPU(double, f64)
 FASTRNN_DECLARE(float, f32_cuda, , void *stream)
 FASTRNN_DECLARE(double, f64_cuda, , void *stream)
 

@@ -48,7 +48,8 @@ def _cdef(kind):
     if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in ("", "_avx512", "_avx2", "_base"))
-    cuda = (f32 + f64).replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
+    cuda = re.sub(r"int fastrnn_\w+_x(_infer)?_f(32|64)\([^;]*;", "", f32 + f64)  # CPU only
+    cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")
 
 
@@ -77,8 +78,9 @@ class Library:
     def build_info(self):
         return self.ffi.string(self.lib.fastrnn_build_info()).decode()
 
-    def call(self, stem, H, *tensors, stream=None):
-        """fastrnn_<stem>_<dtype>[_cuda](T, B, H, *pointers[, stream]) on torch tensors."""
+    def call(self, stem, H, *tensors, stream=None, I=None):
+        """fastrnn_<stem>_<dtype>[_cuda](T, B, [I,] H, *pointers[, stream]) on torch tensors
+        (None for a NULL pointer)."""
         x = tensors[0]
         key = (stem, x.dtype, self.variant)
         fn = self._fns.get(key)
@@ -86,7 +88,7 @@ class Library:
             dtype = {"torch.float32": "f32", "torch.float64": "f64"}[str(x.dtype)]
             suffix = "_cuda" if self.kind == "cuda" else f"_{self.variant}" if self.variant else ""
             fn = self._fns[key] = getattr(self.lib, f"fastrnn_{stem}_{dtype}{suffix}")
-        ptrs = [t.data_ptr() for t in tensors]
+        ptrs = [0 if t is None else t.data_ptr() for t in tensors]
         if stream is not None:
             ptrs.append(stream)
         if self.kind == "cpu":  # as many threads as torch.nn's CPU kernels use
@@ -94,7 +96,8 @@ class Library:
             if n != self._threads:
                 self.lib.fastrnn_set_num_threads(n)
                 self._threads = n
-        rc = fn(x.shape[0], x.shape[1], H, *ptrs)
+        rc = fn(x.shape[0], x.shape[1], H, *ptrs) if I is None else \
+            fn(x.shape[0], x.shape[1], I, H, *ptrs)
         if rc != 0:
             msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()
             raise _ERRORS.get(rc, RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
@@ -134,3 +137,25 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
         call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0)
 
     return rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward
+
+
+def fused_functions(library):
+    """The forwards with the input projection inside the kernel (the CPU library's *_forward_x):
+    x [T,B,I], w_ih [G,I] and the bias b [G] (or None) in place of G_x."""
+
+    def forward(x, hs):
+        return "forward_x" if hs.shape[0] == x.shape[0] + 1 else "forward_x_infer"
+
+    def rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, y, h_n, hs):
+        library.call(f"rnn_{'relu' if relu else 'tanh'}_{forward(x, hs)}", h0.shape[1], x, w_ih,
+                     b, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
+
+    def lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
+        library.call(f"lstm_{forward(x, hs)}", c0.shape[1], x, w_ih, b, h0, c0, w_hh, lengths, y,
+                     h_n, c_n, gates, cs, hs, I=x.shape[2])
+
+    def gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
+        library.call(f"gru_{forward(x, hs)}", h0.shape[1], x, w_ih, b_ih, h0, w_hh, b_hh,
+                     lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
+
+    return rnn_forward_x, lstm_forward_x, gru_forward_x

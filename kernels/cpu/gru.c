@@ -5,19 +5,25 @@
 #include "internal.h"
 
 /* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state
- * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
+ * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. G_x comes from gx [T,B,3H], or,
+ * when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
-                         int64_t Sg, const real *gx, const fr_weights *w,
+                         int64_t Sg, const real *gx, const fr_input *in, const fr_weights *w,
                          const real *b_hh, const int64_t *lengths, real *y,
                          real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
+  /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
+  real *xc = in ? fr_input_slice(in, B, j0) : NULL;
+  const int64_t xs = in ? j1 - j0 : H, xrow = in ? 3 * (j1 - j0) : G;
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
+    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
+    const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * B * G + j0;
     fr_step_forward(w, B, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
@@ -27,11 +33,11 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
         continue;
       }
       real *ab = a + b * G, *anb = an + b * H;
-      const real *xb = gx + (t * B + b) * G, *hp = h_prev + b * H;
+      const real *xb = xt + b * xrow - j0, *hp = h_prev + b * H;
       #pragma omp simd
       for (int64_t j = j0; j < j1; j++) {
         anb[j] = ab[2 * H + j] + b_hh[2 * H + j];
-        yb[j] = hb[j] = gru_fwd(xb[j], xb[H + j], xb[2 * H + j], ab[j] + b_hh[j],
+        yb[j] = hb[j] = gru_fwd(xb[j], xb[xs + j], xb[2 * xs + j], ab[j] + b_hh[j],
                                 ab[H + j] + b_hh[H + j], anb[j], hp[j], &ab[j], &ab[H + j],
                                 &ab[2 * H + j]);
       }
@@ -40,21 +46,35 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
   }
 }
 
-static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const real *gx,
-                   const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
-                   real *y, real *h_n, real *gates, real *a_n, real *hs) {
+static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
+                   const real *gx, const fr_input *in, const real *h0, const real *W_hh,
+                   const real *b_hh, const int64_t *lengths, real *y, real *h_n, real *gates,
+                   real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, W_hh, 0))
-    return fr_nomem("fastrnn_gru_forward", "the packed W_hh");
+  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, &w, b_hh, lengths, y, gates, a_n,
-               hs);
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths, y, gates,
+               a_n, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
+}
+
+/* forward with G_x computed inside the loop from x, W_ih and b_ih (fr_input). */
+static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
+                     int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
+                     const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
+                     real *y, real *h_n, real *gates, real *a_n, real *hs) {
+  fr_input in;
+  if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
+  if (fr_input_init(&in, 3, T, B, H, I, x, W_ih, b_ih)) return fr_nomem(fn, "the packed W_ih");
+  const int e = forward(fn, T, B, H, S, Sg, NULL, &in, h0, W_hh, b_hh, lengths, y, h_n, gates,
+                        a_n, hs);
+  fr_input_free(&in);
+  return e;
 }
 
 /* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
@@ -99,7 +119,8 @@ int SFXV(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, c
                              const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
                              real *h_n, real *gates, real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward(T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward(__func__, T, B, H, T + 1, T, gx, NULL, h0, W_hh, b_hh, lengths, y, h_n,
+                      gates, a_n, hs);
   return e;
 }
 
@@ -108,7 +129,29 @@ int SFXV(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real 
                                    const int64_t *lengths, real *y, real *h_n, real *gates,
                                    real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward(T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward(__func__, T, B, H, 2, 1, gx, NULL, h0, W_hh, b_hh, lengths, y, h_n, gates,
+                      a_n, hs);
+  return e;
+}
+
+int SFXV(fastrnn_gru_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
+                               const real *W_ih, const real *b_ih, const real *h0,
+                               const real *W_hh, const real *b_hh, const int64_t *lengths,
+                               real *y, real *h_n, real *gates, real *a_n, real *hs) {
+  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, h0, W_hh, b_hh, lengths,
+                        y, h_n, gates, a_n, hs);
+  return e;
+}
+
+int SFXV(fastrnn_gru_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,
+                                     const real *x, const real *W_ih, const real *b_ih,
+                                     const real *h0, const real *W_hh, const real *b_hh,
+                                     const int64_t *lengths, real *y, real *h_n, real *gates,
+                                     real *a_n, real *hs) {
+  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y,
+                        h_n, gates, a_n, hs);
   return e;
 }
 
@@ -119,7 +162,7 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, W_hh, 1))
+  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, 1))
     return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);

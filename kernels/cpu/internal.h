@@ -201,17 +201,18 @@ static inline int fr_thread(void) { return 0; }
 static inline int fr_team_size(void) { return 1; }
 #endif
 
-/* W_hh [G,H] as the per-step products read it: in place, or packed (fr_weights_init) —
- * forward: Bm = W_hhᵀ [H,G], packed gate block by gate block so that each block's panels start
- *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),H,FR_NR];
- * backward: Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
+/* W [G,K] (W_hh: K = H; W_ih: K = I) as the products read it: in place, or packed
+ * (fr_weights_init) —
+ * forward: Bm = Wᵀ [K,G], packed gate block by gate block so that each block's panels start
+ *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),K,FR_NR];
+ * backward (W_hh): Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
 typedef struct {
-  const real *W;  /* [G,H] as given */
+  const real *W;  /* [G,K] as given */
   real *packed;   /* NULL: read W in place */
-  int64_t H, gates;
+  int64_t H, K, gates;
 } fr_weights;
 
-/* Packs W_hh when it pays. Backward: when B ≥ FR_MR rows share each load (in place, the backward
+/* Packs W when it pays. Backward: when B ≥ FR_MR rows share each load (in place, the backward
  * product is the same tile with W_hh's rows as its panels, so few rows need no copy). Forward in
  * place takes a horizontal sum per output, which at H = 64 costs as much as the products (LSTM
  * B = 1, T = 32, avx512: 2.2 µs a step against 1.4 packed), so few rows pack too once T·B
@@ -220,33 +221,98 @@ typedef struct {
  * streams from (B = 1, T = 8: 1.06 ms a step packed). Returns 0, or FASTRNN_ENOMEM when the
  * packed copy cannot be allocated (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
-                                  const real *W_hh, int backward) {
-  const int64_t G = gates * H, block = fr_panels(H) * H * FR_NR;
-  w->W = W_hh, w->H = H, w->gates = gates, w->packed = NULL;
+                                  int64_t K, const real *W, int backward) {
+  const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
+  w->W = W, w->H = H, w->K = K, w->gates = gates, w->packed = NULL;
   if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
   w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
   if (!w->packed) return FASTRNN_ENOMEM;
   if (backward)
-    pack_panels(G, H, W_hh, H, 1, w->packed);
+    pack_panels(G, H, W, H, 1, w->packed);
   else
-    for (int q = 0; q < gates; q++) pack_panels(H, H, W_hh + q * H * H, 1, H, w->packed + q * block);
+    for (int q = 0; q < gates; q++) pack_panels(K, H, W + q * H * K, 1, K, w->packed + q * block);
   return 0;
 }
 
 static inline void fr_weights_free(fr_weights *w) { free(w->packed); }
 
-/* Forward, one step, a thread's units [j0, j1) of every gate block:
- * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. j0 is a multiple of FR_NR. */
-FR_HOT void fr_step_forward(const fr_weights *w, int64_t B, const real *h, real *a, int64_t j0,
-                            int64_t j1) {
-  const int64_t H = w->H, G = w->gates * H, block = fr_panels(H) * H * FR_NR;
+/* Forward product of a thread's units [j0, j1) of every gate block, for M rows of A [M,K]:
+ * gate q's outputs C[m][q·qs + j − j0] = Σ_k A[m][k] W[q·H + j][k], rows of C ldc apart.
+ * j0 is a multiple of FR_NR. */
+FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, real *C,
+                               int64_t ldc, int64_t qs, int64_t j0, int64_t j1) {
+  const int64_t H = w->H, K = w->K, block = fr_panels(H) * K * FR_NR;
   for (int64_t q = 0; q < w->gates; q++) {
     if (w->packed)
-      rows_times(B, j1 - j0, H, h, H, w->packed + q * block + j0 / FR_NR * H * FR_NR, H * FR_NR,
-                 FR_NR, a + q * H + j0, G, 0);
+      rows_times(M, j1 - j0, K, A, K, w->packed + q * block + j0 / FR_NR * K * FR_NR, K * FR_NR,
+                 FR_NR, C + q * qs, ldc, 0);
     else
-      rows_dot(B, j1 - j0, H, h, H, w->W + (q * H + j0) * H, H, a + q * H + j0, G);
+      rows_dot(M, j1 - j0, K, A, K, w->W + (q * H + j0) * K, K, C + q * qs, ldc);
   }
+}
+
+/* Forward, one step, a thread's units [j0, j1) of every gate block:
+ * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. */
+FR_HOT void fr_step_forward(const fr_weights *w, int64_t B, const real *h, real *a, int64_t j0,
+                            int64_t j1) {
+  fr_forward_product(w, B, h, a + j0, w->gates * w->H, w->H, j0, j1);
+}
+
+/* The input projection G_x = x W_ihᵀ + b inside the forward loop, so that it never exists over
+ * all T: each thread computes its own units' columns (no barrier) for a chunk of Tc steps at a
+ * time into a buffer that stays in L2, and the steps read it there. Over all T, G_x is T·B·G
+ * values written to memory and read back, and at T·B·G ≥ 2^23 (32 MB in float32) its freshly
+ * mapped pages alone cost a third of the projection's time. */
+typedef struct {
+  const real *x;     /* [T,B,I] */
+  const real *bias;  /* [G] or NULL */
+  fr_weights w;      /* W_ih [G,I] */
+  int64_t Tc;        /* steps per chunk */
+  real *buf;         /* [Tc·B, G] in thread slices: thread p's at buf + Tc·B·gates·j0 */
+} fr_input;
+
+#define FR_CHUNK_ROWS 64 /* T·B rows per chunk: a tile's rows times several, the buffer in L2 */
+
+/* Packs W_ih as fr_weights_init does and allocates the chunk buffer. Returns 0 or
+ * FASTRNN_ENOMEM (nothing to free then). */
+static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
+                                int64_t I, const real *x, const real *W_ih, const real *bias) {
+  in->x = x, in->bias = bias;
+  in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
+  if (in->Tc > T) in->Tc = T;
+  if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, 0)) return FASTRNN_ENOMEM;
+  in->buf = malloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
+  if (!in->buf) {
+    fr_weights_free(&in->w);
+    return FASTRNN_ENOMEM;
+  }
+  return 0;
+}
+
+static inline void fr_input_free(fr_input *in) {
+  fr_weights_free(&in->w);
+  free(in->buf);
+}
+
+/* A thread's slice of the chunk buffer: [Tc·B, gates, j1 − j0]. */
+static inline real *fr_input_slice(const fr_input *in, int64_t B, int64_t j0) {
+  return in->buf + in->Tc * B * in->w.gates * j0;
+}
+
+/* The thread's units [j0, j1) of G_x for the steps t0 .. min(t0 + Tc, T) into its slice xc. */
+FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B, real *xc,
+                           int64_t j0, int64_t j1) {
+  const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H;
+  const int64_t M = ((t0 + in->Tc < T ? t0 + in->Tc : T) - t0) * B;
+  fr_forward_product(&in->w, M, in->x + t0 * B * in->w.K, xc, gates * n, n, j0, j1);
+  if (!in->bias) return;
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t q = 0; q < gates; q++) {
+      real *c = xc + (m * gates + q) * n;
+      const real *b = in->bias + q * H + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) c[j] += b[j];
+    }
 }
 
 /* Backward, one step, a thread's units [j0, j1): dh[b][j] += Σ_g dA[b][g] W_hh[g][j],

@@ -2,19 +2,25 @@
 #include "internal.h"
 
 /* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state
- * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
+ * slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. G_x comes from gx [T,B,4H], or,
+ * when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
-                         int64_t Sg, const real *gx, const fr_weights *w,
+                         int64_t Sg, const real *gx, const fr_input *in, const fr_weights *w,
                          const int64_t *lengths, real *y, real *gates, real *cs,
                          real *hs) {
   const int64_t BH = B * H, G = 4 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
+  /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
+  real *xc = in ? fr_input_slice(in, B, j0) : NULL;
+  const int64_t xs = in ? j1 - j0 : H, xrow = in ? 4 * (j1 - j0) : G;
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH, *c_prev = cs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH, *c_t = cs + ((t + 1) % S) * BH;
     real *a = gates + (t % Sg) * B * G;
+    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
+    const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * B * G + j0;
     fr_step_forward(w, B, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *cb = c_t + b * H, *yb = y + (t * B + b) * H;
@@ -25,34 +31,50 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
         continue;
       }
       real *ab = a + b * G;
-      const real *xb = gx + (t * B + b) * G, *cp = c_prev + b * H;
+      const real *xb = xt + b * xrow - j0, *cp = c_prev + b * H;
       #pragma omp simd
       for (int64_t j = j0; j < j1; j++) {
-        yb[j] = hb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[H + j], ab[2 * H + j] + xb[2 * H + j],
-                                 ab[3 * H + j] + xb[3 * H + j], cp[j], &ab[j], &ab[H + j],
-                                 &ab[2 * H + j], &ab[3 * H + j], &cb[j]);
+        yb[j] = hb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[xs + j],
+                                 ab[2 * H + j] + xb[2 * xs + j], ab[3 * H + j] + xb[3 * xs + j],
+                                 cp[j], &ab[j], &ab[H + j], &ab[2 * H + j], &ab[3 * H + j],
+                                 &cb[j]);
       }
     }
     fr_barrier();  /* the next step's product reads all of h_t */
   }
 }
 
-static int forward(int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg, const real *gx,
-                   const real *h0, const real *c0, const real *W_hh, const int64_t *lengths,
-                   real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs) {
+static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
+                   const real *gx, const fr_input *in, const real *h0, const real *c0,
+                   const real *W_hh, const int64_t *lengths, real *y, real *h_n, real *c_n,
+                   real *gates, real *cs, real *hs) {
   const int64_t BH = B * H, G = 4 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, W_hh, 0))
-    return fr_nomem("fastrnn_lstm_forward", "the packed W_hh");
+  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   memcpy(cs, c0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, &w, lengths, y, gates, cs, hs);
+  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, lengths, y, gates, cs,
+               hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
+}
+
+/* forward with G_x computed inside the loop from x, W_ih and the bias (fr_input). */
+static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
+                     int64_t Sg, const real *x, const real *W_ih, const real *b,
+                     const real *h0, const real *c0, const real *W_hh, const int64_t *lengths,
+                     real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs) {
+  fr_input in;
+  if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
+  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b)) return fr_nomem(fn, "the packed W_ih");
+  const int e = forward(fn, T, B, H, S, Sg, NULL, &in, h0, c0, W_hh, lengths, y, h_n, c_n,
+                        gates, cs, hs);
+  fr_input_free(&in);
+  return e;
 }
 
 /* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0, dc0 double as
@@ -92,7 +114,8 @@ int SFXV(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, 
                               const real *c0, const real *W_hh, const int64_t *lengths, real *y,
                               real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward(T, B, H, T + 1, T, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e) e = forward(__func__, T, B, H, T + 1, T, gx, NULL, h0, c0, W_hh, lengths, y, h_n, c_n,
+                      gates, cs, hs);
   return e;
 }
 
@@ -101,7 +124,29 @@ int SFXV(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real
                                     const int64_t *lengths, real *y, real *h_n, real *c_n,
                                     real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward(T, B, H, 2, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e) e = forward(__func__, T, B, H, 2, 1, gx, NULL, h0, c0, W_hh, lengths, y, h_n, c_n,
+                      gates, cs, hs);
+  return e;
+}
+
+int SFXV(fastrnn_lstm_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
+                                const real *W_ih, const real *b, const real *h0, const real *c0,
+                                const real *W_hh, const int64_t *lengths, real *y, real *h_n,
+                                real *c_n, real *gates, real *cs, real *hs) {
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, T + 1, T, x, W_ih, b, h0, c0, W_hh, lengths, y,
+                        h_n, c_n, gates, cs, hs);
+  return e;
+}
+
+int SFXV(fastrnn_lstm_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,
+                                      const real *x, const real *W_ih, const real *b,
+                                      const real *h0, const real *c0, const real *W_hh,
+                                      const int64_t *lengths, real *y, real *h_n, real *c_n,
+                                      real *gates, real *cs, real *hs) {
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, W_ih, b, h0, c0, W_hh, lengths, y, h_n,
+                        c_n, gates, cs, hs);
   return e;
 }
 
@@ -112,7 +157,7 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
   FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, W_hh, 1))
+  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, 1))
     return fr_nomem("fastrnn_lstm_backward", "the packed W_hh");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));

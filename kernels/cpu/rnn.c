@@ -3,17 +3,22 @@
 #include "internal.h"
 
 /* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state slots: T+1
- * keep every h_t for backward, 2 keep only the last two (inference). */
+ * keep every h_t for backward, 2 keep only the last two (inference). G_x comes from gx [T,B,H],
+ * or, when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
-                         int64_t S, const real *gx, const fr_weights *w,
+                         int64_t S, const real *gx, const fr_input *in, const fr_weights *w,
                          const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
+  real *xc = in ? fr_input_slice(in, B, j0) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
+  const int64_t xrow = in ? j1 - j0 : H;
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
+    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
+    const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * BH + j0;
     fr_step_forward(w, B, h_prev, h_t, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
@@ -22,29 +27,39 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu
         memset(yb + j0, 0, n);
         continue;
       }
-      const real *gxb = gx + (t * B + b) * H;
+      const real *xb = xt + b * xrow - j0;
       #pragma omp simd
-      for (int64_t j = j0; j < j1; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + gxb[j], relu);
+      for (int64_t j = j0; j < j1; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + xb[j], relu);
     }
     fr_barrier();  /* the next step's product reads all of h_t */
   }
 }
 
-static int forward(int64_t T, int64_t B, int64_t H, int relu, int64_t S, const real *gx,
-                   const real *h0, const real *W_hh, const int64_t *lengths, real *y, real *h_n,
-                   real *hs) {
+static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, int64_t S,
+                   const real *gx, const fr_input *in, const real *h0, const real *W_hh,
+                   const int64_t *lengths, real *y, real *h_n, real *hs) {
   const int64_t BH = B * H;
   fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, W_hh, 0))
-    return fr_nomem(relu ? "fastrnn_rnn_relu_forward" : "fastrnn_rnn_tanh_forward",
-                          "the packed W_hh");
+  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, H, H);
 #pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, &w, lengths, y, hs);
+  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y, hs);
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
+}
+
+/* forward with G_x computed inside the loop from x, W_ih and the bias (fr_input). */
+static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
+                     int64_t S, const real *x, const real *W_ih, const real *b, const real *h0,
+                     const real *W_hh, const int64_t *lengths, real *y, real *h_n, real *hs) {
+  fr_input in;
+  if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
+  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b)) return fr_nomem(fn, "the packed W_ih");
+  const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs);
+  fr_input_free(&in);
+  return e;
 }
 
 /* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
@@ -78,7 +93,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                     const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
                     real *dh0) {
   fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, W_hh, 1))
+  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, 1))
     return fr_nomem(relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward",
                           "the packed W_hh");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
@@ -94,14 +109,14 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);              \
+    if (!e) e = forward(__func__, T, B, H, relu, T + 1, gx, NULL, h0, W_hh, lengths, y, h_n, hs);\
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                           const real *h0, const real *W_hh,                   \
                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);                  \
+    if (!e) e = forward(__func__, T, B, H, relu, 2, gx, NULL, h0, W_hh, lengths, y, h_n, hs);    \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
@@ -109,6 +124,25 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                      const int64_t *lengths, real *dA, real *dh0) {            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA, dh0); \
     if (!e) e = backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                 \
+    return e;                                                                                  \
+  }                                                                                            \
+  int SFXV(fastrnn_##name##_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H,              \
+                                      const real *x, const real *W_ih, const real *b,          \
+                                      const real *h0, const real *W_hh,                        \
+                                      const int64_t *lengths, real *y, real *h_n, real *hs) {  \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
+    if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b, h0, W_hh, lengths, y, \
+                          h_n, hs);                                                            \
+    return e;                                                                                  \
+  }                                                                                            \
+  int SFXV(fastrnn_##name##_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,        \
+                                            const real *x, const real *W_ih, const real *b,    \
+                                            const real *h0, const real *W_hh,                  \
+                                            const int64_t *lengths, real *y, real *h_n,        \
+                                            real *hs) {                                        \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
+    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b, h0, W_hh, lengths, y,     \
+                          h_n, hs);                                                            \
     return e;                                                                                  \
   }
 
