@@ -14,6 +14,8 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
   const int64_t BH = B * H, G = 3 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
+  fr_weights_pack(w, j0, j1);
+  if (in) fr_weights_pack(&in->w, j0, j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
   real *xc = in ? fr_input_slice(in, B, j0) : NULL;
@@ -88,6 +90,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
   const int64_t G = 3 * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
+  fr_weights_pack(w, j0, j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {

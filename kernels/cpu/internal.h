@@ -45,14 +45,15 @@
  * When few rows share the weights, the product reads W_hh in place instead (fr_weights_init). */
 static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
 
-/* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides.
+/* P [panels(N),K,FR_NR]: Bm[k][n] = src[k·sk + n·sn] packed, for Bm [K,N] given by strides;
+ * panels p0 .. p1 of them.
  * The source is read along its unit stride: with sn = 1 a row of a panel at a time; else (the
  * transpose, sk = 1) 64 values of each of the panel's FR_NR source rows at a time. Read across
  * its rows instead, the transpose walked FR_NR streams 4 kB apart at H = 1024, more than L1 has
  * ways for, and packing a 16 MB W_hh cost more than 8 steps of the product. */
 static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, int64_t sk,
-                               int64_t sn, real *restrict P) {
-  for (int64_t p = 0; p < fr_panels(N); p++) {
+                               int64_t sn, real *restrict P, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; p++) {
     real *Pp = P + p * K * FR_NR;
     if (sn == 1) {
       for (int64_t k = 0; k < K; k++)
@@ -210,9 +211,11 @@ typedef struct {
   const real *W;  /* [G,K] as given */
   real *packed;   /* NULL: read W in place */
   int64_t H, K, gates;
+  int backward;
 } fr_weights;
 
-/* Packs W when it pays. Backward: when B ≥ FR_MR rows share each load (in place, the backward
+/* Decides whether W is packed, and allocates the packed copy; each thread packs its own panels
+ * (fr_weights_pack) — in parallel, and into its own core's cache. Packing pays in the backward when B ≥ FR_MR rows share each load (in place, the backward
  * product is the same tile with W_hh's rows as its panels, so few rows need no copy). Forward in
  * place takes a horizontal sum per output, which at H = 64 costs as much as the products (LSTM
  * B = 1, T = 32, avx512: 2.2 µs a step against 1.4 packed), so few rows pack too once T·B
@@ -223,15 +226,23 @@ typedef struct {
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
-  w->W = W, w->H = H, w->K = K, w->gates = gates, w->packed = NULL;
+  w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward, w->packed = NULL;
   if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
   w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
-  if (!w->packed) return FASTRNN_ENOMEM;
-  if (backward)
-    pack_panels(G, H, W, H, 1, w->packed);
-  else
-    for (int q = 0; q < gates; q++) pack_panels(K, H, W + q * H * K, 1, K, w->packed + q * block);
-  return 0;
+  return w->packed ? 0 : FASTRNN_ENOMEM;
+}
+
+/* Packs the panels of units [j0, j1) (a thread's slice, fr_slice): all the thread will read. */
+static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) {
+  if (!w->packed || j0 >= j1) return;
+  const int64_t H = w->H, K = w->K, p0 = j0 / FR_NR, p1 = fr_panels(j1);
+  if (w->backward) {
+    pack_panels(w->gates * H, H, w->W, H, 1, w->packed, p0, p1);
+    return;
+  }
+  const int64_t block = fr_panels(H) * K * FR_NR;
+  for (int q = 0; q < w->gates; q++)
+    pack_panels(K, H, w->W + q * H * K, 1, K, w->packed + q * block, p0, p1);
 }
 
 static inline void fr_weights_free(fr_weights *w) { free(w->packed); }

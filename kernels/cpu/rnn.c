@@ -11,6 +11,8 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu
   const int64_t BH = B * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
+  fr_weights_pack(w, j0, j1);
+  if (in) fr_weights_pack(&in->w, j0, j1);
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   real *xc = in ? fr_input_slice(in, B, j0) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
   const int64_t xrow = in ? j1 - j0 : H;
@@ -70,6 +72,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int rel
                           const int64_t *lengths, real *dA, real *dh0) {
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
+  fr_weights_pack(w, j0, j1);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {
       real *dAb = dA + (t * B + b) * H, *dhb = dh0 + b * H;
