@@ -49,6 +49,13 @@ def _no_double_backward(ctx, *grads):
                        "use backend='eager' for double backward")
 
 
+def _no_zero_grads(ctx):
+    """The saved buffers (outputs too, see _Fast) get no gradient: without this autograd fills
+    zeros of their size for them (the gates alone: T·B·G values) that the backward never reads;
+    the outputs' missing gradients are made dense where needed (_dense)."""
+    ctx.set_materialize_grads(False)
+
+
 def _no_setup(ctx, inputs, output):
     pass
 
@@ -192,6 +199,7 @@ def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
 def _rnn_setup(ctx, inputs, output, extra=()):
     _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, output[2], *extra)
+    _no_zero_grads(ctx)
 
 
 def _rnn_grad(ctx, dy, dh_n, _):
@@ -264,6 +272,7 @@ def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
 def _lstm_setup(ctx, inputs, output, extra=()):
     _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[3:], *extra)
+    _no_zero_grads(ctx)
 
 
 def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
@@ -338,6 +347,7 @@ def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
 def _gru_setup(ctx, inputs, output, extra=()):
     _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
     ctx.save_for_backward(w_hh, lengths, *output[2:], *extra)
+    _no_zero_grads(ctx)
 
 
 def _gru_grad(ctx, dy, dh_n, *_):

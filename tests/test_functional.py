@@ -118,10 +118,11 @@ def test_torch_compile_traces_the_ops(backend):
         return y.sum() + h.sum()
 
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
-    assert torch.allclose(compiled(x), f(x))
+    # eager may compute G_x inside the kernel (autograd.fused): equal to float32 roundoff
+    assert torch.allclose(compiled(x), f(x), rtol=1e-5, atol=1e-5)
     (g1,) = torch.autograd.grad(compiled(x), x)
     (g2,) = torch.autograd.grad(f(x), x)
-    assert torch.allclose(g1, g2)
+    assert torch.allclose(g1, g2, rtol=1e-5, atol=1e-5)
 
 
 def test_unusable_backend_says_how_to_build_it(monkeypatch):
