@@ -1,4 +1,7 @@
 """`fastrnn generate`: sample text from a character-model checkpoint."""
+import sys
+import time
+
 from ..apps import charlm
 from . import _args
 
@@ -16,4 +19,9 @@ def add_parser(sub, name):
 
 def run(args):
     model, _, vocab = charlm.load(args.checkpoint, args.impl)
-    print(charlm.generate(model, vocab, args.prompt, args.length, args.temperature, args.seed))
+    t0 = time.perf_counter()
+    text = charlm.generate(model, vocab, args.prompt, args.length, args.temperature, args.seed)
+    dt = time.perf_counter() - t0
+    print(text)
+    print(f"{args.length} characters in {dt:.2f} s ({args.length / dt:.0f} characters/s, "
+          f"{args.impl})", file=sys.stderr)

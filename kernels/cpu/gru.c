@@ -57,9 +57,8 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths, y, gates,
-               a_n, hs);
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths, y, gates,
+                           a_n, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
@@ -169,9 +168,8 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
     return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths, dGx, dA,
-                dh0);
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths, dGx, dA,
+                            dh0));
   fr_weights_free(&w);
   return FASTRNN_OK;
 }

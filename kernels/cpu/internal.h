@@ -191,6 +191,18 @@ static inline int fr_team(int64_t B, int64_t G, int64_t H) {
   return P < 1 ? 1 : (int)P;
 }
 
+/* Runs `call` (a loop part, which asks fr_thread() and fr_team_size()) on a team of P threads,
+ * where P is a variable of that name; with P = 1 outside any parallel region, whose entry costs
+ * about a microsecond even when an if clause turns it off — most of a small cell's call. */
+#define FR_PARALLEL(call)                                    \
+  do {                                                       \
+    if (P > 1) {                                             \
+      _Pragma("omp parallel num_threads(P)") call;           \
+    } else {                                                 \
+      call;                                                  \
+    }                                                        \
+  } while (0)
+
 #ifdef _OPENMP
 #include <omp.h>
 #define fr_barrier() _Pragma("omp barrier")

@@ -56,9 +56,8 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   memcpy(cs, c0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, lengths, y, gates, cs,
-               hs);
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, lengths, y, gates, cs,
+                           hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
@@ -165,8 +164,7 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 4 * H, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, &w, lengths, dA, dh0, dc0);
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, &w, lengths, dA, dh0, dc0));
   fr_weights_free(&w);
   return FASTRNN_OK;
 }

@@ -45,8 +45,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, H, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y, hs);
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
@@ -101,8 +100,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                           "the packed W_hh");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, H, H);
-#pragma omp parallel num_threads(P) if (P > 1)
-  backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA, dh0);
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA, dh0));
   fr_weights_free(&w);
   return FASTRNN_OK;
 }
