@@ -61,7 +61,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     T, B, H, h0 = _layer(x, h0, w_ih, w_hh, b_ih, b_hh, 1)
     relu = _checks.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = dispatch.resolve(backend, x)
+    name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
@@ -87,7 +87,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         _checks.tensor("w_hr", w_hr, (P, H), x)
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = dispatch.resolve(backend, x, projection=w_hr is not None)
+    name = "eager" if B == 0 else dispatch.resolve(backend, x, projection=w_hr is not None)
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
@@ -109,7 +109,7 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     """
     T, B, H, h0 = _layer(x, h0, w_ih, w_hh, b_ih, b_hh, 3)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = dispatch.resolve(backend, x)
+    name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n

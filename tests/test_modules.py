@@ -267,3 +267,32 @@ def test_convert_to_torch_undoes_convert():
     assert torch.equal(model(tokens), before)
     with pytest.raises(ValueError, match="to: expected one of"):
         fastrnn.convert(model, to="onnx")
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
+                                dict(batch_first=True)])
+def test_a_batch_of_zero_sequences_gives_empty_outputs_as_torch_nn(mode, kw):
+    shapes = []
+    for m in (getattr(torch.nn, mode)(3, 4, **kw), getattr(fastrnn, mode)(3, 4, **kw)):
+        x = torch.randn(0, 5, 3) if kw.get("batch_first") else torch.randn(5, 0, 3)
+        x.requires_grad_(True)
+        y, h = m(x)
+        h = h[0] if isinstance(h, tuple) else h
+        (y.sum() + h.sum()).backward()
+        shapes.append((y.shape, h.shape, x.grad.shape))
+    assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_a_cell_on_zero_rows_gives_empty_outputs_as_torch_nn(mode):
+    a, b = getattr(torch.nn, mode)(3, 4)(torch.randn(0, 3)), getattr(fastrnn, mode)(3, 4)(
+        torch.randn(0, 3))
+    shape = lambda h: [t.shape for t in h] if isinstance(h, tuple) else h.shape  # noqa: E731
+    assert shape(a) == shape(b)
+
+
+def test_zero_batch_with_an_explicit_kernel_backend():
+    x, w = torch.randn(4, 0, 3), [torch.randn(8, 3), torch.randn(8, 2)]
+    y, (h, c) = fastrnn.functional.lstm(x, None, *w, backend="native")
+    assert y.shape == (4, 0, 2) and h.shape == c.shape == (0, 2)
