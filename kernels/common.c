@@ -7,7 +7,7 @@
 #include "fastrnn.h"
 
 static _Thread_local char last_error[512];
-static int num_threads = 1;
+static _Thread_local int num_threads = 1; /* per calling thread, as torch's own count */
 
 void fastrnn_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int fastrnn_get_num_threads(void) { return num_threads; }

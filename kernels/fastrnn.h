@@ -29,8 +29,9 @@ extern "C" {
 enum { FASTRNN_OK = 0, FASTRNN_EINVAL = 1, FASTRNN_EDEVICE = 2, FASTRNN_ENOMEM = 3 };
 const char *fastrnn_last_error(void);
 const char *fastrnn_build_info(void);
-/* Threads one CPU call may use (default 1; fastrnn's Python layer passes torch's count). Results
- * do not depend on it. The CUDA library ignores it. */
+/* Threads the calling thread's CPU calls may use (default 1; fastrnn's Python layer passes
+ * torch's count before each call). Kept per calling thread, so threads calling at once with
+ * different counts do not race. Results do not depend on it. The CUDA library ignores it. */
 void fastrnn_set_num_threads(int n);
 int fastrnn_get_num_threads(void);
 /* The CPU variants compiled in that this CPU runs, best first, space-separated ("avx512 avx2 base",

@@ -68,7 +68,6 @@ class Library:
         self.ffi.cdef(_cdef(kind))
         self.lib = self.ffi.dlopen(path)
         self._fns = {}
-        self._threads = None
         # The CPU variants this machine runs, best first (kernels/cpu/variants.c); `variant` is the
         # one whose functions the calls bind (None: the plain names, a build with one variant).
         self.variants = (self.ffi.string(self.lib.fastrnn_cpu_variants()).decode().split()
@@ -91,11 +90,8 @@ class Library:
         ptrs = [0 if t is None else t.data_ptr() for t in tensors]
         if stream is not None:
             ptrs.append(stream)
-        if self.kind == "cpu":  # as many threads as torch.nn's CPU kernels use
-            n = torch.get_num_threads()
-            if n != self._threads:
-                self.lib.fastrnn_set_num_threads(n)
-                self._threads = n
+        if self.kind == "cpu":  # as many threads as torch.nn's CPU kernels use, which is a
+            self.lib.fastrnn_set_num_threads(torch.get_num_threads())  # per-thread setting
         rc = fn(x.shape[0], x.shape[1], H, *ptrs) if I is None else \
             fn(x.shape[0], x.shape[1], I, H, *ptrs)
         if rc != 0:
