@@ -169,6 +169,23 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
     for (int64_t m = 0; m < M; m++) dot_rows(1, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
 }
 
+/* active [T]: at step t, 1 + the last row still inside its sequence (0 if none). With lengths
+ * longest first, as packed sequences come, exactly the rows still running, and the per-step
+ * products skip the others (a ragged batch of lengths 20–200 runs about half the rows on
+ * average); in any other order a bound, past which rows are ended too. Their results would be
+ * ignored anyway: an ended row carries its state. NULL when out of memory. */
+static inline int64_t *fr_active_rows(int64_t T, int64_t B, const int64_t *lengths) {
+  int64_t *active = calloc((size_t)T, sizeof *active);
+  if (!active) return NULL;
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t L = lengths[b] < T ? lengths[b] : T;
+    if (L > 0 && active[L - 1] < b + 1) active[L - 1] = b + 1;
+  }
+  for (int64_t t = T - 2; t >= 0; t--)
+    if (active[t] < active[t + 1]) active[t] = active[t + 1];
+  return active;
+}
+
 /* Threads split the hidden units: thread p of P owns units [j0, j1) of every gate block, runs the
  * product's columns for them and their pointwise math, then waits for the others (fr_barrier)
  * before the next step reads the whole h_t. One barrier per step; each output is computed by one
