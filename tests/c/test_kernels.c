@@ -213,6 +213,62 @@ static void check_threads(int cell, int64_t T, int64_t B, int64_t H) {
   free_case(&c), free(one), free(two);
 }
 
+/* The forwards with the input projection inside (forward_x, forward_x_infer) against the plain
+ * forward on G_x = x W_ihᵀ + b computed here, in float64: several chunks of steps, one and two
+ * threads, with and without a bias. */
+static void check_fused(int cell, int64_t T, int64_t B, int64_t I, int64_t H, int threads,
+                        int bias) {
+  Case c = new_case(cell, T, B, H);
+  const int64_t G = c.G, S = T + 1;
+  double *x = rnd(T * B * I), *W_ih = rnd(G * I), *b = bias ? rnd(G) : NULL;
+  for (int64_t r = 0; r < T * B; r++)
+    for (int64_t g = 0; g < G; g++)
+      c.gx[r * G + g] = dot(x + r * I, W_ih + g * I, I) + (b ? b[g] : 0);
+  double *out[3][3];  /* forward, forward_x, forward_x_infer: y, h_n, c_n */
+  fastrnn_set_num_threads(threads);
+  for (int k = 0; k < 3; k++) {
+    double *y = zeros(T * B * H), *h_n = zeros(B * H), *c_n = zeros(B * H);
+    double *hs = zeros(S * B * H), *cs = zeros(S * B * H), *gates = zeros(T * B * G),
+           *a_n = zeros(T * B * H);
+    const int64_t *n = c.lengths;
+    int rc = 0;
+    if (cell == LSTM)
+      rc = k == 0 ? fastrnn_lstm_forward_f64(T, B, H, c.gx, c.h0, c.c0, c.W, n, y, h_n, c_n, gates,
+                                             cs, hs)
+           : (k == 1 ? fastrnn_lstm_forward_x_f64 : fastrnn_lstm_forward_x_infer_f64)(
+                 T, B, I, H, x, W_ih, b, c.h0, c.c0, c.W, n, y, h_n, c_n, gates, cs, hs);
+    else if (cell == GRU)
+      rc = k == 0 ? fastrnn_gru_forward_f64(T, B, H, c.gx, c.h0, c.W, c.b_hh, n, y, h_n, gates,
+                                            a_n, hs)
+           : (k == 1 ? fastrnn_gru_forward_x_f64 : fastrnn_gru_forward_x_infer_f64)(
+                 T, B, I, H, x, W_ih, b, c.h0, c.W, c.b_hh, n, y, h_n, gates, a_n, hs);
+    else if (cell == RNN_TANH)
+      rc = k == 0 ? fastrnn_rnn_tanh_forward_f64(T, B, H, c.gx, c.h0, c.W, n, y, h_n, hs)
+           : (k == 1 ? fastrnn_rnn_tanh_forward_x_f64 : fastrnn_rnn_tanh_forward_x_infer_f64)(
+                 T, B, I, H, x, W_ih, b, c.h0, c.W, n, y, h_n, hs);
+    else
+      rc = k == 0 ? fastrnn_rnn_relu_forward_f64(T, B, H, c.gx, c.h0, c.W, n, y, h_n, hs)
+           : (k == 1 ? fastrnn_rnn_relu_forward_x_f64 : fastrnn_rnn_relu_forward_x_infer_f64)(
+                 T, B, I, H, x, W_ih, b, c.h0, c.W, n, y, h_n, hs);
+    EXPECT(rc == FASTRNN_OK, "%s fused k=%d: rc %d, %s", NAMES[cell], k, rc, fastrnn_last_error());
+    out[k][0] = y, out[k][1] = h_n, out[k][2] = c_n;
+    free(hs), free(cs), free(gates), free(a_n);
+  }
+  fastrnn_set_num_threads(1);
+  const int64_t len[3] = {T * B * H, B * H, B * H};
+  for (int k = 1; k < 3; k++)
+    for (int o = 0; o < 3; o++) {
+      double worst = 0;
+      for (int64_t i = 0; i < len[o]; i++) worst = fmax(worst, fabs(out[k][o][i] - out[0][o][i]));
+      EXPECT(worst < 1e-12, "%s T=%lld B=%lld I=%lld H=%lld threads=%d bias=%d: forward_x%s "
+             "output %d differs from forward by %g", NAMES[cell], (long long)T, (long long)B,
+             (long long)I, (long long)H, threads, bias, k == 2 ? "_infer" : "", o, worst);
+    }
+  for (int k = 0; k < 3; k++)
+    for (int o = 0; o < 3; o++) free(out[k][o]);
+  free(x), free(W_ih), free(b), free_case(&c);
+}
+
 static void check_errors(void) {
   double buf[64] = {0};
   int64_t lengths[2] = {2, 3};
@@ -238,6 +294,12 @@ int main(void) {
       run_case(cell, shapes[s][0], shapes[s][1], shapes[s][2]);
   const int64_t wide[][3] = {{5, 8, 136}, {5, 8, 136}, {5, 8, 72}, {5, 8, 80}};
   for (int cell = 0; cell < 4; cell++) check_threads(cell, wide[cell][0], wide[cell][1], wide[cell][2]);
+  const int64_t fused[][4] = {{70, 1, 5, 17}, {9, 8, 3, 40}, {5, 70, 6, 33}, {4, 8, 20, 136}};
+  for (int cell = 0; cell < 4; cell++)
+    for (size_t s = 0; s < sizeof fused / sizeof fused[0]; s++)
+      for (int threads = 1; threads <= 2; threads++)
+        check_fused(cell, fused[s][0], fused[s][1], fused[s][2], fused[s][3], threads,
+                    (int)(s % 2));
   check_errors();
   printf("%s\n", failures ? "FAILED" : "all C kernel checks passed");
   return failures != 0;
