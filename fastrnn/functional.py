@@ -44,7 +44,11 @@ def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
 
 
 def _needs_grad(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    """Whether the kernels keep what backward needs. Under torch.jit.trace requires_grad alone
+    decides: the trace is checked by running it again, and its graph must not depend on the grad
+    mode of either run."""
+    need = any(t is not None and t.requires_grad for t in tensors)
+    return need and (torch.is_grad_enabled() or torch.jit.is_tracing())
 
 
 def _bias(b_ih, b_hh):

@@ -53,6 +53,9 @@ class _Recurrent:
                                        "weight_hr")]
 
     def forward(self, input, hx=None):
+        if torch.onnx.is_in_onnx_export():  # torch.nn's forward exports as the standard ONNX
+            self.__dict__["last_backend"] = "onnx"  # LSTM / GRU / RNN node, with these weights
+            return super().forward(input, hx)
         packed = isinstance(input, PackedSequence)
         sorted_idx = unsorted_idx = lengths = None
         if packed:
@@ -154,6 +157,9 @@ class _Cell:
         return super().extra_repr() + f", backend={self.backend!r}"
 
     def forward(self, input, hx=None):
+        if torch.onnx.is_in_onnx_export():  # torch.nn's cell exports as standard ONNX ops
+            self.__dict__["last_backend"] = "onnx"
+            return super().forward(input, hx)
         if input.dim() not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected input to be 1D or 2D, got "
                              f"{input.dim()}D instead")
