@@ -32,7 +32,8 @@ def load(name):
     return _loaded[name]
 
 
-def why_not(name):
+@torch.compiler.assume_constant_result  # torch.compile asks it once while tracing, for real:
+def why_not(name):                      # Dynamo will not trace the import in load()
     """None when backend `name` is usable, else the reason it is not."""
     if name == "eager":
         return None

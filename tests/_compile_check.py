@@ -1,0 +1,58 @@
+"""Run by tests/test_compile.py in a fresh process (nothing loaded or called before): a model
+holding fastrnn LSTM, GRU and RNN layers compiles with fullgraph=True — with the one line the
+README gives — and gives eager's outputs and gradients, with fastrnn's ops in the graph; plain
+torch.compile takes packed input. Prints OK lines; any failure raises."""
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import fastrnn
+
+torch._dynamo.config.allow_rnn = True  # the README's line: Dynamo refuses any torch.nn RNN otherwise
+
+
+class Tagger(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = fastrnn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = fastrnn.GRU(12, 5, batch_first=True)
+        self.rnn = fastrnn.RNN(5, 3, batch_first=True)
+
+    def forward(self, x):  # x [B,T,4], zero-padded
+        y, _ = self.lstm(x)
+        y, _ = self.gru(y)
+        y, h = self.rnn(y)
+        return y, h
+
+
+ops = set()
+
+
+def recording(gm, example_inputs):
+    ops.update(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+    return gm.forward
+
+
+torch.manual_seed(0)
+model = Tagger()
+x = torch.randn(3, 7, 4)
+x[1, 5:] = 0  # a padded batch
+compiled = torch.compile(model, fullgraph=True, backend=recording)
+outs = []
+for m in (compiled, model):
+    model.zero_grad()
+    xs = x.clone().requires_grad_(True)
+    y, h = m(xs)
+    (y.square().sum() + h.sum()).backward()
+    outs.append([y.detach(), h.detach(), xs.grad] + [p.grad.clone() for p in model.parameters()])
+for a, b in zip(*outs):
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
+assert {"fastrnn.lstm_forward.default", "fastrnn.gru_forward.default",
+        "fastrnn.rnn_forward.default"} <= ops, ops
+print("OK fullgraph")
+
+lstm = fastrnn.LSTM(4, 6)
+packed = pack_padded_sequence(torch.randn(7, 3, 4), torch.tensor([7, 5, 2]))
+y_eager = lstm(packed)[0].data
+y_compiled = torch.compile(lstm)(packed)[0].data
+assert torch.allclose(y_eager, y_compiled, atol=1e-6)
+print("OK packed")
