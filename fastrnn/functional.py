@@ -70,7 +70,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
-    if autograd.fused(name):
+    if autograd.takes_x():
         y, h_n, _ = autograd.rnn.x(x, w_ih, _bias(b_ih, b_hh), h0, w_hh, n, relu, save, name)
         return y, h_n
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
@@ -97,7 +97,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    if autograd.fused(name):
+    if autograd.takes_x():
         y, h_n, c_n, *_ = autograd.lstm.x(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
         return y, (h_n, c_n)
     gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
@@ -119,7 +119,7 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
-    if autograd.fused(name):
+    if autograd.takes_x():
         y, h_n, *_ = autograd.gru.x(x, w_ih, b_ih, h0, w_hh, b_hh, n, save, name)
         return y, h_n
     gx = F.linear(x, w_ih, b_ih)
