@@ -3,7 +3,8 @@
 The declarations come from the marked region of kernels/fastrnn.h, which is installed beside the
 libraries; the f64 and CUDA declarations are derived from the f32 ones by the substitution that
 the header describes. The libraries are looked for in every folder of this package's __path__
-and of sys.path, so regular and editable installs both find them.
+and of sys.path, so regular and editable installs both find them — or only in the folder the
+environment variable FASTRNN_LIBRARY_DIR names, to run a build of one's own.
 """
 import contextlib
 import os
@@ -18,6 +19,8 @@ _EXT = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
 def _search_dirs():
+    if os.environ.get("FASTRNN_LIBRARY_DIR"):
+        return [os.environ["FASTRNN_LIBRARY_DIR"]]
     dirs = list(__path__)
     dirs += [os.path.join(p, "fastrnn", "_native") for p in sys.path if p]
     dirs.append(os.path.join(os.path.dirname(__file__), "..", "..", "kernels"))  # source tree
@@ -36,7 +39,8 @@ def _cdef(kind):
     header = find("fastrnn.h")
     if header is None:
         raise ImportError("fastrnn.h not found beside the compiled libraries")
-    text = open(header, encoding="utf-8").read()
+    with open(header, encoding="utf-8") as f:
+        text = f.read()
     region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
     region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
     common, f32 = region.split("int fastrnn_rnn_tanh_forward_f32", 1)

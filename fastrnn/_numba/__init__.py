@@ -4,8 +4,31 @@ Every function takes contiguous torch tensors, outputs allocated by the caller (
 allocator), and writes the outputs in place; the argument lists are the C ABI's (kernels/fastrnn.h).
 """
 import contextlib
+import os
+import warnings
 
-from . import gru as _gru, lstm as _lstm, rnn as _rnn
+
+def _check_cache_dir():
+    """Numba caches the compiled kernels on disk; where the folder NUMBA_CACHE_DIR names cannot
+    be written it still runs, silently compiling again in every process (seconds each): say so
+    once."""
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if not folder:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".fastrnn-write-test")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        warnings.warn(f"fastrnn: the Numba cache folder NUMBA_CACHE_DIR={folder!r} cannot be "
+                      f"written ({e.strerror}); the numba backend works but compiles its kernels "
+                      "again in every process. Point NUMBA_CACHE_DIR at a writable folder.",
+                      RuntimeWarning, stacklevel=2)
+
+
+_check_cache_dir()
+from . import gru as _gru, lstm as _lstm, rnn as _rnn  # noqa: E402  (compiles, or loads the cache)
 
 try:  # Numba's np.dot calls SciPy's BLAS; hold it to one thread so it does not fight torch's pool.
     import scipy.linalg.cython_blas  # noqa: F401  (load it first, so the controller sees it)
