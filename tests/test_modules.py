@@ -296,3 +296,12 @@ def test_zero_batch_with_an_explicit_kernel_backend():
     x, w = torch.randn(4, 0, 3), [torch.randn(8, 3), torch.randn(8, 2)]
     y, (h, c) = fastrnn.functional.lstm(x, None, *w, backend="native")
     assert y.shape == (4, 0, 2) and h.shape == c.shape == (0, 2)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_zero_time_steps_is_an_error_as_in_torch_nn(mode):
+    x = torch.randn(0, 2, 3)
+    with pytest.raises(RuntimeError, match="sequence length"):
+        getattr(torch.nn, mode)(3, 4)(x)
+    with pytest.raises(ValueError, match="x: expected at least one time step"):
+        getattr(fastrnn, mode)(3, 4)(x)
