@@ -57,6 +57,7 @@ def main(out):
     grads = train(m, x, target)                                  # ranks' means is the batch's
     torch.save({"grads": grads, "params": [p.detach() for p in m.parameters()]},
                os.path.join(out, f"rank{rank}.pt"))
+    dist.barrier()  # neither rank tears down its gloo connections while the other still uses them
     dist.destroy_process_group()
 
 

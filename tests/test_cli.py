@@ -32,6 +32,28 @@ def test_bench_memory_column(tmp_path, capsys):
     assert "torch.nn peak MiB" in (out / "REPORT.md").read_text()
 
 
+def test_bench_inference_engine_baselines(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    engines = ["onnxruntime"] + (["openvino"] if _has("openvino") else [])
+    out = tmp_path / "rep"
+    assert main(["bench", "--cells", "lstm,gru,rnn_tanh", "--batch", "2", "--hidden", "8",
+                 "--seq-len", "4", "--rounds", "1", "--baselines", ",".join(engines),
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]
+    for r in results:  # the engines run at the forward (inference) points only
+        assert all((e in r["seconds"]) == (r["point"]["pass_"] == "forward") for e in engines)
+    report = (out / "REPORT.md").read_text()
+    assert f"auto against {engines[0]}" in report and "against the best of torch.nn" in report
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
 def test_profile_writes_table_breakdown_and_plot(tmp_path, capsys):
     out = tmp_path / "prof"
     assert main(["profile", "--cell", "gru", "--batch", "2", "--hidden", "16", "--seq-lens", "8,32",
@@ -64,6 +86,7 @@ def test_info_lists_backends(capsys):
     (["train-sentiment", "--data", "x", "--clip", "-1"], "expected a positive number, got -1"),
     (["train-charlm", "--data", "x", "--lr", "nan"], "expected a positive number, got nan"),
     (["generate", "--checkpoint", "x", "--temperature", "hot"], "expected a positive number"),
+    (["bench", "--baselines", "tensorrt"], "--baselines: unknown engine 'tensorrt'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_nonzero(argv, message):

@@ -30,7 +30,11 @@ def test_ddp_gradients_equal_full_batch_gradients(tmp_path):
     procs = [subprocess.Popen([sys.executable, worker.__file__, str(tmp_path)],
                               env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    logs = [p.communicate(timeout=240)[0] for p in procs]
+    try:
+        logs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:  # a hung rank must not outlive the test
+            p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 

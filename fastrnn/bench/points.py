@@ -161,10 +161,14 @@ def floor_call(inp):
     return call
 
 
-def candidates(p: Point, backends, seed=0):
-    """{name: callable} for torch.nn, each fastrnn backend and the GEMM floor, on shared inputs."""
+def candidates(p: Point, backends, seed=0, engines=()):
+    """{name: callable} for torch.nn, each fastrnn backend, the GEMM floor and, at forward points
+    on the CPU, each inference engine in `engines` (see engines.py), on shared inputs."""
     inp = Inputs(p, seed)
     out = {BASELINE: module_call(inp)}
     out |= {b: module_call(inp, b) for b in backends}
     out[FLOOR] = floor_call(inp)
+    if p.pass_ == "forward" and p.device == "cpu":
+        from . import engines as engines_
+        out |= engines_.calls(inp, engines)
     return out

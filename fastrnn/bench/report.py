@@ -33,11 +33,14 @@ def _ms(s):
     return f"{s * 1e3:.3g}"
 
 
-def _table(rows, backends):
+def _table(rows, backends, engines=()):
     memory = [n for n in [BASELINE, *backends] if all(n in r.get("peak_mib", {}) for r in rows)]
+    engines = [e for e in engines if all(e in r["seconds"] for r in rows)]
     head = ["cell", "T", "B", "I", "H", "torch.nn ms", "floor ms", "torch.nn ×floor"]
     for b in backends:
         head += [f"{b} ms", f"{b} speed-up", f"{b} ×floor", f"{b} GFLOP/s"]
+    for e in engines:  # the first backend against the engine: above 1 fastrnn is faster
+        head += [f"{e} ms", f"{backends[0]} vs {e}"]
     head += [f"{n} peak MiB" for n in memory]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -47,6 +50,8 @@ def _table(rows, backends):
         for b in backends:
             cells += [_ms(s[b]), f"**{r['speedup'][b]:.2f}**", f"{r['x_floor'][b]:.2f}",
                       f"{r['gflops'][b]:.1f}"]
+        for e in engines:
+            cells += [_ms(s[e]), f"**{s[e] / s[backends[0]]:.2f}**"]
         cells += [f"{r['peak_mib'][n]:.1f}" for n in memory]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -56,7 +61,7 @@ def _geomean(xs):
     return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else float("nan")
 
 
-def write(out_dir, rows, backends, machine, load_before, load_after, busy):
+def write(out_dir, rows, backends, machine, load_before, load_after, busy, engines=()):
     """Write REPORT.md, results.json and the plots into out_dir; return the REPORT.md path."""
     os.makedirs(out_dir, exist_ok=True)
     meta = {"machine": machine, "load average before": load_before,
@@ -85,7 +90,18 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy):
         for b in backends:
             md.append(f"- {b}: geometric-mean speed-up over torch.nn "
                       f"**{_geomean([r['speedup'][b] for r in sel]):.2f}×** over {len(sel)} points")
-        md += ["", _table(sel, backends), ""]
+        timed = [e for e in engines if sel and all(e in r["seconds"] for r in sel)]
+        for e in timed:
+            ratios = [r["seconds"][e] / r["seconds"][backends[0]] for r in sel]
+            md.append(f"- {backends[0]} against {e}: geometric mean **{_geomean(ratios):.2f}×**, "
+                      f"range {min(ratios):.2f}–{max(ratios):.2f}× (above 1 fastrnn is faster)")
+        if timed:
+            best = [min(r["seconds"][n] for n in [BASELINE, *timed]) / r["seconds"][backends[0]]
+                    for r in sel]
+            md.append(f"- {backends[0]} against the best of torch.nn and {', '.join(timed)}: "
+                      f"geometric mean **{_geomean(best):.2f}×**, wins "
+                      f"{sum(x > 1 for x in best)} of {len(best)} points")
+        md += ["", _table(sel, backends, engines), ""]
     md += [f"![{os.path.splitext(p)[0]}]({p})" for p in plots]
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w") as f:

@@ -37,6 +37,9 @@ def add_parser(sub, name):
                    help="forward (inference) and/or train (forward+backward)")
     p.add_argument("--backends", type=_args.name_list,
                    help="fastrnn backends to time (default: auto and every kernel backend here)")
+    p.add_argument("--baselines", type=_args.name_list, default=[],
+                   help="inference engines timed beside torch.nn at forward points: onnxruntime, "
+                        "openvino (torch.nn's module exported to ONNX)")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads for every candidate")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -86,6 +89,10 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     backends = _backends(args)
+    from ..bench import engines
+    for e in args.baselines:
+        if engines.why_not(e):
+            raise ValueError(f"--baselines: {engines.why_not(e)}")
     points = grid(args)
     load_before = machine.load_average()
     info = machine.describe()
@@ -93,18 +100,20 @@ def run(args):
           f"{torch.get_num_threads()} torch threads, {info['cpu']}", file=sys.stderr)
     rows = []
     for p in tqdm(points, desc="bench", unit="point", file=sys.stderr, disable=None):
-        times = timing.measure(candidates(p, backends), rounds=args.rounds)
+        times = timing.measure(candidates(p, backends, engines=args.baselines), rounds=args.rounds)
         rows.append(report.row(p, times))
         if args.memory and p.pass_ == "train" and p.device == "cpu":
             rows[-1]["peak_mib"] = {n: memory.peak_mb(p, n) for n in [BASELINE, *backends]}
         tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "
                    + "  ".join(f"{b} {times[b] * 1e3:8.3f} ms ({times[BASELINE] / times[b]:.2f}x)"
                                for b in backends)
+                   + "".join(f"  {e} {times[e] * 1e3:.3f} ms" for e in args.baselines if e in times)
                    + f"  floor {times[FLOOR] * 1e3:.3f} ms", file=sys.stderr)
     load_after = machine.load_average()
     busy = machine.busy(load_before)
     if busy:
         print(f"warning: load average was {load_before:.2f} before the run: other work is "
               "running, the ratios are unreliable", file=sys.stderr)
-    path = report.write(args.out, rows, backends, info, load_before, load_after, busy)
+    path = report.write(args.out, rows, backends, info, load_before, load_after, busy,
+                        engines=args.baselines)
     print(f"report written to {path}")
