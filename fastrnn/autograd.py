@@ -170,8 +170,8 @@ def _has_x(backend):
 def _gx(x, w_ih, b):
     """G_x = x W_ihᵀ + b [T,B,G] for backends that take it ready (no autograd: _FastX's backward
     gives x, w_ih and b their gradients)."""
-    with torch.no_grad():
-        return torch.nn.functional.linear(x, w_ih, b)
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take
+        return torch.nn.functional.linear(x, w_ih, b)                    # x's dtype, not bf16
 
 
 def _c(t):

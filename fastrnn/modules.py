@@ -32,6 +32,28 @@ def _reverse(x, lengths):
     return x.gather(0, idx[:, :, None].expand_as(x))
 
 
+def _autocast_dtype(module, x):
+    """The dtype torch.nn's module returns for float32 input under autocast, or None where it
+    returns float32: autocast lowers the ops of LSTM, RNN and RNNCell, not those of GRU or the
+    LSTM and GRU cells. fastrnn computes in float32 either way (so its error stays below
+    torch.nn's there) and returns the dtype torch.nn returns."""
+    device = x.device.type
+    if (x.dtype == torch.float32 and torch.is_autocast_enabled(device)
+            and isinstance(module, (torch.nn.LSTM, torch.nn.RNN, torch.nn.RNNCell))):
+        return torch.get_autocast_dtype(device)
+    return None
+
+
+def _cast(out, dtype):
+    """out (tensors, tuples of them, a PackedSequence) with its floating-point tensors in dtype."""
+    if isinstance(out, PackedSequence):
+        return PackedSequence(out.data.to(dtype), out.batch_sizes, out.sorted_indices,
+                              out.unsorted_indices)
+    if isinstance(out, tuple):
+        return tuple(_cast(o, dtype) for o in out)
+    return out.to(dtype)
+
+
 class _Recurrent:
     """forward for the multi-layer modules; subclasses give `_layer` for their cell."""
 
@@ -75,6 +97,11 @@ class _Recurrent:
                 hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
         hx = self._initial_state(hx, x)
         self.check_forward_args(check_input, hx, batch_sizes)
+        out = self._forward(x, hx, lengths, batched, packed, sorted_idx, unsorted_idx)
+        low = _autocast_dtype(self, x)
+        return out if low is None else _cast(out, low)
+
+    def _forward(self, x, hx, lengths, batched, packed, sorted_idx, unsorted_idx):
         out, h_n = self._layers(x, hx, lengths)
         if self.batch_first and batched and not packed:
             out = out.transpose(0, 1)
@@ -172,7 +199,8 @@ class _Cell:
         out = self._step(x, hx, w)
         if not batched:
             out = tuple(h.squeeze(0) for h in out) if isinstance(out, tuple) else out.squeeze(0)
-        return out
+        low = _autocast_dtype(self, x)
+        return out if low is None else _cast(out, low)
 
 
 class RNNCell(_Cell, torch.nn.RNNCell):
