@@ -152,8 +152,13 @@ FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *rest
     }
   for (int r = 0; r < nr; r++) {
     for (int l = 0; k + l < K; l++) acc[r][l] += a[k + l] * W[r * ldw + k + l];
-    for (int w = FR_NR / 2; w >= 1; w /= 2)
+    /* halves added pairwise, each level one vector add once unrolled (as scalar loops these
+     * sums cost more than the products at K = 64: 8.8 µs for an LSTM step at B = 1, H = 64) */
+#pragma GCC unroll 8
+    for (int w = FR_NR / 2; w >= 1; w /= 2) {
+#pragma omp simd
       for (int l = 0; l < w; l++) acc[r][l] += acc[r][l + w];
+    }
     c[r] = acc[r][0];
   }
 }
