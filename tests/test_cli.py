@@ -46,6 +46,16 @@ def test_bench_inference_engine_baselines(tmp_path, capsys):
     assert f"auto against {engines[0]}" in report and "against the best of torch.nn" in report
 
 
+def test_bench_dropin_suite_quick(tmp_path, capsys):
+    out = tmp_path / "dropin"
+    assert main(["bench", "--suite", "dropin", "--quick", "--rounds", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    kinds = {r["point"].split(" ")[0] for r in rows}
+    assert {"LSTMCell", "2-layer", "LSTM", "bfloat16", "autocast(bfloat16)"} <= kinds
+    assert all(r["torch_s"] > 0 and r["fastrnn_s"] > 0 for r in rows)
+    assert "| point | pass | torch.nn ms | fastrnn ms | ratio |" in (out / "DROPIN.md").read_text()
+
+
 def _has(module):
     try:
         __import__(module)

@@ -27,6 +27,10 @@ def add_parser(sub, name):
     p = sub.add_parser(name, help="time fastrnn against torch.nn and write a report",
                        description=__doc__.split(":", 1)[1].strip())
     p.add_argument("--full", action="store_true", help="the whole grid plus reference points")
+    p.add_argument("--suite", choices=["grid", "dropin"], default="grid",
+                   help="grid: one layer over shapes (default); dropin: cells, 2-layer T=1 steps, "
+                        "packed batches, projections, bfloat16 and autocast (fastrnn/bench/dropin.py)")
+    p.add_argument("--quick", action="store_true", help="with --suite dropin: one point of each kind")
     p.add_argument("--cells", type=_args.cell_list, help="e.g. lstm,gru,rnn_tanh,rnn_relu")
     p.add_argument("--batch", type=_args.int_list, help="batch sizes B, e.g. 1,32")
     p.add_argument("--hidden", type=_args.int_list, help="hidden sizes H, e.g. 64,256")
@@ -82,12 +86,26 @@ def grid(args):
     return points
 
 
+def run_dropin(args):
+    from ..bench import dropin
+
+    def progress(r):
+        print(f"{r['point']:44s} {r['pass_']:14s} torch.nn {r['torch_s'] * 1e3:8.3f} ms  "
+              f"fastrnn {r['fastrnn_s'] * 1e3:8.3f} ms ({r['ratio']:.2f}x)", file=sys.stderr)
+
+    path = dropin.run(args.out, args.rounds, args.quick, progress)
+    print(open(path).read())
+    print(f"report written to {path}")
+
+
 def run(args):
     from tqdm import tqdm
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible to torch")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.suite == "dropin":
+        return run_dropin(args)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch")
     backends = _backends(args)
     from ..bench import engines
     for e in args.baselines:
