@@ -1,18 +1,20 @@
 """The kernels as torch custom ops: forward, backward, fake implementations and autograd.
 
 Each cell has two ops, `fastrnn::<cell>_forward` and `fastrnn::<cell>_backward`, that run only
-the sequential recurrence on a kernel backend (numba, native, cuda). The GEMMs that are parallel
-over time stay outside: the input projection G_x = x W_xhᵀ + b is done by the caller (autograd
-differentiates it), and dW_hh = dAᵀ · H_prev is one GEMM over all T·B rows in the backward below.
+the sequential recurrence on a kernel backend (numba, native, cuda) from G_x = x W_xhᵀ + b, which
+the caller computes with F.linear (autograd differentiates it); dW_hh = dAᵀ · H_prev is a GEMM
+over all T·B rows in the backward below.
 
 `save=False` (inference) keeps only two state slots and one gate slot, so no per-step buffers
 are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
 
-Two paths reach the same kernel functions. torch.compile, torch.export, tracing and ONNX export
-see the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
-which costs tens of µs a call (as much as a whole small step): without gradients it calls the
-kernel directly, with gradients through a torch.autograd.Function sharing the ops' backward.
-`rnn`, `lstm` and `gru` below choose the path.
+Two paths reach the kernels. torch.compile, torch.export, tracing and ONNX export see F.linear
+and the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
+which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and b instead
+of G_x (`_Cell.x`): native computes G_x inside its loop, a chunk of steps ahead, so G_x over all
+T never exists; the other backends get it from torch first. Without gradients the kernel is
+called directly, with gradients through `_FastX`, a torch.autograd.Function sharing the ops'
+backward that also gives x, W_ih and b their gradients.
 """
 import torch
 from torch import Tensor
@@ -90,32 +92,17 @@ def _backward_fn(ctx, op, direct):
 
 
 class _Fast(torch.autograd.Function):
-    """The eager path with gradients: the forward body and the ops' setup and backward."""
-
-    @staticmethod
-    def forward(ctx, cell, *inputs):
-        out = cell.forward(*inputs)
-        cell.setup(ctx, inputs, out)
-        ctx.cell, ctx.fast = cell, True
-        return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
-        # second derivative reaches the backward op's clear error (see _backward_fn)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None, *ctx.cell.grad(ctx, *grads))
-
-
-class _FastX(torch.autograd.Function):
-    """The eager path with the input projection inside the kernel: x, w_ih and the bias b in
-    place of G_x, and their gradients from ∂L/∂G_x as F.linear's backward gives them:
-    dx = dG_x W_ih, dW_ih = dG_xᵀ x, db = Σ dG_x."""
+    """The eager path with gradients: the forward body from x, W_ih and the bias b, the ops'
+    setup and backward, and the gradients of x, W_ih and b from ∂L/∂G_x as F.linear's backward
+    gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_gram), db = Σ dG_x."""
 
     @staticmethod
     def forward(ctx, cell, x, w_ih, b, *inputs):
         out = cell.forward_x(x, w_ih, b, *inputs)
         cell.setup(ctx, (None, *inputs), out, (x, w_ih))
         ctx.cell, ctx.fast = cell, True
-        return out
+        return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
+        # second derivative reaches the backward op's clear error (see _backward_fn)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -131,35 +118,23 @@ class _FastX(torch.autograd.Function):
 
 
 class _Cell:
-    """One cell's forward body, its op's setup and backward, the op itself, and the forward body
-    with the input projection inside (for backends that have it)."""
+    """One cell: its forward body from G_x (the op's), the forward body from x, W_ih and b
+    (`forward_x`), the op's setup and backward, and the op itself."""
 
     def __init__(self, forward, setup, grad, op, forward_x):
         self.forward, self.setup, self.grad, self.op = forward, setup, grad, op
         self.forward_x = forward_x
 
-    def __call__(self, *inputs):
+    def __call__(self, x, w_ih, b, *inputs):
+        """The cell on x [T,B,I] with W_ih and the bias b of G_x = x W_ihᵀ + b; `inputs` as
+        the op's after G_x. Traced calls record F.linear and the op; eager ones pass x, W_ih and
+        b to the kernels (native computes G_x inside its loop; the others get it from torch
+        first, _gx), directly without gradients, else through _Fast."""
         if _traced():
-            return self.op(*inputs)
-        save = inputs[-2]
-        if not save:
-            return self.forward(*inputs)
-        return _Fast.apply(self, *inputs)
-
-    def x(self, x, w_ih, b, *inputs):
-        """The same call with x, W_ih and b in place of G_x = x W_ihᵀ + b (eager calls, see
-        takes_x): native computes G_x inside its kernel, so G_x over all T never exists; the
-        other backends get it from torch first (_gx). Either way the backward gives W_ih its
-        gradient with _gram."""
+            return self.op(torch.nn.functional.linear(x, w_ih, b), *inputs)
         if not inputs[-2]:
             return self.forward_x(x, w_ih, b, *inputs)
-        return _FastX.apply(self, x, w_ih, b, *inputs)
-
-
-def takes_x():
-    """Whether a call passes x, W_ih and b to the cell's `x` path — every eager call — rather
-    than G_x: traced calls go through F.linear and the ops, which compile and export see."""
-    return not _traced()
+        return _Fast.apply(self, x, w_ih, b, *inputs)
 
 
 def _has_x(backend):

@@ -11,7 +11,6 @@ zeros, as a packed sequence does. `backend` is 'auto' or a name from fastrnn.bac
 `resolve_backend` says which one a call runs on.
 """
 import torch
-import torch.nn.functional as F
 
 from . import _checks, _eager, autograd, dispatch
 
@@ -70,11 +69,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
-    if autograd.takes_x():
-        y, h_n, _ = autograd.rnn.x(x, w_ih, _bias(b_ih, b_hh), h0, w_hh, n, relu, save, name)
-        return y, h_n
-    gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
-    y, h_n, _ = autograd.rnn(gx, h0, w_hh, n, relu, save, name)
+    y, h_n, _ = autograd.rnn(x, w_ih, _bias(b_ih, b_hh), h0, w_hh, n, relu, save, name)
     return y, h_n
 
 
@@ -97,11 +92,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    if autograd.takes_x():
-        y, h_n, c_n, *_ = autograd.lstm.x(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
-        return y, (h_n, c_n)
-    gx = F.linear(x, w_ih, _bias(b_ih, b_hh))
-    y, h_n, c_n, *_ = autograd.lstm(gx, h0, c0, w_hh, n, save, name)
+    y, h_n, c_n, *_ = autograd.lstm(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -119,9 +110,5 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
-    if autograd.takes_x():
-        y, h_n, *_ = autograd.gru.x(x, w_ih, b_ih, h0, w_hh, b_hh, n, save, name)
-        return y, h_n
-    gx = F.linear(x, w_ih, b_ih)
-    y, h_n, *_ = autograd.gru(gx, h0, w_hh, b_hh, n, save, name)
+    y, h_n, *_ = autograd.gru(x, w_ih, b_ih, h0, w_hh, b_hh, n, save, name)
     return y, h_n

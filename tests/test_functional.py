@@ -118,7 +118,7 @@ def test_torch_compile_traces_the_ops(backend):
         return y.sum() + h.sum()
 
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
-    # eager may compute G_x inside the kernel (autograd.takes_x): equal to float32 roundoff
+    # eager computes G_x inside the native kernel (autograd._Cell): equal to float32 roundoff
     assert torch.allclose(compiled(x), f(x), rtol=1e-5, atol=1e-5)
     (g1,) = torch.autograd.grad(compiled(x), x)
     (g2,) = torch.autograd.grad(f(x), x)
@@ -140,9 +140,9 @@ def test_unusable_backend_says_how_to_build_it(monkeypatch):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_fast_eager_path_equals_the_op_path(backend, cell, monkeypatch):
     """Eager calls skip torch.library's dispatch; traced ones go through the ops. Same numbers,
-    outputs and gradients, to float32 roundoff: the eager call passes x to the kernels' x path
-    (native computes G_x inside) and sums weight gradients in float64 partials (_gram); the op
-    path has F.linear."""
+    outputs and gradients, to float32 roundoff: the eager call passes x to the kernels (native
+    computes G_x inside) and sums weight gradients in float64 partials (_gram); the op path has
+    F.linear."""
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 3, 4, generator=g)
