@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _checks, functional
+from . import _checks, _lean, functional
 
 
 def _reverse(x, lengths):
@@ -197,6 +197,9 @@ class _Cell:
         if _exporting():  # torch.nn's cell exports as standard ONNX ops
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
+        out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
+        if out is not None:
+            return out
         if input.dim() not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected input to be 1D or 2D, got "
                              f"{input.dim()}D instead")

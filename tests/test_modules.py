@@ -305,3 +305,41 @@ def test_zero_time_steps_is_an_error_as_in_torch_nn(mode):
         getattr(torch.nn, mode)(3, 4)(x)
     with pytest.raises(ValueError, match="x: expected at least one time step"):
         getattr(fastrnn, mode)(3, 4)(x)
+
+
+@pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
+    """A no-grad cell step goes straight to the kernel (fastrnn/_lean.py): the same numbers as
+    the general path, bitwise, also after the biases change in place and with no state given."""
+    if "native" not in fastrnn.backends():
+        pytest.skip("the lean path runs on native")
+    from fastrnn import _lean
+    torch.manual_seed(0)
+    cell = getattr(fastrnn, mode)(5, 7, bias=bias).to(dtype)
+    x = torch.randn(3, 5, dtype=dtype)
+    hx = (torch.randn(3, 7, dtype=dtype), torch.randn(3, 7, dtype=dtype)) \
+        if mode == "LSTMCell" else torch.randn(3, 7, dtype=dtype)
+    flat = lambda o: list(o) if isinstance(o, tuple) else [o]  # noqa: E731
+
+    def both(*args):
+        with torch.no_grad():
+            lean = _lean.step(cell, *args)
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "step", lambda *a: None)
+                general = cell(*args)
+        assert lean is not None
+        for a, b in zip(flat(lean), flat(general)):
+            assert torch.equal(a, b)
+
+    both(x, hx)
+    both(x, None)
+    if bias:
+        with torch.no_grad():
+            cell.bias_hh.add_(0.5)  # the kept sum b_ih + b_hh must follow
+        both(x, hx)
+    with torch.no_grad():  # what the lean path does not take goes the general way, errors too
+        assert _lean.step(cell, x[0], None) is None
+        with pytest.raises((ValueError, RuntimeError)):
+            cell(torch.randn(3, 4, dtype=dtype))

@@ -81,16 +81,20 @@ class Library:
     def build_info(self):
         return self.ffi.string(self.lib.fastrnn_build_info()).decode()
 
+    def bound(self, stem, dtype):
+        """The function fastrnn_<stem>_<dtype> (dtype 'f32' or 'f64') of the current variant."""
+        key = (stem, dtype, self.variant)
+        fn = self._fns.get(key)
+        if fn is None:
+            suffix = "_cuda" if self.kind == "cuda" else f"_{self.variant}" if self.variant else ""
+            fn = self._fns[key] = getattr(self.lib, f"fastrnn_{stem}_{dtype}{suffix}")
+        return fn
+
     def call(self, stem, H, *tensors, stream=None, I=None):
         """fastrnn_<stem>_<dtype>[_cuda](T, B, [I,] H, *pointers[, stream]) on torch tensors
         (None for a NULL pointer)."""
         x = tensors[0]
-        key = (stem, x.dtype, self.variant)
-        fn = self._fns.get(key)
-        if fn is None:
-            dtype = {"torch.float32": "f32", "torch.float64": "f64"}[str(x.dtype)]
-            suffix = "_cuda" if self.kind == "cuda" else f"_{self.variant}" if self.variant else ""
-            fn = self._fns[key] = getattr(self.lib, f"fastrnn_{stem}_{dtype}{suffix}")
+        fn = self.bound(stem, {torch.float32: "f32", torch.float64: "f64"}[x.dtype])
         ptrs = [0 if t is None else t.data_ptr() for t in tensors]
         if stream is not None:
             ptrs.append(stream)
