@@ -137,6 +137,9 @@ class _Recurrent:
         D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
         h0, c0 = hx if lstm else (hx, None)
+        lean = None if lengths is not None else _lean.layers(self, x, h0, c0)  # one no-grad step
+        if lean is not None:
+            return lean
         self.__dict__["last_backend"] = functional.resolve_backend(  # (nn.Module's setattr is slow)
             x, self.backend, projection=lstm and self.proj_size > 0)
         h_n, c_n = [], []

@@ -343,3 +343,38 @@ def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, m
         assert _lean.step(cell, x[0], None) is None
         with pytest.raises((ValueError, RuntimeError)):
             cell(torch.randn(3, 4, dtype=dtype))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
+                                dict(num_layers=3, batch_first=True, bias=False),
+                                dict(nonlinearity="relu", num_layers=2)])
+def test_the_lean_one_step_module_call_equals_the_general_path(mode, kw, monkeypatch):
+    """A no-grad call on a one-step sequence runs each layer straight to the kernel: the same
+    numbers as the general path, bitwise, with and without initial states."""
+    if "native" not in fastrnn.backends() or ("nonlinearity" in kw and mode != "RNN"):
+        pytest.skip("the lean path runs on native; nonlinearity is the RNN's")
+    from fastrnn import _lean
+    torch.manual_seed(0)
+    m = getattr(fastrnn, mode)(5, 6, **kw)
+    D = 2 if kw.get("bidirectional") else 1
+    x = torch.randn(3, 1, 5) if kw.get("batch_first") else torch.randn(1, 3, 5)
+    h = torch.randn(kw.get("num_layers", 1) * D, 3, 6)
+    flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
+    results, layers = [], _lean.layers
+
+    def recorded(*args):
+        results.append(layers(*args))
+        return results[-1]
+
+    for hx in (None, (h, h.clone()) if mode == "LSTM" else h):
+        with torch.no_grad():
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "layers", recorded)
+                lean = m(x, hx)
+            assert results[-1] is not None  # the lean path ran
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "layers", lambda *a: None)
+                general = m(x, hx)
+        for a, b in zip(flat(lean), flat(general)):
+            assert torch.equal(a, b)
