@@ -107,19 +107,22 @@ class Library:
             raise _ERRORS.get(rc, RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
 
 
+def _forward(x, hs, name="forward"):
+    """Which forward the state buffer hs [S,B,H] asks for: T+1 slots keep every state for
+    backward (`name`), a two-slot ring does not (`name`_infer); x [T,...]."""
+    return name if hs.shape[0] == x.shape[0] + 1 else name + "_infer"
+
+
 def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib.nullcontext()):
     """The six functions of the kernel-backend interface (see fastrnn.dispatch) on `library`;
     `stream(t)` gives the stream to launch on and `device(t)` a context making t's device current."""
-
-    def forward(gx, hs):
-        return "forward" if hs.shape[0] == gx.shape[0] + 1 else "forward_infer"
 
     def call(stem, H, *tensors):
         with device(tensors[0]):
             library.call(stem, H, *tensors, stream=stream(tensors[0]))
 
     def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
-        stem = f"rnn_{'relu' if relu else 'tanh'}_{forward(gx, hs)}"
+        stem = f"rnn_{'relu' if relu else 'tanh'}_{_forward(gx, hs)}"
         call(stem, gx.shape[2], gx, h0, w_hh, lengths, y, h_n, hs)
 
     def rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, dA, dh0):
@@ -127,14 +130,14 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
              lengths, dA, dh0)
 
     def lstm_forward(gx, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        call(f"lstm_{forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y, h_n, c_n,
+        call(f"lstm_{_forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y, h_n, c_n,
              gates, cs, hs)
 
     def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0):
         call("lstm_backward", dy.shape[2], dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0)
 
     def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        call(f"gru_{forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y, h_n,
+        call(f"gru_{_forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y, h_n,
              gates, a_n, hs)
 
     def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0):
@@ -147,19 +150,16 @@ def fused_functions(library):
     """The forwards with the input projection inside the kernel (the CPU library's *_forward_x):
     x [T,B,I], w_ih [G,I] and the bias b [G] (or None) in place of G_x."""
 
-    def forward(x, hs):
-        return "forward_x" if hs.shape[0] == x.shape[0] + 1 else "forward_x_infer"
-
     def rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, y, h_n, hs):
-        library.call(f"rnn_{'relu' if relu else 'tanh'}_{forward(x, hs)}", h0.shape[1], x, w_ih,
-                     b, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
+        stem = f"rnn_{'relu' if relu else 'tanh'}_" + _forward(x, hs, "forward_x")
+        library.call(stem, h0.shape[1], x, w_ih, b, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
 
     def lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        library.call(f"lstm_{forward(x, hs)}", c0.shape[1], x, w_ih, b, h0, c0, w_hh, lengths, y,
-                     h_n, c_n, gates, cs, hs, I=x.shape[2])
+        library.call("lstm_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b, h0, c0,
+                     w_hh, lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
 
     def gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        library.call(f"gru_{forward(x, hs)}", h0.shape[1], x, w_ih, b_ih, h0, w_hh, b_hh,
-                     lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
+        library.call("gru_" + _forward(x, hs, "forward_x"), h0.shape[1], x, w_ih, b_ih, h0, w_hh,
+                     b_hh, lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
 
     return rnn_forward_x, lstm_forward_x, gru_forward_x

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 
-def _status_mb(key):
+def status_mib(key):
+    """A size from /proc/self/status (VmRSS, VmHWM) in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(key + ":"):
@@ -34,9 +35,9 @@ def _main(spec, backend):
     call()  # warm-up: imports, compilation caches and first-touch allocations are not the point's
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    base = _status_mb("VmRSS")
+    base = status_mib("VmRSS")
     call()
-    print(max(_status_mb("VmHWM") - base, 0.0))
+    print(max(status_mib("VmHWM") - base, 0.0))
 
 
 if __name__ == "__main__":

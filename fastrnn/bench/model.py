@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .. import modules
 from .layer_clock import LayerClock, recurrent_layers, tensors
+from .memory import status_mib
 from .model_report import ModelProfile
 from .timing import measure
 
@@ -75,14 +76,6 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _status_mib(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    raise OSError(f"{key} not in /proc/self/status")
-
-
 def _trim():
     """Hand freed heap back to the system, so a step's peak shows pages it really touches."""
     try:
@@ -108,11 +101,11 @@ def peak_memory(fn, device):
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        base = _status_mib("VmRSS")
+        base = status_mib("VmRSS")
     except OSError:
         return None, None
     fn()
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     return peak, max(peak - base, 0.0)
 
 

@@ -9,7 +9,7 @@
  * when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
                          int64_t Sg, const real *gx, const fr_input *in, const fr_weights *w,
-                         const real *b_hh, const int64_t *lengths, const int64_t *active, real *y,
+                         const real *b_hh, const int64_t *lengths, real *y,
                          real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
   int64_t j0, j1;
@@ -26,7 +26,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
     real *a = gates + (t % Sg) * B * G, *an = a_n + (t % Sg) * BH;
     if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
     const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * B * G + j0;
-    fr_step_forward(w, active[t], h_prev, a, j0, j1);
+    fr_step_forward(w, t, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -54,19 +54,14 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
                    real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "the active rows");
-  }
+  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 0))
+    return fr_nomem(fn, "W_hh's workspace");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths, active, y, gates,
-                           a_n, hs));
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths,
+                           y, gates, a_n, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }
 
@@ -90,7 +85,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                           const real *dy, const real *gates, const real *a_n,
                           const real *hs, const fr_weights *w,
-                          const int64_t *lengths, const int64_t *active, real *dGx, real *dA,
+                          const int64_t *lengths, real *dGx, real *dA,
                           real *dh0) {
   const int64_t G = 3 * H;
   int64_t j0, j1;
@@ -119,7 +114,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    fr_step_backward(w, active[t], dA + t * B * G, dh0, j0, j1);
+    fr_step_backward(w, t, dA + t * B * G, dh0, j0, j1);
   }
 }
 
@@ -170,18 +165,12 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, 1))
-    return fr_nomem("fastrnn_gru_backward", "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem("fastrnn_gru_backward", "the active rows");
-  }
+  if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 1))
+    return fr_nomem("fastrnn_gru_backward", "W_hh's workspace");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths, active, dGx, dA,
-                            dh0));
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
+                            dGx, dA, dh0));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }

@@ -242,28 +242,35 @@ static inline int fr_team_size(void) { return 1; }
  *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),K,FR_NR];
  * backward (W_hh): Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
 typedef struct {
-  const real *W;  /* [G,K] as given */
-  real *packed;   /* NULL: read W in place */
+  const real *W;     /* [G,K] as given */
+  real *packed;      /* NULL: read W in place */
+  int64_t *active;   /* W_hh: [T] rows each step's product covers (fr_active_rows); W_ih: NULL */
   int64_t H, K, gates;
   int backward;
 } fr_weights;
 
-/* Decides whether W is packed, and allocates the packed copy; each thread packs its own panels
- * (fr_weights_pack) — in parallel, and into its own core's cache. Packing pays in the backward when B ≥ FR_MR rows share each load (in place, the backward
- * product is the same tile with W_hh's rows as its panels, so few rows need no copy). Forward in
- * place takes a horizontal sum per output, which at H = 64 costs as much as the products (LSTM
- * B = 1, T = 32, avx512: 2.2 µs a step against 1.4 packed), so few rows pack too once T·B
- * reaches FR_MR — unless H ≥ 512, where the sums are cheap beside the K-long dot products and a
- * second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of the L3 the product
- * streams from (B = 1, T = 8: 1.06 ms a step packed). Returns 0, or FASTRNN_ENOMEM when the
- * packed copy cannot be allocated (nothing to free then). */
+/* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
+ * fr_weights_pack: in parallel, and into its own core's cache), and, given the lengths (W_hh),
+ * the rows each step covers (fr_active_rows). Packing pays in the backward when B ≥ FR_MR rows
+ * share each load (in place, the backward product is the same tile with W_hh's rows as its
+ * panels, so few rows need no copy). Forward in place takes a horizontal sum per output, which at
+ * H = 64 costs as much as the products (LSTM B = 1, T = 32, avx512: 2.2 µs a step against 1.4
+ * packed), so few rows pack too once T·B reaches FR_MR — unless H ≥ 512, where the sums are cheap
+ * beside the K-long dot products and a second copy of W_hh (16 MB for an LSTM with H = 1024)
+ * pushes both out of the L3 the product streams from (B = 1, T = 8: 1.06 ms a step packed).
+ * Returns 0, or FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
-                                  int64_t K, const real *W, int backward) {
+                                  int64_t K, const real *W, const int64_t *lengths,
+                                  int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
-  w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward, w->packed = NULL;
+  w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
+  w->packed = NULL, w->active = NULL;
+  if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
   w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
-  return w->packed ? 0 : FASTRNN_ENOMEM;
+  if (w->packed) return 0;
+  free(w->active);
+  return FASTRNN_ENOMEM;
 }
 
 /* Packs the panels of units [j0, j1) (a thread's slice, fr_slice): all the thread will read. */
@@ -279,7 +286,10 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
     pack_panels(K, H, w->W + q * H * K, 1, K, w->packed + q * block, p0, p1);
 }
 
-static inline void fr_weights_free(fr_weights *w) { free(w->packed); }
+static inline void fr_weights_free(fr_weights *w) {
+  free(w->packed);
+  free(w->active);
+}
 
 /* Forward product of a thread's units [j0, j1) of every gate block, for M rows of A [M,K]:
  * gate q's outputs C[m][q·qs + j − j0] = Σ_k A[m][k] W[q·H + j][k], rows of C ldc apart.
@@ -296,11 +306,11 @@ FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, re
   }
 }
 
-/* Forward, one step, a thread's units [j0, j1) of every gate block:
+/* Forward, step t, a thread's units [j0, j1) of every gate block, for the rows still running:
  * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. */
-FR_HOT void fr_step_forward(const fr_weights *w, int64_t B, const real *h, real *a, int64_t j0,
+FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real *a, int64_t j0,
                             int64_t j1) {
-  fr_forward_product(w, B, h, a + j0, w->gates * w->H, w->H, j0, j1);
+  fr_forward_product(w, w->active[t], h, a + j0, w->gates * w->H, w->H, j0, j1);
 }
 
 /* The input projection G_x = x W_ihᵀ + b inside the forward loop, so that it never exists over
@@ -325,7 +335,7 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
   in->x = x, in->bias = bias;
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
-  if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, 0)) return FASTRNN_ENOMEM;
+  if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, NULL, 0)) return FASTRNN_ENOMEM;
   in->buf = malloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
   if (!in->buf) {
     fr_weights_free(&in->w);
@@ -360,11 +370,11 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
     }
 }
 
-/* Backward, one step, a thread's units [j0, j1): dh[b][j] += Σ_g dA[b][g] W_hh[g][j],
- * dA [B,G], dh [B,H]. */
-FR_HOT void fr_step_backward(const fr_weights *w, int64_t B, const real *dA, real *dh, int64_t j0,
+/* Backward, step t, a thread's units [j0, j1), for the rows still running:
+ * dh[b][j] += Σ_g dA[b][g] W_hh[g][j], dA [B,G], dh [B,H]. */
+FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
                              int64_t j1) {
-  const int64_t H = w->H, G = w->gates * H;
+  const int64_t H = w->H, G = w->gates * H, B = w->active[t];
   if (w->packed)
     rows_times(B, j1 - j0, G, dA, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
                dh + j0, H, 1);

@@ -6,7 +6,7 @@
  * when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t S,
                          int64_t Sg, const real *gx, const fr_input *in, const fr_weights *w,
-                         const int64_t *lengths, const int64_t *active, real *y, real *gates, real *cs,
+                         const int64_t *lengths, real *y, real *gates, real *cs,
                          real *hs) {
   const int64_t BH = B * H, G = 4 * H;
   int64_t j0, j1;
@@ -23,7 +23,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
     real *a = gates + (t % Sg) * B * G;
     if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
     const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * B * G + j0;
-    fr_step_forward(w, active[t], h_prev, a, j0, j1);
+    fr_step_forward(w, t, h_prev, a, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *cb = c_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -52,21 +52,16 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
                    real *gates, real *cs, real *hs) {
   const int64_t BH = B * H, G = 4 * H;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "the active rows");
-  }
+  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, lengths, 0))
+    return fr_nomem(fn, "W_hh's workspace");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   memcpy(cs, c0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, G, H);
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, lengths, active, y, gates, cs,
-                           hs));
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, lengths, y,
+                           gates, cs, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }
 
@@ -89,7 +84,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
  * zero, so adding dA·W_hh leaves them as they are. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                           const real *dy, const real *gates, const real *cs,
-                          const fr_weights *w, const int64_t *lengths, const int64_t *active, real *dA,
+                          const fr_weights *w, const int64_t *lengths, real *dA,
                           real *dh0, real *dc0) {
   const int64_t G = 4 * H;
   int64_t j0, j1;
@@ -114,7 +109,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    fr_step_backward(w, active[t], dA + t * B * G, dh0, j0, j1);
+    fr_step_backward(w, t, dA + t * B * G, dh0, j0, j1);
   }
 }
 
@@ -165,18 +160,13 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
   FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
   if (e) return e;
   fr_weights w;
-  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, 1))
-    return fr_nomem("fastrnn_lstm_backward", "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem("fastrnn_lstm_backward", "the active rows");
-  }
+  if (fr_weights_init(&w, 4, T, B, H, H, W_hh, lengths, 1))
+    return fr_nomem("fastrnn_lstm_backward", "W_hh's workspace");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 4 * H, H);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, &w, lengths, active, dA, dh0, dc0));
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, cs, &w, lengths, dA,
+                            dh0, dc0));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }

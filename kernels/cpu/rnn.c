@@ -7,7 +7,7 @@
  * or, when `in` is set, is computed chunk by chunk from x (fr_input). */
 static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
                          int64_t S, const real *gx, const fr_input *in, const fr_weights *w,
-                         const int64_t *lengths, const int64_t *active, real *y, real *hs) {
+                         const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
@@ -21,7 +21,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu
     real *h_t = hs + ((t + 1) % S) * BH;
     if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
     const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * BH + j0;
-    fr_step_forward(w, active[t], h_prev, h_t, j0, j1);
+    fr_step_forward(w, t, h_prev, h_t, j0, j1);
     for (int64_t b = 0; b < B; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -42,18 +42,14 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
                    const int64_t *lengths, real *y, real *h_n, real *hs) {
   const int64_t BH = B * H;
   fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, 0)) return fr_nomem(fn, "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "the active rows");
-  }
+  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
+    return fr_nomem(fn, "W_hh's workspace");
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = fr_team(B, H, H);
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, active, y, hs));
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y,
+                           hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }
 
@@ -74,7 +70,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
  * adding dA·W_hh leaves them as they are. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
                           const real *dy, const real *hs, const fr_weights *w,
-                          const int64_t *lengths, const int64_t *active, real *dA, real *dh0) {
+                          const int64_t *lengths, real *dA, real *dh0) {
   int64_t j0, j1;
   fr_slice(H, p, P, &j0, &j1);
   fr_weights_pack(w, j0, j1);
@@ -93,7 +89,7 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int rel
       }
     }
     fr_barrier();  /* the product below reads all of dA[t] */
-    fr_step_backward(w, active[t], dA + t * B * H, dh0, j0, j1);
+    fr_step_backward(w, t, dA + t * B * H, dh0, j0, j1);
   }
 }
 
@@ -102,17 +98,13 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                     real *dh0) {
   fr_weights w;
   const char *fn = relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward";
-  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, 1)) return fr_nomem(fn, "the packed W_hh");
-  int64_t *active = fr_active_rows(T, B, lengths);
-  if (!active) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "the active rows");
-  }
+  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 1))
+    return fr_nomem(fn, "W_hh's workspace");
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, H, H);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, active, dA, dh0));
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA,
+                            dh0));
   fr_weights_free(&w);
-  free(active);
   return FASTRNN_OK;
 }
 
