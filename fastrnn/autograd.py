@@ -137,9 +137,9 @@ class _Cell:
         return _Fast.apply(self, x, w_ih, b, *inputs)
 
 
-def _has_x(backend):
-    """Whether `backend`'s kernels compute G_x themselves (native's *_forward_x)."""
-    return hasattr(dispatch.load(backend), "lstm_forward_x")
+def _has_x(backend, cell):
+    """Whether `backend`'s kernels compute G_x themselves (native's <cell>_forward_x)."""
+    return hasattr(dispatch.load(backend), cell + "_forward_x")
 
 
 def _gx(x, w_ih, b):
@@ -167,7 +167,7 @@ def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
 
 
 def _rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, save, backend):
-    if not _has_x(backend):
+    if not _has_x(backend, "rnn"):
         return _rnn_forward(_gx(x, w_ih, b), h0, w_hh, lengths, relu, save, backend)
     y, h_n, hs = _rnn_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
     dispatch.load(backend).rnn_forward_x(x.contiguous(), w_ih.contiguous(), _c(b), h0.contiguous(),
@@ -239,7 +239,7 @@ def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
 
 
 def _lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, save, backend):
-    if not _has_x(backend):
+    if not _has_x(backend, "lstm"):
         return _lstm_forward(_gx(x, w_ih, b), h0, c0, w_hh, lengths, save, backend)
     out = _lstm_out(x, x.shape[0], x.shape[1], c0.shape[1], save)
     dispatch.load(backend).lstm_forward_x(x.contiguous(), w_ih.contiguous(), _c(b),
@@ -300,6 +300,91 @@ lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
 lstm = _Cell(_lstm_forward, _lstm_setup, _lstm_grad, lstm_forward, _lstm_forward_x)
 
 
+# -------------------------------------------------------------------------------------- LSTMP
+# The LSTM with a projection: r_t = σ(o) ⊙ tanh(c_t) [B,H], h_t = r_t W_hrᵀ [B,R] (R = proj_size).
+def _lstmp_out(like, T, B, H, R, save):
+    S, Sg = _slots(T, save)
+    return (like.new_empty(T, B, R), like.new_empty(B, R), like.new_empty(B, H),
+            like.new_empty(Sg, B, 4 * H), like.new_empty(S, B, H), like.new_empty(S, B, R),
+            like.new_empty(Sg, B, H))
+
+
+def _lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, save, backend):
+    out = _lstmp_out(gx, gx.shape[0], gx.shape[1], c0.shape[1], h0.shape[1], save)
+    dispatch.load(backend).lstmp_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
+                                         w_hh.contiguous(), w_hr.contiguous(), lengths, *out)
+    return out
+
+
+def _lstmp_forward_x(x, w_ih, b, h0, c0, w_hh, w_hr, lengths, save, backend):
+    if not _has_x(backend, "lstmp"):
+        return _lstmp_forward(_gx(x, w_ih, b), h0, c0, w_hh, w_hr, lengths, save, backend)
+    out = _lstmp_out(x, x.shape[0], x.shape[1], c0.shape[1], h0.shape[1], save)
+    dispatch.load(backend).lstmp_forward_x(x.contiguous(), w_ih.contiguous(), _c(b),
+                                           h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
+                                           w_hr.contiguous(), lengths, *out)
+    return out
+
+
+def _lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend):
+    dA, dh0, dc0 = torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
+    du = torch.empty_like(dy)
+    dispatch.load(backend).lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(),
+                                          w_hr.contiguous(), lengths, dA, dh0, dc0, du)
+    return dA, dh0, dc0, du
+
+
+@torch.library.custom_op("fastrnn::lstmp_forward", mutates_args=())
+def lstmp_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor,
+                  lengths: Tensor, save: bool, backend: str
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """gx [T,B,4H], h0 [B,R], c0 [B,H], w_hh [4H,R], w_hr [R,H], lengths [B]
+    -> y [T,B,R], h_n [B,R], c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,R], rs [Sg,B,H]."""
+    return _lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, save, backend)
+
+
+@lstmp_forward.register_fake
+def _(gx, h0, c0, w_hh, w_hr, lengths, save, backend):
+    return _lstmp_out(gx, gx.shape[0], gx.shape[1], c0.shape[1], h0.shape[1], save)
+
+
+@torch.library.custom_op("fastrnn::lstmp_backward", mutates_args=())
+def lstmp_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Tensor,
+                   w_hh: Tensor, w_hr: Tensor, lengths: Tensor, backend: str
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """dy [T,B,R], dh_n [B,R], dc_n [B,H], gates [T,B,4H], cs [T+1,B,H]
+    -> dA [T,B,4H], dh0 [B,R], dc0 [B,H], du [T,B,R] (each step's ∂L/∂h_t)."""
+    return _lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend)
+
+
+@lstmp_backward.register_fake
+def _(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend):
+    return (torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n),
+            torch.empty_like(dy))
+
+
+def _lstmp_setup(ctx, inputs, output, extra=()):
+    _, _, _, w_hh, w_hr, lengths, ctx.save, ctx.backend = inputs
+    ctx.save_for_backward(w_hh, w_hr, lengths, *output[3:], *extra)
+    _no_zero_grads(ctx)
+
+
+def _lstmp_grad(ctx, dy, dh_n, dc_n, *_):
+    _check_saved(ctx)
+    w_hh, w_hr, lengths, gates, cs, hs, rs = ctx.saved_tensors[:7]
+    dA, dh0, dc0, du = _backward_fn(ctx, lstmp_backward, _lstmp_backward)(
+        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, w_hr,
+        lengths, ctx.backend)
+    T, B, R = du.shape
+    dw_hr = _gram(du.reshape(T * B, R), rs.reshape(T * B, -1))  # Σ_t du_tᵀ r_t, one GEMM
+    return dA, dh0, dc0, _dW_hh(dA, hs), dw_hr, None, None, None
+
+
+lstmp_forward.register_autograd(_lstmp_grad, setup_context=_lstmp_setup)
+lstmp_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+lstmp = _Cell(_lstmp_forward, _lstmp_setup, _lstmp_grad, lstmp_forward, _lstmp_forward_x)
+
+
 # ---------------------------------------------------------------------------------------- GRU
 def _gru_out(like, T, B, H, save):
     S, Sg = _slots(T, save)
@@ -315,7 +400,7 @@ def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
 
 
 def _gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, save, backend):
-    if not _has_x(backend):
+    if not _has_x(backend, "gru"):
         return _gru_forward(_gx(x, w_ih, b_ih), h0, w_hh, b_hh, lengths, save, backend)
     out = _gru_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
     dispatch.load(backend).gru_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),

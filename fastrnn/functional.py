@@ -74,7 +74,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
 
 
 def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backend="auto"):
-    """LSTM, gates i, f, g, o; with w_hr, h_t = W_hr (o_t ⊙ tanh c_t) (runs on `eager`).
+    """LSTM, gates i, f, g, o; with w_hr, h_t = W_hr (o_t ⊙ tanh c_t) (LSTMP; no `cuda` kernel).
 
     x [T,B,I], hx = (h0 [B,P], c0 [B,H]) or None, w_ih [4H,I], w_hh [4H,P], b_ih, b_hh [4H] or
     None, w_hr [P,H] or None, lengths [B] -> (y [T,B,P], (h_n [B,P], c_n [B,H])).
@@ -91,8 +91,12 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    y, h_n, c_n, *_ = autograd.lstm(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
+    save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    if w_hr is None:
+        y, h_n, c_n, *_ = autograd.lstm(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
+    else:
+        y, h_n, c_n, *_ = autograd.lstmp(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, w_hr, n, save,
+                                         name)
     return y, (h_n, c_n)
 
 

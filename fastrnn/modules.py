@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _checks, _lean, functional
+from . import _checks, _lean, dispatch, functional
 
 
 def _reverse(x, lengths):
@@ -66,9 +66,9 @@ class _Recurrent:
 
     def __init__(self, *args, backend="auto", **kwargs):
         super().__init__(*args, **kwargs)
-        if getattr(self, "proj_size", 0) and backend not in ("auto", "eager"):
+        if getattr(self, "proj_size", 0) and backend not in ("auto", "eager") + dispatch.PROJECTION:
             raise ValueError(f"backend {backend!r} has no LSTM projection; with proj_size > 0 "
-                             "use backend='auto' or 'eager'")
+                             f"use one of {('auto', 'eager') + dispatch.PROJECTION}")
         self.backend = backend
         self.last_backend = None
 
@@ -170,7 +170,7 @@ class RNN(_Recurrent, torch.nn.RNN):
 
 
 class LSTM(_Recurrent, torch.nn.LSTM):
-    """torch.nn.LSTM on fastrnn's kernels. With proj_size > 0 it runs on the `eager` backend."""
+    """torch.nn.LSTM on fastrnn's kernels (with proj_size > 0: LSTMP, on CPU; `eager` on GPU)."""
 
     def _layer(self, x, h0, c0, w, lengths):
         y, (h, c) = functional.lstm(x, (h0, c0), *w, lengths=lengths, backend=self.backend)

@@ -10,11 +10,12 @@
  * its shape. Gate order is torch.nn's: LSTM i, f, g, o; GRU r, z, n. lengths[b] in 0..T is the
  * length of sequence b: past it the state is carried unchanged and the output is zero.
  *
- * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, gru,
- * pass ∈ forward, forward_infer, backward, dtype ∈ f32, f64. On CUDA every pointer is device
- * memory and `stream` is the caller's cudaStream_t (NULL: the default stream); lengths values are
- * checked by the caller there. Each returns FASTRNN_OK (0) or an error code, with a message from
- * fastrnn_last_error() (thread-local).
+ * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, gru (and, CPU
+ * only, lstmp), pass ∈ forward, forward_infer, backward (and, CPU only, forward_x[_infer]),
+ * dtype ∈ f32, f64. On CUDA every pointer is device memory and `stream` is the caller's
+ * cudaStream_t (NULL: the default stream); lengths values are checked by the caller there. Each
+ * returns FASTRNN_OK (0) or an error code, with a message from fastrnn_last_error()
+ * (thread-local).
  *
  * The region between the CDEF markers is read by cffi and must hold declarations only.
  */
@@ -122,6 +123,50 @@ int fastrnn_lstm_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates,
     float *cs, float *hs);
 
+/* LSTMP, the LSTM with a projection (the CPU library only): r_t = σ(o) tanh(c_t) [B,H] and
+ * h_t = r_t W_hrᵀ [B,R], which is y_t and what the next step's W_hh [4H,R] multiplies. Otherwise as
+ * the LSTM functions above, with h0, h_n, y and hs R wide; rs keeps r_t for dW_hr. The backward
+ * returns each step's ∂L/∂h_t in du (zero past a sequence's end): dW_hr = Σ_t du_tᵀ r_t. */
+int fastrnn_lstmp_forward_f32(int64_t T, int64_t B, int64_t H, int64_t R,
+    const float *gx,          /* [T,B,4H] */
+    const float *h0,          /* [B,R]    */
+    const float *c0,          /* [B,H]    */
+    const float *W_hh,        /* [4H,R]   */
+    const float *W_hr,        /* [R,H]    */
+    const int64_t *lengths,   /* [B]      */
+    float *y,                 /* [T,B,R]  */
+    float *h_n,               /* [B,R]    */
+    float *c_n,               /* [B,H]    */
+    float *gates,             /* [T,B,4H] (forward_infer: [1,B,4H]) */
+    float *cs,                /* [S,B,H]  c_0..c_T */
+    float *hs,                /* [S,B,R]  h_0..h_T */
+    float *rs);               /* [T,B,H]  r_1..r_T (forward_infer: [1,B,H]) */
+int fastrnn_lstmp_forward_infer_f32(int64_t T, int64_t B, int64_t H, int64_t R,
+    const float *gx, const float *h0, const float *c0, const float *W_hh, const float *W_hr,
+    const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates, float *cs,
+    float *hs, float *rs);
+int fastrnn_lstmp_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
+    const float *W_hh, const float *W_hr, const int64_t *lengths, float *y, float *h_n,
+    float *c_n, float *gates, float *cs, float *hs, float *rs);
+int fastrnn_lstmp_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
+    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
+    const float *W_hh, const float *W_hr, const int64_t *lengths, float *y, float *h_n,
+    float *c_n, float *gates, float *cs, float *hs, float *rs);
+int fastrnn_lstmp_backward_f32(int64_t T, int64_t B, int64_t H, int64_t R,
+    const float *dy,          /* [T,B,R]   */
+    const float *dh_n,        /* [B,R]     */
+    const float *dc_n,        /* [B,H]     */
+    const float *gates,       /* [T,B,4H]  from forward */
+    const float *cs,          /* [T+1,B,H] from forward */
+    const float *W_hh,        /* [4H,R]    */
+    const float *W_hr,        /* [R,H]     */
+    const int64_t *lengths,   /* [B]       */
+    float *dA,                /* [T,B,4H]  ∂L/∂a_t = ∂L/∂G_x */
+    float *dh0,               /* [B,R]     */
+    float *dc0,               /* [B,H]     */
+    float *du);               /* [T,B,R]   ∂L/∂h_t */
+
 /* GRU (torch's form): A = h_{t-1} W_hhᵀ + b_hh; r = σ(G_x,r + A_r); z = σ(G_x,z + A_z);
  * n = tanh(G_x,n + r A_n); h_t = (1-z) n + z h_{t-1}. */
 int fastrnn_gru_forward_f32(int64_t T, int64_t B, int64_t H,
@@ -202,6 +247,14 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
   int fastrnn_##name##_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,\
       const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
       real *);
+#define FASTRNN_DECLARE_LSTMP(name, real, sfx)                                                 \
+  int fastrnn_##name##_##sfx(int64_t, int64_t, int64_t, int64_t, const real *, const real *,  \
+      const real *, const real *, const real *, const int64_t *, real *, real *, real *,      \
+      real *, real *, real *, real *);
+#define FASTRNN_DECLARE_LSTMP_X(name, real, sfx)                                               \
+  int fastrnn_##name##_##sfx(int64_t, int64_t, int64_t, int64_t, int64_t, const real *,       \
+      const real *, const real *, const real *, const real *, const real *, const real *,     \
+      const int64_t *, real *, real *, real *, real *, real *, real *, real *);
 #define FASTRNN_DECLARE_CPU(real, sfx)                                                         \
   FASTRNN_DECLARE_RNN_X(rnn_tanh, real, sfx) FASTRNN_DECLARE_RNN_X(rnn_relu, real, sfx)       \
   int fastrnn_gru_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,           \
@@ -215,7 +268,14 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
       real *, real *, real *, real *, real *, real *);                                        \
   int fastrnn_lstm_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,    \
       const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
-      real *, real *, real *, real *, real *, real *);
+      real *, real *, real *, real *, real *, real *);                                        \
+  FASTRNN_DECLARE_LSTMP(lstmp_forward, real, sfx)                                             \
+  FASTRNN_DECLARE_LSTMP(lstmp_forward_infer, real, sfx)                                       \
+  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x, real, sfx)                                         \
+  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)                                   \
+  int fastrnn_lstmp_backward_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,          \
+      const real *, const real *, const real *, const real *, const real *, const real *,     \
+      const int64_t *, real *, real *, real *, real *);
 FASTRNN_DECLARE(double, f64)
 FASTRNN_DECLARE_CPU(double, f64)
 FASTRNN_DECLARE(float, f32_cuda, , void *stream)

@@ -28,7 +28,17 @@ def _cases():
                               lengths=lengths, bias=bool(k != 2), seed=k))
         cases += [(cell, kw) for kw in fixed]
         cases.append((cell, WIDE[cell]))
+    cases += [("lstm", kw) for kw in PROJECTED]
     return cases
+
+
+# LSTM with a projection (proj < H, as torch.nn requires), the last one wide enough for two
+# threads (B·(4H·R + R·H) >= 2^17 multiply-adds a step).
+PROJECTED = [dict(T=1, B=1, I=1, H=2, proj=1), dict(T=9, B=1, I=4, H=5, proj=3),
+             dict(T=7, B=4, I=3, H=17, proj=5, lengths=[7, 1, 4, 7]),
+             dict(T=5, B=3, I=6, H=9, proj=8, lengths=[2, 5, 3], bias=False),
+             dict(T=8, B=6, I=5, H=33, proj=13, seed=1),
+             dict(T=4, B=8, I=3, H=80, proj=48, lengths=[4, 1, 3, 4, 2, 4, 1, 3], seed=1)]
 
 
 # Steps of >= 2^17 multiply-adds (B·G·H), where the native kernels split the hidden units across
@@ -38,7 +48,8 @@ WIDE = {c: dict(T=4, B=8, I=3, H=h, lengths=[4, 1, 3, 4, 2, 4, 1, 3])
 
 
 CASES = _cases()
-IDS = [f"{c}-T{k['T']}B{k['B']}I{k['I']}H{k['H']}{'-ragged' if k.get('lengths') else ''}"
+IDS = [f"{c}-T{k['T']}B{k['B']}I{k['I']}H{k['H']}{'P%d' % k['proj'] if k.get('proj') else ''}"
+       f"{'-ragged' if k.get('lengths') else ''}"
        f"{'-nobias' if k.get('bias') is False else ''}" for c, k in CASES]
 
 
@@ -72,16 +83,17 @@ def test_long_sequence(backend, cell):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cell", GATES)
+@pytest.mark.parametrize("cell", [*GATES, "lstmp"])
 def test_gradcheck_float64(backend, cell):
-    T, B, I, H, G = 4, 3, 2, 3, GATES[cell]
+    T, B, I, H, G = 4, 3, 2, 3, GATES.get(cell, 4)
+    R = 2 if cell == "lstmp" else H
     g = torch.Generator().manual_seed(3)
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True)  # noqa
-    x, h0, c0 = r(T, B, I), r(B, H), r(B, H)
-    w = [r(G * H, I), r(G * H, H), r(G * H), r(G * H)]
+    x, h0, c0 = r(T, B, I), r(B, R), r(B, H)
+    w = [r(G * H, I), r(G * H, R), r(G * H), r(G * H)] + ([r(R, H)] if cell == "lstmp" else [])
     lengths = [4, 1, 3]
     F = fastrnn.functional
-    if cell == "lstm":
+    if cell.startswith("lstm"):
         def fn(x, h0, c0, *w):
             y, (h_n, c_n) = F.lstm(x, (h0, c0), *w, lengths=lengths, backend=backend)
             return y, h_n, c_n
@@ -97,10 +109,12 @@ def test_gradcheck_float64(backend, cell):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cell", GATES)
+@pytest.mark.parametrize("cell", [*GATES, "lstmp"])
 def test_inference_path_equals_training_path(backend, cell):
     """Without gradients the kernels keep two state slots instead of T+1; same numbers."""
-    c = Case(cell, T=6, B=3, I=4, H=5, lengths=[6, 2, 4])
+    proj = cell == "lstmp"
+    cell = "lstm" if proj else cell
+    c = Case(cell, T=6, B=3, I=4, H=5, lengths=[6, 2, 4], proj=3 if proj else 0)
     train = c.run_fastrnn(backend, torch.float32)
     with torch.no_grad():
         fn = {"lstm": fastrnn.functional.lstm, "gru": fastrnn.functional.gru}.get(cell)
@@ -108,7 +122,8 @@ def test_inference_path_equals_training_path(backend, cell):
         w = [p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]]
         x, h0 = c.x.float(), c.h0.float()
         if cell == "lstm":
-            y, (h_n, c_n) = fn(x, (h0, c.c0.float()), *w, lengths=c.lengths, backend=backend)
+            y, (h_n, c_n) = fn(x, (h0, c.c0.float()), *w, w_hr=p.get("weight_hr_l0"),
+                               lengths=c.lengths, backend=backend)
             assert torch.equal(c_n, torch.from_numpy(train["c_n"]).float())
         elif cell == "gru":
             y, h_n = fn(x, h0, *w, lengths=c.lengths, backend=backend)
@@ -119,11 +134,12 @@ def test_inference_path_equals_training_path(backend, cell):
     assert torch.equal(h_n, torch.from_numpy(train["h_n"]).float())
 
 
-@pytest.mark.parametrize("cell", list(WIDE))
-def test_native_threads_do_not_change_the_answer(cell):
+@pytest.mark.parametrize("cell,kw", [*WIDE.items(), ("lstm", PROJECTED[-1])],
+                         ids=[*WIDE, "lstmp"])
+def test_native_threads_do_not_change_the_answer(cell, kw):
     """Two threads split each step's hidden units; every output and gradient is bitwise the
     single-thread one (each element is summed by one thread in a fixed order)."""
-    c, before = Case(cell, **WIDE[cell]), torch.get_num_threads()
+    c, before = Case(cell, **kw), torch.get_num_threads()
     try:
         runs = []
         for n in (1, 2):

@@ -28,7 +28,13 @@ def test_auto_picks_the_c_library_on_cpu():
     assert F.resolve_backend(x) == "native"
     assert F.resolve_backend(x.double()) == "native"
     assert F.resolve_backend(x.half()) == "eager"
-    assert F.resolve_backend(x, projection=True) == "eager"
+    assert F.resolve_backend(x, projection=True) == "native"  # LSTMP has CPU kernels
+
+
+def test_the_cuda_backend_refuses_a_projection():
+    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
+    with pytest.raises(ValueError, match="'cuda' has no LSTM projection"):
+        F.lstm(x, None, w_ih, torch.randn(20, 2), w_hr=torch.randn(2, 5), backend="cuda")
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -62,8 +68,7 @@ def test_kernel_backends_refuse_what_they_do_not_cover(backend):
     x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
     with pytest.raises(ValueError, match="float32 or float64"):
         F.lstm(x.half(), None, w_ih.half(), w_hh.half(), backend=backend)
-    with pytest.raises(ValueError, match="projection"):
-        F.lstm(x, None, w_ih, torch.randn(20, 2), w_hr=torch.randn(2, 5), backend=backend)
+
 
 
 @pytest.mark.parametrize("backend", KERNELS)
@@ -102,7 +107,9 @@ def test_custom_ops_pass_opcheck(backend):
              (autograd.lstm_forward, (r(T, B, 4 * H), r(B, H), r(B, H), r(4 * H, H), n, True,
                                       backend)),
              (autograd.gru_forward, (r(T, B, 3 * H), r(B, H), r(3 * H, H), r(3 * H), n, True,
-                                     backend))]
+                                     backend)),
+             (autograd.lstmp_forward, (r(T, B, 4 * H), r(B, 3), r(B, H), r(4 * H, 3), r(3, H), n,
+                                       True, backend))]
     for op, args in cases:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor",
                                                    "test_autograd_registration"))
@@ -137,23 +144,24 @@ def test_unusable_backend_says_how_to_build_it(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", KERNELS)
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
 def test_fast_eager_path_equals_the_op_path(backend, cell, monkeypatch):
     """Eager calls skip torch.library's dispatch; traced ones go through the ops. Same numbers,
     outputs and gradients, to float32 roundoff: the eager call passes x to the kernels (native
     computes G_x inside) and sums weight gradients in float64 partials (_gram); the op path has
     F.linear."""
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    G, R = {"rnn": 1, "lstm": 4, "gru": 3, "lstmp": 4}[cell], 4 if cell == "lstmp" else 6
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 3, 4, generator=g)
-    w = [torch.randn(G * 6, 4, generator=g), torch.randn(G * 6, 6, generator=g),
+    w = [torch.randn(G * 6, 4, generator=g), torch.randn(G * 6, R, generator=g),
          torch.randn(G * 6, generator=g), torch.randn(G * 6, generator=g)]
-    fn = getattr(F, cell)
+    w += [torch.randn(R, 6, generator=g)] if cell == "lstmp" else []
+    fn = getattr(F, cell[:4])
 
     def run():
         xs, ws = x.clone().requires_grad_(), [t.clone().requires_grad_() for t in w]
         y, h = fn(xs, None, *ws, lengths=[5, 2, 4], backend=backend)
-        h = h[0] if cell == "lstm" else h
+        h = h[0] if cell.startswith("lstm") else h
         (y.sum() + (h * h).sum()).backward()
         with torch.no_grad():
             y_inf = fn(x, None, *w, lengths=[5, 2, 4], backend=backend)[0]

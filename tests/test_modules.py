@@ -88,7 +88,7 @@ def _run(module, x, hx, seed):
 def _pair(mode, kw, backend, dtype):
     """torch.nn and fastrnn modules with one state_dict; None when fastrnn refuses the pair."""
     torch_cls, fast_cls = PAIRS[mode]
-    if kw.get("proj_size") and backend not in ("auto", "eager"):
+    if kw.get("proj_size") and backend not in ("auto", "eager") + fastrnn.dispatch.PROJECTION:
         with pytest.raises(ValueError, match="no LSTM projection"):
             fast_cls(**kw, backend=backend)
         return None, None
@@ -166,6 +166,8 @@ def test_last_backend_reports_what_ran():
     assert m.last_backend in ("native", "numba")
     p = fastrnn.LSTM(3, 4, proj_size=2)
     p(torch.randn(2, 1, 3))
+    assert p.last_backend == m.last_backend  # the projection runs on the same kernels
+    p.half()(torch.randn(2, 1, 3).half())
     assert p.last_backend == "eager"
 
 

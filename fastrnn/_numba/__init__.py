@@ -66,6 +66,18 @@ def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dG, dh0, dc0):
         _lstm.backward(*_np(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dG, dh0, dc0))
 
 
+def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
+    with _one_blas_thread():
+        _lstm.forward_projected(*_np(gx, h0, c0, w_hh.t().contiguous(), w_hr.t().contiguous(),
+                                     lengths, y, h_n, c_n, gates, cs, hs, rs))
+
+
+def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dG, dh0, dc0, du):
+    with _one_blas_thread():
+        _lstm.backward_projected(*_np(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dG, dh0,
+                                      dc0, du))
+
+
 def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
     with _one_blas_thread():
         _gru.forward(*_np(gx, h0, w_hh.t().contiguous(), b_hh, lengths, y, h_n, gates, a_n, hs))

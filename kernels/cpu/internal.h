@@ -236,11 +236,12 @@ static inline int fr_thread(void) { return 0; }
 static inline int fr_team_size(void) { return 1; }
 #endif
 
-/* W [G,K] (W_hh: K = H; W_ih: K = I) as the products read it: in place, or packed
- * (fr_weights_init) —
+/* W [G,K] (G = gates·H rows; W_hh: K = H, or the projection's size; W_ih: K = I; W_hr: one
+ * gate of H = the projection's size, K = the cell's H) as the products read it: in place, or
+ * packed (fr_weights_init) —
  * forward: Bm = Wᵀ [K,G], packed gate block by gate block so that each block's panels start
  *   at its unit 0 (a thread's units are whole panels of every block): [gates][panels(H),K,FR_NR];
- * backward (W_hh): Bm = W_hh [G,H] itself: [panels(H),G,FR_NR]. */
+ * backward: Bm = W [G,K] itself, whose K columns are the outputs: [panels(K),G,FR_NR]. */
 typedef struct {
   const real *W;     /* [G,K] as given */
   real *packed;      /* NULL: read W in place */
@@ -267,18 +268,19 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->packed = NULL, w->active = NULL;
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
-  w->packed = malloc((size_t)(backward ? fr_panels(H) * G * FR_NR : gates * block) * sizeof(real));
+  w->packed = malloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) * sizeof(real));
   if (w->packed) return 0;
   free(w->active);
   return FASTRNN_ENOMEM;
 }
 
-/* Packs the panels of units [j0, j1) (a thread's slice, fr_slice): all the thread will read. */
+/* Packs the panels of output units [j0, j1) (a thread's slice, fr_slice; backward: of K): all
+ * the thread will read. */
 static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) {
   if (!w->packed || j0 >= j1) return;
   const int64_t H = w->H, K = w->K, p0 = j0 / FR_NR, p1 = fr_panels(j1);
   if (w->backward) {
-    pack_panels(w->gates * H, H, w->W, H, 1, w->packed, p0, p1);
+    pack_panels(w->gates * H, K, w->W, K, 1, w->packed, p0, p1);
     return;
   }
   const int64_t block = fr_panels(H) * K * FR_NR;
@@ -370,15 +372,15 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
     }
 }
 
-/* Backward, step t, a thread's units [j0, j1), for the rows still running:
- * dh[b][j] += Σ_g dA[b][g] W_hh[g][j], dA [B,G], dh [B,H]. */
+/* Backward, step t, a thread's output units [j0, j1) of K, for the rows still running:
+ * dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
 FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
                              int64_t j1) {
-  const int64_t H = w->H, G = w->gates * H, B = w->active[t];
+  const int64_t K = w->K, G = w->gates * w->H, B = w->active[t];
   if (w->packed)
     rows_times(B, j1 - j0, G, dA, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
-               dh + j0, H, 1);
+               dh + j0, K, 1);
   else
-    rows_times(B, j1 - j0, G, dA, G, w->W + j0, FR_NR, H, dh + j0, H, 1);
+    rows_times(B, j1 - j0, G, dA, G, w->W + j0, FR_NR, K, dh + j0, K, 1);
 }
 #endif
