@@ -16,7 +16,9 @@ SHAPES = [dict(T=1, B=1, I=3, H=64),                       # a cell step: W_hh r
           dict(T=4, B=9, I=3, H=70, lengths=[4, 1, 3, 4, 2, 4, 1, 3, 4]),  # a tile and leftovers
           dict(T=3, B=16, I=6, H=96)]                       # whole tiles, 2 threads a step
 CASES = [(cell, kw) for cell in GATES for kw in SHAPES]
-IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}" for c, k in CASES]
+CASES += [("lstm", kw | dict(proj=p)) for kw, p in zip(SHAPES, (17, 5, 64, 33, 40))]  # LSTMP
+IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}{'P%d' % k['proj'] if 'proj' in k else ''}"
+       for c, k in CASES]
 
 
 @pytest.fixture(params=VARIANTS or [pytest.param(None, marks=pytest.mark.skip(
