@@ -17,7 +17,6 @@ NAMES = ("numba", "native", "cuda", "eager")
 _MODULES = {"numba": "fastrnn._numba", "native": "fastrnn._native.cpu",
             "cuda": "fastrnn._native.cuda"}
 _KERNEL_DTYPES = (torch.float32, torch.float64)
-PROJECTION = ("numba", "native")  # the kernel backends with the LSTM projection (lstmp_*)
 _loaded, _why_not = {}, {}
 
 
@@ -67,17 +66,14 @@ def set_cpu_variant(name):
     load("native").set_variant(name)
 
 
-def resolve(backend, x, projection=False):
+def resolve(backend, x):
     """The backend that runs a call on input `x`: `backend` itself, checked, or the `auto` choice."""
     if backend == "auto":
-        return _auto(x, projection)
+        return _auto(x)
     if backend not in NAMES:
         raise ValueError(f"backend must be one of {('auto',) + NAMES}, got {backend!r}")
     if backend == "eager":
         return backend
-    if projection and backend not in PROJECTION:
-        raise ValueError(f"backend {backend!r} has no LSTM projection (w_hr / proj_size); "
-                         f"use one of {('auto', 'eager') + PROJECTION}")
     if x.dtype not in _KERNEL_DTYPES:
         raise ValueError(f"backend {backend!r} takes float32 or float64 input, got {x.dtype}; "
                          "use backend='eager' or 'auto'")
@@ -97,8 +93,8 @@ def resolve(backend, x, projection=False):
 _warned = set()
 
 
-def _auto(x, projection):
-    if x.dtype not in _KERNEL_DTYPES or (projection and x.device.type != "cpu"):
+def _auto(x):
+    if x.dtype not in _KERNEL_DTYPES:
         return "eager"
     # CPU, measured with `fastrnn bench` and `--dtype float64` (2-core AMD EPYC, AVX2, T=50,
     # B in {1,16,64}, H=I in {64,256}): the C library, whose packed, register-tiled product runs

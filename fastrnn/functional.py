@@ -15,9 +15,9 @@ import torch
 from . import _checks, _eager, autograd, dispatch
 
 
-def resolve_backend(x, backend="auto", projection=False):
-    """The backend a call with input `x` runs on (projection: an LSTM with w_hr)."""
-    return dispatch.resolve(backend, x, projection)
+def resolve_backend(x, backend="auto"):
+    """The backend a call with input `x` runs on."""
+    return dispatch.resolve(backend, x)
 
 
 def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
@@ -74,7 +74,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
 
 
 def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backend="auto"):
-    """LSTM, gates i, f, g, o; with w_hr, h_t = W_hr (o_t ⊙ tanh c_t) (LSTMP; no `cuda` kernel).
+    """LSTM, gates i, f, g, o; with w_hr, h_t = W_hr (o_t ⊙ tanh c_t) (LSTMP).
 
     x [T,B,I], hx = (h0 [B,P], c0 [B,H]) or None, w_ih [4H,I], w_hh [4H,P], b_ih, b_hh [4H] or
     None, w_hr [P,H] or None, lengths [B] -> (y [T,B,P], (h_n [B,P], c_n [B,H])).
@@ -86,7 +86,7 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
         _checks.tensor("w_hr", w_hr, (P, H), x)
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    name = "eager" if B == 0 else dispatch.resolve(backend, x, projection=w_hr is not None)
+    name = "eager" if B == 0 else dispatch.resolve(backend, x)
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _checks, _lean, dispatch, functional
+from . import _checks, _lean, functional
 
 
 def _reverse(x, lengths):
@@ -66,9 +66,6 @@ class _Recurrent:
 
     def __init__(self, *args, backend="auto", **kwargs):
         super().__init__(*args, **kwargs)
-        if getattr(self, "proj_size", 0) and backend not in ("auto", "eager") + dispatch.PROJECTION:
-            raise ValueError(f"backend {backend!r} has no LSTM projection; with proj_size > 0 "
-                             f"use one of {('auto', 'eager') + dispatch.PROJECTION}")
         self.backend = backend
         self.last_backend = None
 
@@ -140,8 +137,8 @@ class _Recurrent:
         lean = None if lengths is not None else _lean.layers(self, x, h0, c0)  # one no-grad step
         if lean is not None:
             return lean
-        self.__dict__["last_backend"] = functional.resolve_backend(  # (nn.Module's setattr is slow)
-            x, self.backend, projection=lstm and self.proj_size > 0)
+        # (through __dict__: nn.Module's setattr is slow)
+        self.__dict__["last_backend"] = functional.resolve_backend(x, self.backend)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
@@ -170,7 +167,7 @@ class RNN(_Recurrent, torch.nn.RNN):
 
 
 class LSTM(_Recurrent, torch.nn.LSTM):
-    """torch.nn.LSTM on fastrnn's kernels (with proj_size > 0: LSTMP, on CPU; `eager` on GPU)."""
+    """torch.nn.LSTM on fastrnn's kernels (with proj_size > 0, LSTMP)."""
 
     def _layer(self, x, h0, c0, w, lengths):
         y, (h, c) = functional.lstm(x, (h0, c0), *w, lengths=lengths, backend=self.backend)

@@ -10,8 +10,8 @@
  * its shape. Gate order is torch.nn's: LSTM i, f, g, o; GRU r, z, n. lengths[b] in 0..T is the
  * length of sequence b: past it the state is carried unchanged and the output is zero.
  *
- * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, gru (and, CPU
- * only, lstmp), pass ∈ forward, forward_infer, backward (and, CPU only, forward_x[_infer]),
+ * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, lstmp, gru,
+ * pass ∈ forward, forward_infer, backward (and, CPU only, forward_x[_infer]),
  * dtype ∈ f32, f64. On CUDA every pointer is device memory and `stream` is the caller's
  * cudaStream_t (NULL: the default stream); lengths values are checked by the caller there. Each
  * returns FASTRNN_OK (0) or an error code, with a message from fastrnn_last_error()
@@ -123,7 +123,7 @@ int fastrnn_lstm_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates,
     float *cs, float *hs);
 
-/* LSTMP, the LSTM with a projection (the CPU library only): r_t = σ(o) tanh(c_t) [B,H] and
+/* LSTMP, the LSTM with a projection (forward_x: the CPU library only): r_t = σ(o) tanh(c_t) [B,H] and
  * h_t = r_t W_hrᵀ [B,R], which is y_t and what the next step's W_hh [4H,R] multiplies. Otherwise as
  * the LSTM functions above, with h0, h_n, y and hs R wide; rs keeps r_t for dW_hr. The backward
  * returns each step's ∂L/∂h_t in du (zero past a sequence's end): dW_hr = Σ_t du_tᵀ r_t. */
@@ -247,10 +247,16 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
   int fastrnn_##name##_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,\
       const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
       real *);
-#define FASTRNN_DECLARE_LSTMP(name, real, sfx)                                                 \
-  int fastrnn_##name##_##sfx(int64_t, int64_t, int64_t, int64_t, const real *, const real *,  \
-      const real *, const real *, const real *, const int64_t *, real *, real *, real *,      \
-      real *, real *, real *, real *);
+#define FASTRNN_DECLARE_LSTMP(real, sfx, ...)                                                  \
+  int fastrnn_lstmp_forward_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,           \
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
+      real *, real *, real *, real *, real * __VA_ARGS__);                                    \
+  int fastrnn_lstmp_forward_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,     \
+      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
+      real *, real *, real *, real *, real * __VA_ARGS__);                                    \
+  int fastrnn_lstmp_backward_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,          \
+      const real *, const real *, const real *, const real *, const real *, const real *,     \
+      const int64_t *, real *, real *, real *, real * __VA_ARGS__);
 #define FASTRNN_DECLARE_LSTMP_X(name, real, sfx)                                               \
   int fastrnn_##name##_##sfx(int64_t, int64_t, int64_t, int64_t, int64_t, const real *,       \
       const real *, const real *, const real *, const real *, const real *, const real *,     \
@@ -269,17 +275,15 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
   int fastrnn_lstm_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,    \
       const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
       real *, real *, real *, real *, real *, real *);                                        \
-  FASTRNN_DECLARE_LSTMP(lstmp_forward, real, sfx)                                             \
-  FASTRNN_DECLARE_LSTMP(lstmp_forward_infer, real, sfx)                                       \
   FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x, real, sfx)                                         \
-  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)                                   \
-  int fastrnn_lstmp_backward_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,          \
-      const real *, const real *, const real *, const real *, const real *, const real *,     \
-      const int64_t *, real *, real *, real *, real *);
+  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)
 FASTRNN_DECLARE(double, f64)
+FASTRNN_DECLARE_LSTMP(double, f64)
 FASTRNN_DECLARE_CPU(double, f64)
 FASTRNN_DECLARE(float, f32_cuda, , void *stream)
+FASTRNN_DECLARE_LSTMP(float, f32_cuda, , void *stream)
 FASTRNN_DECLARE(double, f64_cuda, , void *stream)
+FASTRNN_DECLARE_LSTMP(double, f64_cuda, , void *stream)
 
 #ifdef __cplusplus
 }

@@ -160,6 +160,14 @@ CUDA_SHAPES = [dict(T=1, B=1, I=1, H=1), dict(T=7, B=5, I=3, H=17, lengths=[7, 1
                dict(T=50, B=64, I=128, H=256, scale=256**-0.5),
                dict(T=9, B=2, I=4, H=300, lengths=[9, 5], scale=300**-0.5),
                dict(T=16, B=1, I=32, H=1024, scale=1024**-0.5)]
+# The LSTM with a projection (LSTMP) on the same kinds of shapes; every (cell, kw) of the suite.
+CUDA_PROJECTED = [dict(T=7, B=5, I=3, H=17, proj=5, lengths=[7, 1, 4, 7, 2]),
+                  dict(T=50, B=64, I=128, H=256, proj=64, scale=256**-0.5),
+                  dict(T=16, B=1, I=32, H=1024, proj=256, scale=1024**-0.5)]
+CUDA_CASES = ([(c, kw) for c in GATES for kw in CUDA_SHAPES]
+              + [("lstm", kw) for kw in CUDA_PROJECTED])
+CUDA_IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}{'P%d' % k['proj'] if 'proj' in k else ''}"
+            for c, k in CUDA_CASES]
 
 
 @contextlib.contextmanager

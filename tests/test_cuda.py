@@ -12,7 +12,7 @@ import torch
 
 import fastrnn
 import fastrnn.functional as Fr
-from _cases import CUDA_SHAPES, GATES, Case, float32_limit, ieee_float32, rel_err
+from _cases import CUDA_CASES, CUDA_IDS, GATES, Case, float32_limit, ieee_float32, rel_err
 
 pytestmark = pytest.mark.skipif(
     "cuda" not in fastrnn.backends(),
@@ -43,8 +43,7 @@ def _inputs(cell, T=12, B=3, I=5, H=40, dtype=torch.float32):
     return r(T, B, I), r(B, H), r(B, H), w
 
 
-@pytest.mark.parametrize("cell", GATES)
-@pytest.mark.parametrize("kw", CUDA_SHAPES)
+@pytest.mark.parametrize("cell,kw", CUDA_CASES, ids=CUDA_IDS)
 def test_cuda_float64_matches_reference(cell, kw):
     c = Case(cell, **kw)
     ref, got = c.run_reference(), c.run_fastrnn("cuda", torch.float64, "cuda")
@@ -52,8 +51,7 @@ def test_cuda_float64_matches_reference(cell, kw):
         assert rel_err(got[k], ref[k]) <= 1e-10, k
 
 
-@pytest.mark.parametrize("cell", GATES)
-@pytest.mark.parametrize("kw", CUDA_SHAPES)
+@pytest.mark.parametrize("cell,kw", CUDA_CASES, ids=CUDA_IDS)
 def test_cuda_float32_error_is_cudnn_level(cell, kw):
     c = Case(cell, **kw)
     ref = c.run_reference()

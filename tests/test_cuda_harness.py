@@ -12,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from _cases import CUDA_SHAPES, GATES, Case, ieee_float32, rel_err
+from _cases import CUDA_CASES, CUDA_IDS, GATES, Case, ieee_float32, rel_err
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("cell", GATES)
-@pytest.mark.parametrize("kw", CUDA_SHAPES)
+@pytest.mark.parametrize("cell,kw", CUDA_CASES, ids=CUDA_IDS)
 def test_cuda_shapes_are_not_chaotic(cell, kw):
     """On these shapes torch.nn's own float32 result stays close to float64, so a float32 kernel
     can be judged against the reference at all."""

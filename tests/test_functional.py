@@ -28,13 +28,7 @@ def test_auto_picks_the_c_library_on_cpu():
     assert F.resolve_backend(x) == "native"
     assert F.resolve_backend(x.double()) == "native"
     assert F.resolve_backend(x.half()) == "eager"
-    assert F.resolve_backend(x, projection=True) == "native"  # LSTMP has CPU kernels
 
-
-def test_the_cuda_backend_refuses_a_projection():
-    x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
-    with pytest.raises(ValueError, match="'cuda' has no LSTM projection"):
-        F.lstm(x, None, w_ih, torch.randn(20, 2), w_hr=torch.randn(2, 5), backend="cuda")
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -52,7 +52,7 @@ def _cdef(kind):
     if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in ("", "_avx512", "_avx2", "_base"))
-    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?|lstmp_\w+)_f(32|64)\([^;]*;", "", f32 + f64)  # CPU only
+    cuda = re.sub(r"int fastrnn_\w+_x(_infer)?_f(32|64)\([^;]*;", "", f32 + f64)  # CPU only
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")
 
@@ -163,24 +163,28 @@ def fused_functions(library):
         library.call("gru_" + _forward(x, hs, "forward_x"), h0.shape[1], x, w_ih, b_ih, h0, w_hh,
                      b_hh, lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
 
-    return rnn_forward_x, lstm_forward_x, gru_forward_x
-
-
-def projection_functions(library):
-    """The LSTM with a projection (the CPU library's lstmp_*): forward from G_x, forward from x,
-    backward; w_hr [R,H], h0 [B,R], rs [Sg,B,H] the cell outputs r_t it projects, du [T,B,R]."""
-
-    def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
-        library.call("lstmp_" + _forward(gx, hs), c0.shape[1], gx, h0, c0, w_hh, w_hr, lengths,
-                     y, h_n, c_n, gates, cs, hs, rs, R=h0.shape[1])
-
     def lstmp_forward_x(x, w_ih, b, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
         library.call("lstmp_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b, h0, c0,
                      w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, I=x.shape[2],
                      R=h0.shape[1])
 
-    def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA, dh0, dc0, du):
-        library.call("lstmp_backward", dc_n.shape[1], dy, dh_n, dc_n, gates, cs, w_hh, w_hr,
-                     lengths, dA, dh0, dc0, du, R=dh_n.shape[1])
+    return rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x
 
-    return lstmp_forward, lstmp_forward_x, lstmp_backward
+
+def projection_functions(library, stream=lambda t: None,
+                         device=lambda t: contextlib.nullcontext()):
+    """The LSTM with a projection (lstmp_*), forward and backward, as kernel_functions gives the
+    others: w_hr [R,H], h0 [B,R], rs [Sg,B,H] the cell outputs r_t it projects, du [T,B,R]."""
+
+    def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
+        with device(gx):
+            library.call("lstmp_" + _forward(gx, hs), c0.shape[1], gx, h0, c0, w_hh, w_hr,
+                         lengths, y, h_n, c_n, gates, cs, hs, rs, R=h0.shape[1],
+                         stream=stream(gx))
+
+    def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA, dh0, dc0, du):
+        with device(dy):
+            library.call("lstmp_backward", dc_n.shape[1], dy, dh_n, dc_n, gates, cs, w_hh, w_hr,
+                         lengths, dA, dh0, dc0, du, R=dh_n.shape[1], stream=stream(dy))
+
+    return lstmp_forward, lstmp_backward

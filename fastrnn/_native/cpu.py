@@ -11,8 +11,8 @@ from . import Library, fused_functions, kernel_functions, projection_functions
 library = Library("cpu")
 (rnn_forward, rnn_backward, lstm_forward, lstm_backward,
  gru_forward, gru_backward) = kernel_functions(library)
-rnn_forward_x, lstm_forward_x, gru_forward_x = fused_functions(library)
-lstmp_forward, lstmp_forward_x, lstmp_backward = projection_functions(library)
+rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x = fused_functions(library)
+lstmp_forward, lstmp_backward = projection_functions(library)
 
 
 def set_variant(name):
