@@ -5,11 +5,13 @@ A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing
 API's checks, six output buffers, the b_ih + b_hh sum, cffi) a cell call cost 30–40 µs, slower
 than torch.nn's cell. Here, when nothing needs the general path — no gradients, CPU, contiguous
 float32/float64 input, states of the shapes torch.nn checks, the native backend usable and
-chosen, no projection, no dropout in training — each layer allocates its two outputs and one
-scratch tensor and makes one foreign call; the summed bias is kept until a bias changes (its
-version counter moves). Anything else returns None and the caller takes the general path,
-errors included.
+chosen, no projection, no dropout in training — each layer allocates its outputs and makes one
+foreign call; the kernel's scratch is the calling thread's own buffer, kept between calls, and
+missing initial states read a kept block of zeros. Anything else returns None and the caller
+takes the general path, errors included.
 """
+import threading
+
 import torch
 
 from . import _checks, dispatch
@@ -20,9 +22,10 @@ _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
 
 def _usable(backend, x):
     """Whether nothing about this call needs the general path (see the module docstring)."""
-    return not (torch.is_grad_enabled() or backend not in ("auto", "native")
-                or x.device.type != "cpu" or x.dtype not in _DTYPES or not x.is_contiguous()
-                or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    # (is_compiling before the C-level tracing flag: Dynamo answers the first, not the second)
+    return not (torch.is_grad_enabled() or backend not in ("auto", "native") or not x.is_cpu
+                or x.dtype not in _DTYPES or not x.is_contiguous()
+                or torch.compiler.is_compiling() or torch._C._is_tracing()
                 or torch.is_autocast_enabled("cpu") or dispatch.why_not("native") is not None)
 
 
@@ -44,7 +47,7 @@ def step(cell, x, hx):
             s is not None and not _same(s, (B, H), x) for s in (h0, c0)):
         return None
     name = _STEMS[type(cell).__name__] or f"rnn_{cell.nonlinearity}"
-    out = _run(name, x, h0, c0, *w, cell.__dict__, "_lean_bias")
+    out = _run(name, x, h0, c0, *w)
     if out is not None:
         cell.__dict__["last_backend"] = "native"
     return out
@@ -72,8 +75,7 @@ def layers(module, x, h0, c0):
             w = module._weights(k)
             if w[0].dtype != x.dtype or xin.shape[1] != w[0].shape[1]:
                 return None
-            out = _run(name, xin, h0[k], c0[k] if lstm else None, *w[:4], module.__dict__,
-                       f"_lean_bias{k}")
+            out = _run(name, xin, h0[k], c0[k] if lstm else None, *w[:4])
             if out is None:
                 return None
             h, c = out if lstm else (out, None)
@@ -86,43 +88,41 @@ def layers(module, x, h0, c0):
     return xin[None], ((h_n, torch.stack(c_n)) if lstm else h_n)
 
 
-def _run(name, x, h0, c0, w_ih, w_hh, b_ih, b_hh, cache, slot):
+def _run(name, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """One step of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [B,I] from h0 (c0) [B,H]
-    (None: zeros); the summed bias is kept in cache[slot]. None when the kernel refuses."""
+    (None: zeros). None when the kernel refuses."""
     B, I = x.shape
     H = w_hh.shape[1]
     if w_ih.dtype != x.dtype or w_hh.dtype != x.dtype or not (
             w_ih.is_contiguous() and w_hh.is_contiguous()):
         return None
-    lstm = name == "lstm"
-    h0 = x.new_zeros(B, H) if h0 is None else h0
-    c0 = x.new_zeros(B, H) if lstm and c0 is None else c0
+    G = w_ih.shape[0]
     from ._native.cpu import library
     sfx, size = _DTYPES[x.dtype]
     fn = library.bound(f"{name}_forward_x_infer", sfx)
-    G = w_ih.shape[0]
     n = _checks.full_lengths(1, B, x.device)
+    h0 = _zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
     h_n = x.new_empty(B, H)
     y = h_n.data_ptr()  # y [1,B,H] is h_n itself: the step writes both with the same values
     library.lib.fastrnn_set_num_threads(torch.get_num_threads())
-    if lstm:
-        c_n, scratch = x.new_empty(B, H), x.new_empty(B * (G + 4 * H))  # gates [1,B,4H], cs, hs
-        s = scratch.data_ptr()
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _bias(cache, slot, b_ih, b_hh),
-                h0.data_ptr(), c0.data_ptr(), w_hh.data_ptr(), n.data_ptr(), y, y,
-                c_n.data_ptr(), s, s + B * G * size, s + (B * G + 2 * B * H) * size)
+    if name == "lstm":
+        c0 = _zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
+        c_n = x.new_empty(B, H)
+        s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
+        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0, c0,
+                w_hh.data_ptr(), n.data_ptr(), y, y, c_n.data_ptr(), s, s + B * G * size,
+                s + (B * G + 2 * B * H) * size)
         out = (h_n, c_n)
     elif name == "gru":
-        scratch = x.new_empty(B * (G + 3 * H))  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
-        s = scratch.data_ptr()
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0.data_ptr(),
-                w_hh.data_ptr(), _gru_b_hh(cache, b_hh, w_hh).data_ptr(), n.data_ptr(), y, y, s,
-                s + B * G * size, s + (B * G + B * H) * size)
+        s = _scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
+        b = _ptr(b_hh) or _zeros(G, x.dtype)  # the kernel always reads b_hh
+        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0, w_hh.data_ptr(), b,
+                n.data_ptr(), y, y, s, s + B * G * size, s + (B * G + B * H) * size)
         out = h_n
     else:
-        scratch = x.new_empty(2 * B * H)  # hs [2,B,H]
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _bias(cache, slot, b_ih, b_hh),
-                h0.data_ptr(), w_hh.data_ptr(), n.data_ptr(), y, y, scratch.data_ptr())
+        s = _scratch(2 * B * H * size)  # hs [2,B,H]
+        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0,
+                w_hh.data_ptr(), n.data_ptr(), y, y, s)
         out = h_n
     return out if rc == 0 else None  # on an error the general path raises it with its message
 
@@ -131,24 +131,23 @@ def _ptr(t):
     return 0 if t is None else t.data_ptr()
 
 
-def _bias(cache, slot, b_ih, b_hh):
-    """Address of b_ih + b_hh (0 without bias), kept in cache[slot] and summed again only when
-    a bias has changed (its address or version counter moved)."""
-    if b_ih is None:
-        return 0
-    key = (b_ih.data_ptr(), b_ih._version, b_hh.data_ptr(), b_hh._version)
-    kept = cache.get(slot)
-    if kept is None or kept[0] != key:
-        with torch.no_grad():
-            kept = cache[slot] = (key, (b_ih + b_hh).contiguous())
-    return kept[1].data_ptr()
+_kept = threading.local()  # per thread: the kernels' scratch; zeros (only ever read)
 
 
-def _gru_b_hh(cache, b_hh, w_hh):
-    """b_hh, or zeros for a GRU without bias (the kernel always reads it)."""
-    if b_hh is not None:
-        return b_hh
-    kept = cache.get("_lean_zeros")
-    if kept is None or kept.dtype != w_hh.dtype or kept.shape[0] != w_hh.shape[0]:
-        kept = cache["_lean_zeros"] = w_hh.new_zeros(w_hh.shape[0])
-    return kept
+def _scratch(nbytes):
+    """Address of this thread's scratch buffer of at least nbytes (the kernel's gates and state
+    ring, read by no one after the call), grown as needed: two threads never share one."""
+    buf = getattr(_kept, "scratch", None)
+    if buf is None or buf.numel() < nbytes:
+        buf = _kept.scratch = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
+    return buf.data_ptr()
+
+
+def _zeros(n, dtype):
+    """Address of at least n zeros of dtype, which the kernels only read (a missing h0, c0, or a
+    GRU's missing b_hh)."""
+    buf = getattr(_kept, "zeros", None)
+    nbytes = n * _DTYPES[dtype][1]
+    if buf is None or buf.numel() < nbytes:
+        buf = _kept.zeros = torch.zeros(max(nbytes, 1 << 14), dtype=torch.uint8)
+    return buf.data_ptr()

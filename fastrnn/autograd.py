@@ -92,13 +92,13 @@ def _backward_fn(ctx, op, direct):
 
 
 class _Fast(torch.autograd.Function):
-    """The eager path with gradients: the forward body from x, W_ih and the bias b, the ops'
-    setup and backward, and the gradients of x, W_ih and b from ∂L/∂G_x as F.linear's backward
-    gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_gram), db = Σ dG_x."""
+    """The eager path with gradients: the forward body from x, W_ih and the biases of G_x, the
+    ops' setup and backward, and the gradients of x, W_ih and the biases from ∂L/∂G_x as
+    F.linear's backward gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_gram), db = Σ dG_x."""
 
     @staticmethod
-    def forward(ctx, cell, x, w_ih, b, *inputs):
-        out = cell.forward_x(x, w_ih, b, *inputs)
+    def forward(ctx, cell, x, w_ih, b_ih, b_hh, *inputs):
+        out = cell.forward_x(x, w_ih, b_ih, b_hh, *inputs)
         cell.setup(ctx, (None, *inputs), out, (x, w_ih))
         ctx.cell, ctx.fast = cell, True
         return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
@@ -113,8 +113,8 @@ class _Fast(torch.autograd.Function):
         need = ctx.needs_input_grad
         dx = (d @ w_ih).view(T, B, -1) if need[1] else None
         dw_ih = _gram(d, x.reshape(T * B, -1)) if need[2] else None
-        db = d.sum(0) if need[3] else None
-        return (None, dx, dw_ih, db, *rest)
+        db = d.sum(0) if need[3] or need[4] else None
+        return (None, dx, dw_ih, db if need[3] else None, db if need[4] else None, *rest)
 
 
 class _Cell:
@@ -125,16 +125,17 @@ class _Cell:
         self.forward, self.setup, self.grad, self.op = forward, setup, grad, op
         self.forward_x = forward_x
 
-    def __call__(self, x, w_ih, b, *inputs):
-        """The cell on x [T,B,I] with W_ih and the bias b of G_x = x W_ihᵀ + b; `inputs` as
+    def __call__(self, x, w_ih, b_ih, b_hh, *inputs):
+        """The cell on x [T,B,I] with W_ih and the biases of G_x = x W_ihᵀ + b_ih + b_hh (each
+        may be None; GRU's b_hh is not part of G_x: None here, its own in `inputs`); `inputs` as
         the op's after G_x. Traced calls record F.linear and the op; eager ones pass x, W_ih and
-        b to the kernels (native computes G_x inside its loop; the others get it from torch
-        first, _gx), directly without gradients, else through _Fast."""
+        the biases to the kernels (native computes G_x inside its loop; the others get it from
+        torch first, _gx), directly without gradients, else through _Fast."""
         if _traced():
-            return self.op(torch.nn.functional.linear(x, w_ih, b), *inputs)
+            return self.op(torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh)), *inputs)
         if not inputs[-2]:
-            return self.forward_x(x, w_ih, b, *inputs)
-        return _Fast.apply(self, x, w_ih, b, *inputs)
+            return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
+        return _Fast.apply(self, x, w_ih, b_ih, b_hh, *inputs)
 
 
 def _has_x(backend, cell):
@@ -142,11 +143,15 @@ def _has_x(backend, cell):
     return hasattr(dispatch.load(backend), cell + "_forward_x")
 
 
-def _gx(x, w_ih, b):
-    """G_x = x W_ihᵀ + b [T,B,G] for backends that take it ready (no autograd: _FastX's backward
-    gives x, w_ih and b their gradients)."""
-    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take
-        return torch.nn.functional.linear(x, w_ih, b)                    # x's dtype, not bf16
+def _bias(b_ih, b_hh):
+    return b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
+
+
+def _gx(x, w_ih, b_ih, b_hh):
+    """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _Fast's
+    backward gives x, w_ih and the biases their gradients)."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
+        return torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))    # dtype, not bf16
 
 
 def _c(t):
@@ -166,12 +171,13 @@ def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
     return y, h_n, hs
 
 
-def _rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, save, backend):
+def _rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, save, backend):
     if not _has_x(backend, "rnn"):
-        return _rnn_forward(_gx(x, w_ih, b), h0, w_hh, lengths, relu, save, backend)
+        return _rnn_forward(_gx(x, w_ih, b_ih, b_hh), h0, w_hh, lengths, relu, save, backend)
     y, h_n, hs = _rnn_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
-    dispatch.load(backend).rnn_forward_x(x.contiguous(), w_ih.contiguous(), _c(b), h0.contiguous(),
-                                         w_hh.contiguous(), lengths, relu, y, h_n, hs)
+    dispatch.load(backend).rnn_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih), _c(b_hh),
+                                         h0.contiguous(), w_hh.contiguous(), lengths, relu, y,
+                                         h_n, hs)
     return y, h_n, hs
 
 
@@ -238,11 +244,11 @@ def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
     return out
 
 
-def _lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, save, backend):
+def _lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, save, backend):
     if not _has_x(backend, "lstm"):
-        return _lstm_forward(_gx(x, w_ih, b), h0, c0, w_hh, lengths, save, backend)
+        return _lstm_forward(_gx(x, w_ih, b_ih, b_hh), h0, c0, w_hh, lengths, save, backend)
     out = _lstm_out(x, x.shape[0], x.shape[1], c0.shape[1], save)
-    dispatch.load(backend).lstm_forward_x(x.contiguous(), w_ih.contiguous(), _c(b),
+    dispatch.load(backend).lstm_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih), _c(b_hh),
                                           h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
                                           lengths, *out)
     return out
@@ -316,13 +322,14 @@ def _lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, save, backend):
     return out
 
 
-def _lstmp_forward_x(x, w_ih, b, h0, c0, w_hh, w_hr, lengths, save, backend):
+def _lstmp_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, lengths, save, backend):
     if not _has_x(backend, "lstmp"):
-        return _lstmp_forward(_gx(x, w_ih, b), h0, c0, w_hh, w_hr, lengths, save, backend)
+        return _lstmp_forward(_gx(x, w_ih, b_ih, b_hh), h0, c0, w_hh, w_hr, lengths, save,
+                              backend)
     out = _lstmp_out(x, x.shape[0], x.shape[1], c0.shape[1], h0.shape[1], save)
-    dispatch.load(backend).lstmp_forward_x(x.contiguous(), w_ih.contiguous(), _c(b),
-                                           h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
-                                           w_hr.contiguous(), lengths, *out)
+    dispatch.load(backend).lstmp_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),
+                                           _c(b_hh), h0.contiguous(), c0.contiguous(),
+                                           w_hh.contiguous(), w_hr.contiguous(), lengths, *out)
     return out
 
 
@@ -399,9 +406,10 @@ def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
     return out
 
 
-def _gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, save, backend):
+def _gru_forward_x(x, w_ih, b_ih, _, h0, w_hh, b_hh, lengths, save, backend):
+    # (_: G_x's second bias, always None: GRU's b_hh belongs to A)
     if not _has_x(backend, "gru"):
-        return _gru_forward(_gx(x, w_ih, b_ih), h0, w_hh, b_hh, lengths, save, backend)
+        return _gru_forward(_gx(x, w_ih, b_ih, None), h0, w_hh, b_hh, lengths, save, backend)
     out = _gru_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
     dispatch.load(backend).gru_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),
                                          h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),

@@ -50,10 +50,6 @@ def _needs_grad(*tensors):
     return need and (torch.is_grad_enabled() or torch.jit.is_tracing())
 
 
-def _bias(b_ih, b_hh):
-    return b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
-
-
 def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=None,
         backend="auto"):
     """Elman RNN, h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu.
@@ -69,7 +65,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
-    y, h_n, _ = autograd.rnn(x, w_ih, _bias(b_ih, b_hh), h0, w_hh, n, relu, save, name)
+    y, h_n, _ = autograd.rnn(x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
     return y, h_n
 
 
@@ -93,10 +89,9 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     if w_hr is None:
-        y, h_n, c_n, *_ = autograd.lstm(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, n, save, name)
+        y, h_n, c_n, *_ = autograd.lstm(x, w_ih, b_ih, b_hh, h0, c0, w_hh, n, save, name)
     else:
-        y, h_n, c_n, *_ = autograd.lstmp(x, w_ih, _bias(b_ih, b_hh), h0, c0, w_hh, w_hr, n, save,
-                                         name)
+        y, h_n, c_n, *_ = autograd.lstmp(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -114,5 +109,5 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
-    y, h_n, *_ = autograd.gru(x, w_ih, b_ih, h0, w_hh, b_hh, n, save, name)
+    y, h_n, *_ = autograd.gru(x, w_ih, b_ih, None, h0, w_hh, b_hh, n, save, name)
     return y, h_n

@@ -194,12 +194,12 @@ class _Cell:
         return super().extra_repr() + f", backend={self.backend!r}"
 
     def forward(self, input, hx=None):
+        out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
+        if out is not None:  # (never while tracing or compiling, so never while exporting)
+            return out
         if _exporting():  # torch.nn's cell exports as standard ONNX ops
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
-        out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
-        if out is not None:
-            return out
         if input.dim() not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected input to be 1D or 2D, got "
                              f"{input.dim()}D instead")

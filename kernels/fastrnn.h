@@ -95,33 +95,37 @@ int fastrnn_lstm_backward_f32(int64_t T, int64_t B, int64_t H,
     float *dA,                /* [T,B,4H]  ∂L/∂a_t = ∂L/∂G_x */
     float *dh0,               /* [B,H]     */
     float *dc0);              /* [B,H]     */
-/* The forwards with the input projection inside (the CPU library only): G_x = x W_ihᵀ + b is
- * computed a chunk of steps at a time as the loop needs it, never stored over all T. Otherwise as
- * the forwards above. b: the bias of G_x, or NULL (LSTM, RNN: b_ih + b_hh; GRU: b_ih). */
+/* The forwards with the input projection inside (the CPU library only): G_x = x W_ihᵀ + b_ih
+ * (+ b_hh) is computed a chunk of steps at a time as the loop needs it, never stored over all T.
+ * Otherwise as the forwards above. Each bias may be NULL; GRU takes only b_ih here (its b_hh
+ * belongs to A). Two biases rather than their sum: a caller keeps no summed copy that could go
+ * stale when a bias is written in place. */
 int fastrnn_rnn_tanh_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *x,           /* [T,B,I] */
     const float *W_ih,        /* [H,I]   */
-    const float *b,           /* [H]     */
+    const float *b_ih,        /* [H]     */
+    const float *b_hh,        /* [H]     */
     const float *h0, const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
 int fastrnn_rnn_tanh_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
-    const int64_t *lengths, float *y, float *h_n, float *hs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
 int fastrnn_rnn_relu_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
-    const int64_t *lengths, float *y, float *h_n, float *hs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
 int fastrnn_rnn_relu_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *W_hh,
-    const int64_t *lengths, float *y, float *h_n, float *hs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
 int fastrnn_lstm_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *x,           /* [T,B,I]  */
     const float *W_ih,        /* [4H,I]   */
-    const float *b,           /* [4H]     */
+    const float *b_ih,        /* [4H]     */
+    const float *b_hh,        /* [4H]     */
     const float *h0, const float *c0, const float *W_hh, const int64_t *lengths, float *y,
     float *h_n, float *c_n, float *gates, float *cs, float *hs);
 int fastrnn_lstm_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
-    const float *W_hh, const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates,
-    float *cs, float *hs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *c0, const float *W_hh, const int64_t *lengths, float *y, float *h_n,
+    float *c_n, float *gates, float *cs, float *hs);
 
 /* LSTMP, the LSTM with a projection (forward_x: the CPU library only): r_t = σ(o) tanh(c_t) [B,H] and
  * h_t = r_t W_hrᵀ [B,R], which is y_t and what the next step's W_hh [4H,R] multiplies. Otherwise as
@@ -146,13 +150,13 @@ int fastrnn_lstmp_forward_infer_f32(int64_t T, int64_t B, int64_t H, int64_t R,
     const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates, float *cs,
     float *hs, float *rs);
 int fastrnn_lstmp_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
-    const float *W_hh, const float *W_hr, const int64_t *lengths, float *y, float *h_n,
-    float *c_n, float *gates, float *cs, float *hs, float *rs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *c0, const float *W_hh, const float *W_hr, const int64_t *lengths, float *y,
+    float *h_n, float *c_n, float *gates, float *cs, float *hs, float *rs);
 int fastrnn_lstmp_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-    const float *x, const float *W_ih, const float *b, const float *h0, const float *c0,
-    const float *W_hh, const float *W_hr, const int64_t *lengths, float *y, float *h_n,
-    float *c_n, float *gates, float *cs, float *hs, float *rs);
+    const float *x, const float *W_ih, const float *b_ih, const float *b_hh, const float *h0,
+    const float *c0, const float *W_hh, const float *W_hr, const int64_t *lengths, float *y,
+    float *h_n, float *c_n, float *gates, float *cs, float *hs, float *rs);
 int fastrnn_lstmp_backward_f32(int64_t T, int64_t B, int64_t H, int64_t R,
     const float *dy,          /* [T,B,R]   */
     const float *dh_n,        /* [B,R]     */
@@ -242,11 +246,11 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
       real * __VA_ARGS__);
 #define FASTRNN_DECLARE_RNN_X(name, real, sfx)                                                 \
   int fastrnn_##name##_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,     \
-      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
-      real *);                                                                                \
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *);                                                                \
   int fastrnn_##name##_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,\
-      const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
-      real *);
+      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
+      real *, real *, real *);
 #define FASTRNN_DECLARE_LSTMP(real, sfx, ...)                                                  \
   int fastrnn_lstmp_forward_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,           \
       const real *, const real *, const real *, const real *, const int64_t *, real *, real *, \
@@ -260,7 +264,7 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
 #define FASTRNN_DECLARE_LSTMP_X(name, real, sfx)                                               \
   int fastrnn_##name##_##sfx(int64_t, int64_t, int64_t, int64_t, int64_t, const real *,       \
       const real *, const real *, const real *, const real *, const real *, const real *,     \
-      const int64_t *, real *, real *, real *, real *, real *, real *, real *);
+      const real *, const int64_t *, real *, real *, real *, real *, real *, real *, real *);
 #define FASTRNN_DECLARE_CPU(real, sfx)                                                         \
   FASTRNN_DECLARE_RNN_X(rnn_tanh, real, sfx) FASTRNN_DECLARE_RNN_X(rnn_relu, real, sfx)       \
   int fastrnn_gru_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,           \
@@ -270,11 +274,11 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
       const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
       real *, real *, real *, real *, real *);                                                \
   int fastrnn_lstm_forward_x_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,          \
-      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
-      real *, real *, real *, real *, real *, real *);                                        \
+      const real *, const real *, const real *, const real *, const real *, const real *,     \
+      const int64_t *, real *, real *, real *, real *, real *, real *);                       \
   int fastrnn_lstm_forward_x_infer_##sfx(int64_t, int64_t, int64_t, int64_t, const real *,    \
-      const real *, const real *, const real *, const real *, const real *, const int64_t *,  \
-      real *, real *, real *, real *, real *, real *);                                        \
+      const real *, const real *, const real *, const real *, const real *, const real *,     \
+      const int64_t *, real *, real *, real *, real *, real *, real *);                                        \
   FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x, real, sfx)                                         \
   FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)
 FASTRNN_DECLARE(double, f64)

@@ -84,14 +84,14 @@ NASTY = textwrap.dedent(r"""
                  "expected T, B, H >= 1")
     expect_error("huge", lib.fastrnn_rnn_tanh_forward_f32(2**40, 2**20, 2**20, p, p, p, n, p,
                                                           p, p), "too large")
-    expect_error("NULL x", lib.fastrnn_lstm_forward_x_f32(2, 2, 3, 4, 0, p, p, p, p, p, n, p, p,
-                                                          p, p, p, p), "'x' is NULL")
+    expect_error("NULL x", lib.fastrnn_lstm_forward_x_f32(2, 2, 3, 4, 0, p, p, p, p, p, p, n, p,
+                                                          p, p, p, p, p), "'x' is NULL")
     expect_error("NULL W_hr", lib.fastrnn_lstmp_forward_f32(2, 2, 4, 3, p, p, p, p, 0, n, p, p,
                                                             p, p, p, p, p), "'W_hr' is NULL")
     expect_error("R=0", lib.fastrnn_lstmp_backward_f64(2, 2, 4, 0, p, p, p, p, p, p, p, n, p, p,
                                                        p, p), "expected R >= 1")
-    expect_error("I=0", lib.fastrnn_rnn_tanh_forward_x_f32(2, 2, 0, 4, p, p, 0, p, p, n, p, p,
-                                                           p), "expected I >= 1")
+    expect_error("I=0", lib.fastrnn_rnn_tanh_forward_x_f32(2, 2, 0, 4, p, p, 0, 0, p, p, n, p,
+                                                           p, p), "expected I >= 1")
     expect_error("NULL lengths", lib.fastrnn_gru_backward_f32(2, 2, 4, p, p, p, p, p, p, 0, p,
                                                               p, p), "'lengths' is NULL")
     expect_error("lengths -1", lib.fastrnn_lstm_backward_f64(2, 2, 4, p, p, p, p, p, p, bad_n,

@@ -372,3 +372,22 @@ def test_the_lean_one_step_module_call_equals_the_general_path(mode, kw, monkeyp
                 general = m(x, hx)
         for a, b in zip(flat(lean), flat(general)):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN"])
+def test_a_bias_written_through_data_is_seen_by_the_next_step(mode):
+    """`p.data` writes move no version counter: nothing about the biases may be kept between
+    calls (the kernels take b_ih and b_hh themselves)."""
+    torch.manual_seed(0)
+    m = getattr(fastrnn, mode)(4, 5)
+    x = torch.randn(2, 4) if mode.endswith("Cell") else torch.randn(1, 2, 4)
+    first = lambda out: out[0] if isinstance(out, tuple) else out  # noqa: E731
+    with torch.no_grad():
+        before = first(m(x)).clone()
+        for name in ("bias_ih", "bias_hh", "bias_ih_l0", "bias_hh_l0"):
+            if hasattr(m, name):
+                getattr(m, name).data += 0.5
+        after = first(m(x))
+        want = first(getattr(torch.nn, mode).forward(m, x))
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, want, rtol=1e-5, atol=1e-6)

@@ -149,23 +149,26 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
 
 def fused_functions(library):
     """The forwards with the input projection inside the kernel (the CPU library's *_forward_x):
-    x [T,B,I], w_ih [G,I] and the bias b [G] (or None) in place of G_x."""
+    x [T,B,I], w_ih [G,I] and the biases b_ih, b_hh [G] (each may be None; GRU: b_ih only) in
+    place of G_x."""
 
-    def rnn_forward_x(x, w_ih, b, h0, w_hh, lengths, relu, y, h_n, hs):
+    def rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, y, h_n, hs):
         stem = f"rnn_{'relu' if relu else 'tanh'}_" + _forward(x, hs, "forward_x")
-        library.call(stem, h0.shape[1], x, w_ih, b, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
+        library.call(stem, h0.shape[1], x, w_ih, b_ih, b_hh, h0, w_hh, lengths, y, h_n, hs,
+                     I=x.shape[2])
 
-    def lstm_forward_x(x, w_ih, b, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        library.call("lstm_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b, h0, c0,
-                     w_hh, lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
+    def lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
+        library.call("lstm_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b_ih, b_hh,
+                     h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
 
     def gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
         library.call("gru_" + _forward(x, hs, "forward_x"), h0.shape[1], x, w_ih, b_ih, h0, w_hh,
                      b_hh, lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
 
-    def lstmp_forward_x(x, w_ih, b, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
-        library.call("lstmp_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b, h0, c0,
-                     w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, I=x.shape[2],
+    def lstmp_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates,
+                        cs, hs, rs):
+        library.call("lstmp_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b_ih, b_hh,
+                     h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, I=x.shape[2],
                      R=h0.shape[1])
 
     return rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x

@@ -136,31 +136,96 @@ FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, 
   }
 }
 
-/* Dot products of one row a [K] with nr (≤ 4) rows of W, ldw apart, into c[0..nr): each over
- * FR_NR lanes in k order, then the lanes summed pairwise in a fixed order. */
+/* The dot form below works on whole vectors: FR_L lanes of FR_VEC bytes (GNU vector types, so
+ * each variant's build gets its own width), with fixed shuffles for the horizontal sums. */
+#if FASTRNN_F64
+#define FR_L (FR_VEC / 8)
+#else
+#define FR_L (FR_VEC / 4)
+#endif
+typedef real fr_v __attribute__((vector_size(FR_VEC)));
+
+static inline fr_v fr_load(const real *p) {
+  fr_v v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* fold(x, y, d): for every block of 2d lanes, its first d lanes get x's pairs (lane + lane d
+ * further), the next d lanes y's. Applied with d = FR_L/2, …, 1 to FR_L vectors (one row's
+ * partial sums each), pairwise, it leaves one vector of FR_L row sums — row slot s in lane
+ * bitrev(s) — in FR_L − 1 folds of two shuffles and an add, against a shuffle-and-add chain per
+ * row when each row is summed on its own. */
+#define FR_LO(i, d) \
+  ((i) % (2 * (d)) < (d) ? (i) / (2 * (d)) * 2 * (d) + (i) % (2 * (d)) \
+                         : FR_L + (i) / (2 * (d)) * 2 * (d) + (i) % (2 * (d)) - (d))
+#define FR_HI(i, d) (FR_LO(i, d) + (d))
+#if FR_L == 16
+#define FR_LANES(f, d) f(0, d), f(1, d), f(2, d), f(3, d), f(4, d), f(5, d), f(6, d), f(7, d), \
+  f(8, d), f(9, d), f(10, d), f(11, d), f(12, d), f(13, d), f(14, d), f(15, d)
+#elif FR_L == 8
+#define FR_LANES(f, d) f(0, d), f(1, d), f(2, d), f(3, d), f(4, d), f(5, d), f(6, d), f(7, d)
+#elif FR_L == 4
+#define FR_LANES(f, d) f(0, d), f(1, d), f(2, d), f(3, d)
+#else
+#define FR_LANES(f, d) f(0, d), f(1, d)
+#endif
+#ifdef __clang__
+#define FR_SHUFFLE(x, y, f, d) __builtin_shufflevector(x, y, FR_LANES(f, d))
+#else
+#if FASTRNN_F64
+typedef int64_t fr_vi __attribute__((vector_size(FR_VEC)));
+#else
+typedef int32_t fr_vi __attribute__((vector_size(FR_VEC)));
+#endif
+#define FR_SHUFFLE(x, y, f, d) __builtin_shuffle(x, y, (fr_vi){FR_LANES(f, d)})
+#endif
+#define FR_FOLD(x, y, d) (FR_SHUFFLE(x, y, FR_LO, d) + FR_SHUFFLE(x, y, FR_HI, d))
+
+static inline int fr_bitrev(int r) {
+  int s = 0;
+  for (int b = 1; b < FR_L; b <<= 1) s = (s << 1) | ((r & b) ? 1 : 0);
+  return s;
+}
+
+/* c[0..nr) = the dot products of a [K] with nr (≤ FR_L) rows of W, ldw apart: each row's
+ * partial sums over FR_L lanes in k order (K's tail zero-padded), then folded (FR_FOLD). Each
+ * row's sum takes the same steps whatever nr and its neighbours, so results do not depend on how
+ * rows are grouped (nor on the number of threads). */
 FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *restrict W,
                      int64_t ldw, real *restrict c) {
-  real acc[4][FR_NR];
-  for (int r = 0; r < nr; r++)
-    for (int l = 0; l < FR_NR; l++) acc[r][l] = 0;
+  fr_v acc[FR_L];
+  for (int s = 0; s < FR_L; s++) acc[s] = (fr_v){0};
   int64_t k = 0;
-  for (; k + FR_NR <= K; k += FR_NR)
-    for (int r = 0; r < nr; r++) {
-      const real *w = W + r * ldw + k;
-#pragma omp simd
-      for (int l = 0; l < FR_NR; l++) acc[r][l] += a[k + l] * w[l];
-    }
-  for (int r = 0; r < nr; r++) {
-    for (int l = 0; k + l < K; l++) acc[r][l] += a[k + l] * W[r * ldw + k + l];
-    /* halves added pairwise, each level one vector add once unrolled (as scalar loops these
-     * sums cost more than the products at K = 64: 8.8 µs for an LSTM step at B = 1, H = 64) */
-#pragma GCC unroll 8
-    for (int w = FR_NR / 2; w >= 1; w /= 2) {
-#pragma omp simd
-      for (int l = 0; l < w; l++) acc[r][l] += acc[r][l + w];
-    }
-    c[r] = acc[r][0];
+  for (; k + FR_L <= K; k += FR_L) {
+    const fr_v av = fr_load(a + k);
+    for (int r = 0; r < nr; r++) acc[fr_bitrev(r)] += av * fr_load(W + r * ldw + k);
   }
+  if (k < K) {
+    real at[FR_L] = {0}, wt[FR_L] = {0};
+    memcpy(at, a + k, (size_t)(K - k) * sizeof(real));
+    const fr_v av = fr_load(at);
+    for (int r = 0; r < nr; r++) {
+      memcpy(wt, W + r * ldw + k, (size_t)(K - k) * sizeof(real));
+      acc[fr_bitrev(r)] += av * fr_load(wt);
+    }
+  }
+  /* n vectors to n/2 with d = n/2, until one is left */
+#if FR_L >= 16
+  for (int s = 0; s < 8; s++) acc[s] = FR_FOLD(acc[2 * s], acc[2 * s + 1], 8);
+#endif
+#if FR_L >= 8
+  for (int s = 0; s < 4; s++) acc[s] = FR_FOLD(acc[2 * s], acc[2 * s + 1], 4);
+#endif
+#if FR_L >= 4
+  for (int s = 0; s < 2; s++) acc[s] = FR_FOLD(acc[2 * s], acc[2 * s + 1], 2);
+#endif
+  acc[0] = FR_FOLD(acc[0], acc[1], 1);
+  if (nr == FR_L) {
+    memcpy(c, &acc[0], sizeof acc[0]);
+    return;
+  }
+  for (int r = 0; r < nr; r++) c[r] = acc[0][r];
 }
 
 /* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product when
@@ -168,10 +233,12 @@ FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *rest
 FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
                      const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
   int64_t n = 0;
-  for (; n + 4 <= N; n += 4)
-    for (int64_t m = 0; m < M; m++) dot_rows(4, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
-  for (; n < N; n++)
-    for (int64_t m = 0; m < M; m++) dot_rows(1, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
+  for (; n + FR_L <= N; n += FR_L)
+    for (int64_t m = 0; m < M; m++)
+      dot_rows(FR_L, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
+  if (n < N)
+    for (int64_t m = 0; m < M; m++)
+      dot_rows((int)(N - n), K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
 }
 
 /* active [T]: at step t, 1 + the last row still inside its sequence (0 if none). With lengths
@@ -322,7 +389,7 @@ FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real 
  * mapped pages alone cost a third of the projection's time. */
 typedef struct {
   const real *x;     /* [T,B,I] */
-  const real *bias;  /* [G] or NULL */
+  const real *bias[2];  /* [G] each, or NULL: b_ih and (LSTM, RNN) b_hh; G_x gets their sum */
   fr_weights w;      /* W_ih [G,I] */
   int64_t Tc;        /* steps per chunk */
   real *buf;         /* [Tc·B, G] in thread slices: thread p's at buf + Tc·B·gates·j0 */
@@ -333,8 +400,9 @@ typedef struct {
 /* Packs W_ih as fr_weights_init does and allocates the chunk buffer. Returns 0 or
  * FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
-                                int64_t I, const real *x, const real *W_ih, const real *bias) {
-  in->x = x, in->bias = bias;
+                                int64_t I, const real *x, const real *W_ih, const real *b_ih,
+                                const real *b_hh) {
+  in->x = x, in->bias[0] = b_ih, in->bias[1] = b_hh;
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, NULL, 0)) return FASTRNN_ENOMEM;
@@ -362,13 +430,21 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
   const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H;
   const int64_t M = ((t0 + in->Tc < T ? t0 + in->Tc : T) - t0) * B;
   fr_forward_product(&in->w, M, in->x + t0 * B * in->w.K, xc, gates * n, n, j0, j1);
-  if (!in->bias) return;
+  const real *b1 = in->bias[0], *b2 = in->bias[1];
+  if (!b1 && !b2) return;
   for (int64_t m = 0; m < M; m++)
     for (int64_t q = 0; q < gates; q++) {
       real *c = xc + (m * gates + q) * n;
-      const real *b = in->bias + q * H + j0;
+      const int64_t o = q * H + j0;
+      /* (b_ih + b_hh) first, as F.linear(x, W_ih, b_ih + b_hh) rounds on the traced path */
+      if (b1 && b2) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; j++) c[j] += b[j];
+        for (int64_t j = 0; j < n; j++) c[j] += b1[o + j] + b2[o + j];
+      } else {
+        const real *b = b1 ? b1 + o : b2 + o;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) c[j] += b[j];
+      }
     }
 }
 

@@ -104,15 +104,16 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, i
   return FASTRNN_OK;
 }
 
-/* forward with G_x computed inside the loop from x, W_ih and the bias (fr_input). */
+/* forward with G_x computed inside the loop from x, W_ih and the biases (fr_input). */
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                     int64_t S, int64_t Sg, const real *x, const real *W_ih, const real *b,
-                     const real *h0, const real *c0, const real *W_hh, const real *W_hr,
-                     const int64_t *lengths, real *y, real *h_n, real *c_n, real *gates,
-                     real *cs, real *hs, real *rs) {
+                     int64_t S, int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
+                     const real *b_hh, const real *h0, const real *c0, const real *W_hh,
+                     const real *W_hr, const int64_t *lengths, real *y, real *h_n, real *c_n,
+                     real *gates, real *cs, real *hs, real *rs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b)) return fr_nomem(fn, "the packed W_ih");
+  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh))
+    return fr_nomem(fn, "the packed W_ih");
   const int e = forward(fn, T, B, H, R, S, Sg, NULL, &in, h0, c0, W_hh, W_hr, lengths, y, h_n,
                         c_n, gates, cs, hs, rs);
   fr_input_free(&in);
@@ -225,23 +226,24 @@ int SFXV(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real
 }
 
 int SFXV(fastrnn_lstm_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
-                                const real *W_ih, const real *b, const real *h0, const real *c0,
-                                const real *W_hh, const int64_t *lengths, real *y, real *h_n,
-                                real *c_n, real *gates, real *cs, real *hs) {
+                                const real *W_ih, const real *b_ih, const real *b_hh,
+                                const real *h0, const real *c0, const real *W_hh,
+                                const int64_t *lengths, real *y, real *h_n, real *c_n,
+                                real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, H, T + 1, T, x, W_ih, b, h0, c0, W_hh, NULL,
-                        lengths, y, h_n, c_n, gates, cs, hs, NULL);
+  if (!e) e = forward_x(__func__, T, B, I, H, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
+                        NULL, lengths, y, h_n, c_n, gates, cs, hs, NULL);
   return e;
 }
 
 int SFXV(fastrnn_lstm_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                      const real *x, const real *W_ih, const real *b,
-                                      const real *h0, const real *c0, const real *W_hh,
-                                      const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                      real *gates, real *cs, real *hs) {
+                                      const real *x, const real *W_ih, const real *b_ih,
+                                      const real *b_hh, const real *h0, const real *c0,
+                                      const real *W_hh, const int64_t *lengths, real *y,
+                                      real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, W_ih, b, h0, c0, W_hh, NULL, lengths,
-                        y, h_n, c_n, gates, cs, hs, NULL);
+  if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, NULL,
+                        lengths, y, h_n, c_n, gates, cs, hs, NULL);
   return e;
 }
 
@@ -286,29 +288,30 @@ int SFXV(fastrnn_lstmp_forward_infer)(int64_t T, int64_t B, int64_t H, int64_t R
 }
 
 int SFXV(fastrnn_lstmp_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                                 const real *x, const real *W_ih, const real *b, const real *h0,
-                                 const real *c0, const real *W_hh, const real *W_hr,
-                                 const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                 real *gates, real *cs, real *hs, real *rs) {
+                                 const real *x, const real *W_ih, const real *b_ih,
+                                 const real *b_hh, const real *h0, const real *c0,
+                                 const real *W_hh, const real *W_hr, const int64_t *lengths,
+                                 real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs,
+                                 real *rs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates,
            cs, hs, rs);
   e = check_R(__func__, e, R);
-  if (!e) e = forward_x(__func__, T, B, I, H, R, T + 1, T, x, W_ih, b, h0, c0, W_hh, W_hr,
-                        lengths, y, h_n, c_n, gates, cs, hs, rs);
+  if (!e) e = forward_x(__func__, T, B, I, H, R, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
+                        W_hr, lengths, y, h_n, c_n, gates, cs, hs, rs);
   return e;
 }
 
 int SFXV(fastrnn_lstmp_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                                       const real *x, const real *W_ih, const real *b,
-                                       const real *h0, const real *c0, const real *W_hh,
-                                       const real *W_hr, const int64_t *lengths, real *y,
-                                       real *h_n, real *c_n, real *gates, real *cs, real *hs,
-                                       real *rs) {
+                                       const real *x, const real *W_ih, const real *b_ih,
+                                       const real *b_hh, const real *h0, const real *c0,
+                                       const real *W_hh, const real *W_hr,
+                                       const int64_t *lengths, real *y, real *h_n, real *c_n,
+                                       real *gates, real *cs, real *hs, real *rs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates,
            cs, hs, rs);
   e = check_R(__func__, e, R);
-  if (!e) e = forward_x(__func__, T, B, I, H, R, 2, 1, x, W_ih, b, h0, c0, W_hh, W_hr, lengths,
-                        y, h_n, c_n, gates, cs, hs, rs);
+  if (!e) e = forward_x(__func__, T, B, I, H, R, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, W_hr,
+                        lengths, y, h_n, c_n, gates, cs, hs, rs);
   return e;
 }
 

@@ -55,11 +55,12 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
 
 /* forward with G_x computed inside the loop from x, W_ih and the bias (fr_input). */
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
-                     int64_t S, const real *x, const real *W_ih, const real *b, const real *h0,
-                     const real *W_hh, const int64_t *lengths, real *y, real *h_n, real *hs) {
+                     int64_t S, const real *x, const real *W_ih, const real *b_ih,
+                     const real *b_hh, const real *h0, const real *W_hh, const int64_t *lengths,
+                     real *y, real *h_n, real *hs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b)) return fr_nomem(fn, "the packed W_ih");
+  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh)) return fr_nomem(fn, "the packed W_ih");
   const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs);
   fr_input_free(&in);
   return e;
@@ -131,22 +132,22 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H,              \
-                                      const real *x, const real *W_ih, const real *b,          \
-                                      const real *h0, const real *W_hh,                        \
+                                      const real *x, const real *W_ih, const real *b_ih,       \
+                                      const real *b_hh, const real *h0, const real *W_hh,      \
                                       const int64_t *lengths, real *y, real *h_n, real *hs) {  \
     FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
-    if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b, h0, W_hh, lengths, y, \
-                          h_n, hs);                                                            \
+    if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,    \
+                          lengths, y, h_n, hs);                                                \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,        \
-                                            const real *x, const real *W_ih, const real *b,    \
-                                            const real *h0, const real *W_hh,                  \
-                                            const int64_t *lengths, real *y, real *h_n,        \
-                                            real *hs) {                                        \
+                                            const real *x, const real *W_ih, const real *b_ih, \
+                                            const real *b_hh, const real *h0,                  \
+                                            const real *W_hh, const int64_t *lengths, real *y, \
+                                            real *h_n, real *hs) {                             \
     FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
-    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b, h0, W_hh, lengths, y,     \
-                          h_n, hs);                                                            \
+    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh,        \
+                          lengths, y, h_n, hs);                                                \
     return e;                                                                                  \
   }
 

@@ -214,16 +214,17 @@ static void check_threads(int cell, int64_t T, int64_t B, int64_t H) {
 }
 
 /* The forwards with the input projection inside (forward_x, forward_x_infer) against the plain
- * forward on G_x = x W_ihᵀ + b computed here, in float64: several chunks of steps, one and two
- * threads, with and without a bias. */
+ * forward on G_x = x W_ihᵀ + b_ih (+ b_hh: LSTM, RNN) computed here, in float64: several chunks
+ * of steps, one and two threads, with and without biases. */
 static void check_fused(int cell, int64_t T, int64_t B, int64_t I, int64_t H, int threads,
                         int bias) {
   Case c = new_case(cell, T, B, H);
   const int64_t G = c.G, S = T + 1;
   double *x = rnd(T * B * I), *W_ih = rnd(G * I), *b = bias ? rnd(G) : NULL;
+  double *b2 = bias && cell != GRU ? rnd(G) : NULL;  /* GRU's b_hh belongs to A, not G_x */
   for (int64_t r = 0; r < T * B; r++)
     for (int64_t g = 0; g < G; g++)
-      c.gx[r * G + g] = dot(x + r * I, W_ih + g * I, I) + (b ? b[g] : 0);
+      c.gx[r * G + g] = dot(x + r * I, W_ih + g * I, I) + ((b ? b[g] : 0) + (b2 ? b2[g] : 0));
   double *out[3][3];  /* forward, forward_x, forward_x_infer: y, h_n, c_n */
   fastrnn_set_num_threads(threads);
   for (int k = 0; k < 3; k++) {
@@ -236,7 +237,7 @@ static void check_fused(int cell, int64_t T, int64_t B, int64_t I, int64_t H, in
       rc = k == 0 ? fastrnn_lstm_forward_f64(T, B, H, c.gx, c.h0, c.c0, c.W, n, y, h_n, c_n, gates,
                                              cs, hs)
            : (k == 1 ? fastrnn_lstm_forward_x_f64 : fastrnn_lstm_forward_x_infer_f64)(
-                 T, B, I, H, x, W_ih, b, c.h0, c.c0, c.W, n, y, h_n, c_n, gates, cs, hs);
+                 T, B, I, H, x, W_ih, b, b2, c.h0, c.c0, c.W, n, y, h_n, c_n, gates, cs, hs);
     else if (cell == GRU)
       rc = k == 0 ? fastrnn_gru_forward_f64(T, B, H, c.gx, c.h0, c.W, c.b_hh, n, y, h_n, gates,
                                             a_n, hs)
@@ -245,11 +246,11 @@ static void check_fused(int cell, int64_t T, int64_t B, int64_t I, int64_t H, in
     else if (cell == RNN_TANH)
       rc = k == 0 ? fastrnn_rnn_tanh_forward_f64(T, B, H, c.gx, c.h0, c.W, n, y, h_n, hs)
            : (k == 1 ? fastrnn_rnn_tanh_forward_x_f64 : fastrnn_rnn_tanh_forward_x_infer_f64)(
-                 T, B, I, H, x, W_ih, b, c.h0, c.W, n, y, h_n, hs);
+                 T, B, I, H, x, W_ih, b, b2, c.h0, c.W, n, y, h_n, hs);
     else
       rc = k == 0 ? fastrnn_rnn_relu_forward_f64(T, B, H, c.gx, c.h0, c.W, n, y, h_n, hs)
            : (k == 1 ? fastrnn_rnn_relu_forward_x_f64 : fastrnn_rnn_relu_forward_x_infer_f64)(
-                 T, B, I, H, x, W_ih, b, c.h0, c.W, n, y, h_n, hs);
+                 T, B, I, H, x, W_ih, b, b2, c.h0, c.W, n, y, h_n, hs);
     EXPECT(rc == FASTRNN_OK, "%s fused k=%d: rc %d, %s", NAMES[cell], k, rc, fastrnn_last_error());
     out[k][0] = y, out[k][1] = h_n, out[k][2] = c_n;
     free(hs), free(cs), free(gates), free(a_n);
@@ -266,7 +267,7 @@ static void check_fused(int cell, int64_t T, int64_t B, int64_t I, int64_t H, in
     }
   for (int k = 0; k < 3; k++)
     for (int o = 0; o < 3; o++) free(out[k][o]);
-  free(x), free(W_ih), free(b), free_case(&c);
+  free(x), free(W_ih), free(b), free(b2), free_case(&c);
 }
 
 static void check_errors(void) {
