@@ -418,10 +418,21 @@ def _gru_forward_x(x, w_ih, b_ih, _, h0, w_hh, b_hh, lengths, save, backend):
 
 
 def _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
-    dGx, dA, dh0 = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
+    dGx, dA_n, dh0 = torch.empty_like(gates), torch.empty_like(dy), torch.empty_like(dh_n)
     dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
-                                        dGx, dA, dh0)
-    return dGx, dA, dh0
+                                        dGx, dA_n, dh0)
+    return dGx, dA_n, dh0
+
+
+def _gru_hh_grads(dGx, dA_n, hs):
+    """dW_hh [3H,H] and db_hh [3H] from ∂L/∂A = [dGx's r and z blocks, dA_n], dGx [T,B,3H],
+    dA_n [T,B,H], hs [T+1,B,H]: two products instead of a T·B·3H copy of ∂L/∂A."""
+    T, B, G = dGx.shape
+    H = G // 3
+    d_rz, d_n = dGx.reshape(T * B, G)[:, :2 * H], dA_n.reshape(T * B, H)
+    h = hs[:-1].reshape(T * B, H)
+    return (torch.cat([_gram(d_rz, h), _gram(d_n, h)]),
+            torch.cat([d_rz.sum(0), d_n.sum(0)]))
 
 
 @torch.library.custom_op("fastrnn::gru_forward", mutates_args=())
@@ -441,13 +452,13 @@ def _(gx, h0, w_hh, b_hh, lengths, save, backend):
 def gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, hs: Tensor, w_hh: Tensor,
                  lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H]
-    -> dGx [T,B,3H], dA [T,B,3H], dh0 [B,H]."""
+    -> dGx [T,B,3H], dA_n [T,B,H] (∂L/∂A's n block; its r, z blocks are dGx's), dh0 [B,H]."""
     return _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend)
 
 
 @gru_backward.register_fake
 def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
-    return torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(dh_n)
+    return torch.empty_like(gates), torch.empty_like(dy), torch.empty_like(dh_n)
 
 
 def _gru_setup(ctx, inputs, output, extra=()):
@@ -459,9 +470,9 @@ def _gru_setup(ctx, inputs, output, extra=()):
 def _gru_grad(ctx, dy, dh_n, *_):
     _check_saved(ctx)
     w_hh, lengths, gates, a_n, hs = ctx.saved_tensors[:5]
-    dGx, dA, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
+    dGx, dA_n, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
-    return dGx, dh0, _dW_hh(dA, hs), dA.sum((0, 1)), None, None, None
+    return dGx, dh0, *_gru_hh_grads(dGx, dA_n, hs), None, None, None
 
 
 gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)

@@ -196,7 +196,8 @@ int fastrnn_gru_backward_f32(int64_t T, int64_t B, int64_t H,
     const float *W_hh,        /* [3H,H]    */
     const int64_t *lengths,   /* [B]       */
     float *dGx,               /* [T,B,3H]  ∂L/∂G_x */
-    float *dA,                /* [T,B,3H]  ∂L/∂A (differs from dGx in the n block: × r) */
+    float *dA_n,              /* [T,B,H]   ∂L/∂A_n = dGx's n block × r (∂L/∂A's r and z
+                                           blocks are dGx's: dW_hh = Σ_t dA_tᵀ h_{t-1}) */
     float *dh0);              /* [B,H]     */
 int fastrnn_gru_forward_x_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *x,           /* [T,B,I]  */

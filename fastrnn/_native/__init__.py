@@ -141,8 +141,9 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
         call(f"gru_{_forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y, h_n,
              gates, a_n, hs)
 
-    def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0):
-        call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0)
+    def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0):
+        call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n,
+             dh0)
 
     return rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward
 

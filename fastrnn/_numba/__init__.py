@@ -83,6 +83,6 @@ def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
         _gru.forward(*_np(gx, h0, w_hh.t().contiguous(), b_hh, lengths, y, h_n, gates, a_n, hs))
 
 
-def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0):
+def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0):
     with _one_blas_thread():
-        _gru.backward(*_np(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA, dh0))
+        _gru.backward(*_np(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0))

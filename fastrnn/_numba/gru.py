@@ -46,19 +46,22 @@ def forward(gx, h0, W_hhT, b_hh, lengths, y, h_n, gates, a_n, hs):
 
 @nb.njit(signatures("void(F[:,:,::1], F[:,::1], F[:,:,::1], F[:,:,::1], F[:,:,::1], F[:,::1],"
                     " int64[::1], F[:,:,::1], F[:,:,::1], F[:,::1])"), cache=True, nogil=True)
-def backward(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0):
+def backward(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0):
     """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H], W_hh [3H,H]
-    -> dGx [T,B,3H] (∂L/∂G_x), dA [T,B,3H] (∂L/∂A), dh0 [B,H] (also the running ∂L/∂h_t)."""
+    -> dGx [T,B,3H] (∂L/∂G_x), dA_n [T,B,H] (the n block of ∂L/∂A; its r and z blocks are
+    dGx's), dh0 [B,H] (also the running ∂L/∂h_t)."""
     T, B, G = dGx.shape
     H = G // 3
     zero, one = dy.dtype.type(0), dy.dtype.type(1)
     dh_rec = np.empty((B, H), dy.dtype)
+    dA = np.empty((B, G), dy.dtype)  # step t's ∂L/∂A
     dh0[:] = dh_n
     for t in range(T - 1, -1, -1):
         for b in range(B):
             if t >= lengths[b]:
                 dGx[t, b] = zero
-                dA[t, b] = zero
+                dA[b] = zero
+                dA_n[t, b] = zero
                 continue
             for j in range(H):
                 r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
@@ -67,9 +70,10 @@ def backward(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0):
                 dz = dh * (hs[t, b, j] - n) * z * (one - z)
                 dr = dn * a_n[t, b, j] * r * (one - r)
                 dGx[t, b, j], dGx[t, b, H + j], dGx[t, b, 2 * H + j] = dr, dz, dn
-                dA[t, b, j], dA[t, b, H + j], dA[t, b, 2 * H + j] = dr, dz, dn * r
+                dA[b, j], dA[b, H + j], dA[b, 2 * H + j] = dr, dz, dn * r
+                dA_n[t, b, j] = dn * r
                 dh0[b, j] = dh * z          # the direct path; the recurrent one is added below
-        np.dot(dA[t], W_hh, dh_rec)
+        np.dot(dA, W_hh, dh_rec)
         for b in range(B):
             if t < lengths[b]:
                 for j in range(H):

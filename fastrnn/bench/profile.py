@@ -39,7 +39,8 @@ def breakdown_calls(inp, backend):
 
         def bwd():
             return autograd.gru_backward(gy, gh, gates, a_n, hs, w_hh, n, backend)
-        dGx, dA, _ = bwd()
+        dGx, dA_n, _ = bwd()
+        hh_grads = lambda: autograd._gru_hh_grads(dGx, dA_n, hs)  # noqa: E731
     else:
         relu = p.cell == "rnn_relu"
 
@@ -50,12 +51,13 @@ def breakdown_calls(inp, backend):
         def bwd():
             return autograd.rnn_backward(gy, gh, hs, w_hh, n, relu, backend)
         dGx = dA = bwd()[0]
-    T, B, G = dA.shape
-    x2, dGx2, dA2, h2 = x.reshape(T * B, -1), dGx.reshape(T * B, G), dA.reshape(T * B, G), \
-        hs[:-1].reshape(T * B, -1)
+    if p.cell != "gru":
+        hh_grads = lambda: autograd._dW_hh(dA, hs)  # noqa: E731
+    T, B, G = dGx.shape
+    x2, dGx2 = x.reshape(T * B, -1), dGx.reshape(T * B, G)
 
     def wgrad():
-        dGx2 @ w_ih, dGx2.t() @ x2, dA2.t() @ h2
+        dGx2 @ w_ih, dGx2.t() @ x2, hh_grads()
 
     return dict(zip(PARTS, (lambda: F.linear(x, w_ih, bias), fwd, bwd, wgrad)))
 

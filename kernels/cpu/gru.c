@@ -82,10 +82,14 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
 /* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
  * running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows
  * of dA, of ended sequences, add nothing). */
+/* dA_t = ∂L/∂A at step t goes to a ring of two slots, dAr [2,B,3H]: the product reads slot t
+ * while a thread already past it writes step t−1's into the other, and the barrier of step t−1
+ * comes before anyone writes slot t again. Only its n block, dA_n, is kept (its r and z blocks
+ * are dGx's): one T·B·3H output fewer, whose fresh pages cost more than the step's math. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                           const real *dy, const real *gates, const real *a_n,
                           const real *hs, const fr_weights *w,
-                          const int64_t *lengths, real *dGx, real *dA,
+                          const int64_t *lengths, real *dGx, real *dA_n, real *dAr,
                           real *dh0) {
   const int64_t G = 3 * H;
   int64_t j0, j1;
@@ -94,12 +98,14 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = 0; b < B; b++) {
-      real *dxb = dGx + (t * B + b) * G, *dab = dA + (t * B + b) * G, *dhb = dh0 + b * H;
+      real *dxb = dGx + (t * B + b) * G, *dab = dAr + ((t & 1) * B + b) * G;
+      real *dnb = dA_n + (t * B + b) * H, *dhb = dh0 + b * H;
       if (t >= lengths[b]) {
         for (int64_t q = 0; q < 3; q++) {
           memset(dxb + q * H + j0, 0, n);
           memset(dab + q * H + j0, 0, n);
         }
+        memset(dnb + j0, 0, n);
         continue;
       }
       const real *gb = gates + (t * B + b) * G, *dyb = dy + (t * B + b) * H;
@@ -110,11 +116,11 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                          &dxb[j], &dxb[H + j], &dxb[2 * H + j]);
         dab[j] = dxb[j];
         dab[H + j] = dxb[H + j];
-        dab[2 * H + j] = dxb[2 * H + j] * gb[j];
+        dab[2 * H + j] = dnb[j] = dxb[2 * H + j] * gb[j];
       }
     }
-    fr_barrier();  /* the product below reads all of dA[t] */
-    fr_step_backward(w, t, dA + t * B * G, dh0, j0, j1);
+    fr_barrier();  /* the product below reads all of dA_t */
+    fr_step_backward(w, t, dAr + (t & 1) * B * G, dh0, j0, j1);
   }
 }
 
@@ -160,17 +166,23 @@ int SFXV(fastrnn_gru_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H
 
 int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
                               const real *gates, const real *a_n, const real *hs,
-                              const real *W_hh, const int64_t *lengths, real *dGx, real *dA,
+                              const real *W_hh, const int64_t *lengths, real *dGx, real *dA_n,
                               real *dh0) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
+  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0);
   if (e) return e;
   fr_weights w;
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 1))
     return fr_nomem("fastrnn_gru_backward", "W_hh's workspace");
+  real *dAr = malloc((size_t)(2 * B * 3 * H) * sizeof(real));
+  if (!dAr) {
+    fr_weights_free(&w);
+    return fr_nomem("fastrnn_gru_backward", "dA's ring");
+  }
   memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, 3 * H, H);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
-                            dGx, dA, dh0));
+                            dGx, dA_n, dAr, dh0));
   fr_weights_free(&w);
+  free(dAr);
   return FASTRNN_OK;
 }

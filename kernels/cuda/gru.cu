@@ -24,16 +24,17 @@ __global__ void step_fwd(int64_t B, int64_t H, int64_t t, const real *gx_t, cons
                             &ab[2 * H + j]);
 }
 
-/* dh [B,H]: ∂L/∂h_t on entry, the direct part of ∂L/∂h_{t-1} (dh·z) on exit. */
+/* dh [B,H]: ∂L/∂h_t on entry, the direct part of ∂L/∂h_{t-1} (dh·z) on exit. dA_t [B,3H] is
+ * step t's ∂L/∂A for the product (scratch); its n block is also kept in dAn_t [B,H]. */
 __global__ void step_bwd(int64_t B, int64_t H, int64_t t, const real *dy_t, const real *gates_t,
                          const real *an_t, const real *h_prev, const int64_t *lengths, real *dh,
-                         real *dGx_t, real *dA_t) {
+                         real *dGx_t, real *dA_t, real *dAn_t) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= B * H) return;
   const int64_t b = i / H, j = i % H;
   real *dx = dGx_t + b * 3 * H, *da = dA_t + b * 3 * H;
   if (t >= lengths[b]) {
-    dx[j] = dx[H + j] = dx[2 * H + j] = da[j] = da[H + j] = da[2 * H + j] = 0;
+    dx[j] = dx[H + j] = dx[2 * H + j] = da[j] = da[H + j] = da[2 * H + j] = dAn_t[i] = 0;
     return;
   }
   const real *g = gates_t + b * 3 * H;
@@ -41,7 +42,7 @@ __global__ void step_bwd(int64_t B, int64_t H, int64_t t, const real *dy_t, cons
                   &dx[H + j], &dx[2 * H + j]);
   da[j] = dx[j];
   da[H + j] = dx[H + j];
-  da[2 * H + j] = dx[2 * H + j] * g[j];
+  da[2 * H + j] = dAn_t[i] = dx[2 * H + j] * g[j];
 }
 
 int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
@@ -65,19 +66,25 @@ int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t 
 
 int backward(const char *fn, int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
              const real *gates, const real *a_n, const real *hs, const real *W_hh,
-             const int64_t *lengths, real *dGx, real *dA, real *dh0, cudaStream_t s) {
+             const int64_t *lengths, real *dGx, real *dA_n, real *dh0, cudaStream_t s) {
   const int64_t BH = B * H, G = 3 * H;
-  real *WT = transposed(fn, W_hh, G, H, s);
+  real *WT = transposed(fn, W_hh, G, H, s), *dA = nullptr;  /* dA: one step's, [B,3H] */
   if (!WT) return FASTRNN_ENOMEM;
+  if (cudaMallocAsync((void **)&dA, (size_t)(B * G) * sizeof(real), s) != cudaSuccess) {
+    cudaGetLastError();
+    cudaFreeAsync(WT, s);
+    return fr_nomem(fn, "dA");
+  }
   launch_check_lengths(B, T, lengths, s);
   copy(dh0, dh_n, BH, s);
-  for (int64_t t = T - 1; t >= 0; t--) {
+  for (int64_t t = T - 1; t >= 0; t--) {  /* (one stream: step t−1 writes dA after t read it) */
     step_bwd<<<blocks_for(BH), kThreads, 0, s>>>(B, H, t, dy + t * BH, gates + t * B * G,
                                                  a_n + t * BH, hs + t * BH, lengths, dh0,
-                                                 dGx + t * B * G, dA + t * B * G);
-    launch_rows_times_W(B, G, H, t, lengths, dA + t * B * G, WT, dh0, 1, s);
+                                                 dGx + t * B * G, dA, dA_n + t * BH);
+    launch_rows_times_W(B, G, H, t, lengths, dA, WT, dh0, 1, s);
   }
   cudaFreeAsync(WT, s);
+  cudaFreeAsync(dA, s);
   return cuda_status(fn);
 }
 
@@ -104,8 +111,8 @@ int SFX_CUDA(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const r
 int SFX_CUDA(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                    const real *dh_n, const real *gates, const real *a_n,
                                    const real *hs, const real *W_hh, const int64_t *lengths,
-                                   real *dGx, real *dA, real *dh0, void *stream) {
-  FR_CHECK(e, T, B, H, 3, lengths, 0, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA, dh0);
-  return e ? e : backward(__func__, T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA,
+                                   real *dGx, real *dA_n, real *dh0, void *stream) {
+  FR_CHECK(e, T, B, H, 3, lengths, 0, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0);
+  return e ? e : backward(__func__, T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n,
                           dh0, (cudaStream_t)stream);
 }
