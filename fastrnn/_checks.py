@@ -53,10 +53,11 @@ def full_lengths(T, B, device):
     graph the tensor is reused from call to call (the kernels only read it)."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return torch.full((B,), T, dtype=torch.int64, device=device)
-    return _full_lengths(T, B, device)
+    return full_lengths_kept(T, B, device)
 
 
 @functools.lru_cache(maxsize=64)
-def _full_lengths(T, B, device):
+def full_lengths_kept(T, B, device):
+    """full_lengths outside a traced graph: one tensor per (T, B, device), reused."""
     with torch.inference_mode(False):  # a tensor made under inference_mode could not be saved
         return torch.full((B,), T, dtype=torch.int64, device=device)  # for a later backward

@@ -18,6 +18,16 @@ from . import _checks, dispatch
 
 _DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
+_library = None  # the native library, bound on first use (importing it costs 0.7 µs a call)
+
+
+def _kernel(name, dtype):
+    """The one-step forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype."""
+    global _library
+    if _library is None:
+        from ._native.cpu import library
+        _library = library
+    return _library.bound(name + "_forward_x_infer", _DTYPES[dtype][0])
 
 
 def _usable(backend, x):
@@ -39,14 +49,13 @@ def step(cell, x, hx):
     if x.dim() != 2 or not _usable(cell.backend, x):
         return None
     B, I = x.shape
-    H, lstm = cell.hidden_size, type(cell).__name__ == "LSTMCell"
+    H, name = cell.hidden_size, _STEMS[type(cell).__name__] or "rnn_" + cell.nonlinearity
     params = cell._parameters  # (nn.Module's attribute lookup costs 0.5 µs a name)
     w = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
-    h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
-    if I != cell.input_size or B == 0 or any(
-            s is not None and not _same(s, (B, H), x) for s in (h0, c0)):
+    h0, c0 = (hx if name == "lstm" else (hx, None)) if hx is not None else (None, None)
+    if (I != cell.input_size or B == 0 or (h0 is not None and not _same(h0, (B, H), x))
+            or (c0 is not None and not _same(c0, (B, H), x))):
         return None
-    name = _STEMS[type(cell).__name__] or f"rnn_{cell.nonlinearity}"
     out = _run(name, x, h0, c0, *w)
     if out is not None:
         cell.__dict__["last_backend"] = "native"
@@ -96,15 +105,13 @@ def _run(name, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     if w_ih.dtype != x.dtype or w_hh.dtype != x.dtype or not (
             w_ih.is_contiguous() and w_hh.is_contiguous()):
         return None
-    G = w_ih.shape[0]
-    from ._native.cpu import library
-    sfx, size = _DTYPES[x.dtype]
-    fn = library.bound(f"{name}_forward_x_infer", sfx)
-    n = _checks.full_lengths(1, B, x.device)
+    G, size = w_ih.shape[0], _DTYPES[x.dtype][1]
+    fn = _kernel(name, x.dtype)
+    n = _checks.full_lengths_kept(1, B, x.device)  # (no trace here: _usable said so)
     h0 = _zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
     h_n = x.new_empty(B, H)
     y = h_n.data_ptr()  # y [1,B,H] is h_n itself: the step writes both with the same values
-    library.lib.fastrnn_set_num_threads(torch.get_num_threads())
+    _library.lib.fastrnn_set_num_threads(torch.get_num_threads())
     if name == "lstm":
         c0 = _zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
         c_n = x.new_empty(B, H)
