@@ -76,6 +76,29 @@ def test_many_training_calls_do_not_grow_memory():
     assert rss[1] - rss[0] <= 20, f"resident memory grew {rss[1] - rss[0]:.1f} MiB"
 
 
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="Linux only")
+def test_threads_that_exit_give_back_their_kept_work_buffers():
+    """The kernels keep each calling thread's work buffers (packed weights: 2 MB here) for its
+    next call (kernels/cpu/workspace.c); a thread that exits frees them."""
+    torch.manual_seed(0)
+    m, x = fastrnn.LSTM(256, 256), torch.randn(2, 4, 256)
+
+    def call():
+        with torch.no_grad():
+            m(x)
+
+    def in_threads(n):
+        for _ in range(n):
+            t = threading.Thread(target=call)
+            t.start()
+            t.join()
+
+    in_threads(5)
+    before = _rss_mib()
+    in_threads(60)  # would keep 60 × 2 MB if the buffers outlived their threads
+    assert _rss_mib() - before <= 30, f"resident memory grew {_rss_mib() - before:.1f} MiB"
+
+
 def test_the_c_library_keeps_the_thread_count_per_calling_thread():
     from fastrnn._native.cpu import library
     lib, seen = library.lib, []

@@ -173,7 +173,7 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   fr_weights w;
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 1))
     return fr_nomem("fastrnn_gru_backward", "W_hh's workspace");
-  real *dAr = malloc((size_t)(2 * B * 3 * H) * sizeof(real));
+  real *dAr = fr_work_alloc((size_t)(2 * B * 3 * H) * sizeof(real));
   if (!dAr) {
     fr_weights_free(&w);
     return fr_nomem("fastrnn_gru_backward", "dA's ring");
@@ -183,6 +183,6 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
                             dGx, dA_n, dAr, dh0));
   fr_weights_free(&w);
-  free(dAr);
+  fr_work_free(dAr);
   return FASTRNN_OK;
 }

@@ -19,6 +19,11 @@
 #define SFXV(name) SFX(name)
 #endif
 
+/* Large work buffers, kept per calling thread between calls (workspace.c): fr_work_alloc returns
+ * n bytes (64-byte aligned) or NULL; fr_work_free(NULL) does nothing. */
+void *fr_work_alloc(size_t n);
+void fr_work_free(void *p);
+
 /* The product's helpers are inlined into each loop, so their sizes become constants there. */
 #define FR_HOT static inline __attribute__((always_inline))
 
@@ -335,7 +340,8 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->packed = NULL, w->active = NULL;
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
-  w->packed = malloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) * sizeof(real));
+  w->packed = fr_work_alloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) *
+                            sizeof(real));
   if (w->packed) return 0;
   free(w->active);
   return FASTRNN_ENOMEM;
@@ -356,7 +362,7 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
 }
 
 static inline void fr_weights_free(fr_weights *w) {
-  free(w->packed);
+  fr_work_free(w->packed);
   free(w->active);
 }
 
@@ -406,7 +412,7 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, NULL, 0)) return FASTRNN_ENOMEM;
-  in->buf = malloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
+  in->buf = fr_work_alloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
   if (!in->buf) {
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
@@ -416,7 +422,7 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
 
 static inline void fr_input_free(fr_input *in) {
   fr_weights_free(&in->w);
-  free(in->buf);
+  fr_work_free(in->buf);
 }
 
 /* A thread's slice of the chunk buffer: [Tc·B, gates, j1 − j0]. */

@@ -189,7 +189,7 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
     fr_weights_free(&w);
     return fr_nomem(fn, "W_hr's workspace");
   }
-  if (W_hr && !(dr = malloc((size_t)(B * H) * sizeof(real)))) {
+  if (W_hr && !(dr = fr_work_alloc((size_t)(B * H) * sizeof(real)))) {
     fr_weights_free(&wr);
     fr_weights_free(&w);
     return fr_nomem(fn, "∂L/∂r_t");
@@ -202,7 +202,7 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
                             lengths, dA, dh0, dc0, du, dr));
   fr_weights_free(&w);
   if (W_hr) fr_weights_free(&wr);
-  free(dr);
+  fr_work_free(dr);
   return FASTRNN_OK;
 }
 
