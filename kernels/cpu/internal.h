@@ -193,26 +193,35 @@ static inline int fr_bitrev(int r) {
   return s;
 }
 
-/* c[0..nr) = the dot products of a [K] with nr (≤ FR_L) rows of W, ldw apart: each row's
- * partial sums over FR_L lanes in k order (K's tail zero-padded), then folded (FR_FOLD). Each
- * row's sum takes the same steps whatever nr and its neighbours, so results do not depend on how
- * rows are grouped (nor on the number of threads). */
-FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *restrict W,
-                     int64_t ldw, real *restrict c) {
+/* The block of rows_dot: C[m][r] = A[m] · W[r] for nm rows of A [.,K] (lda apart) and nr rows
+ * of W (ldw apart), nm·nr ≤ FR_L, results ldc apart. Each output's partial sums run over FR_L
+ * lanes in k order (K's tail zero-padded), then fold (FR_FOLD); an output takes the same steps
+ * whatever block it is in, so results do not depend on how rows are grouped, nor on the number
+ * of threads. Per k step: nm + nr loads for nm·nr FMAs. */
+FR_HOT void dot_block(int nm, int nr, int64_t K, const real *restrict A, int64_t lda,
+                      const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
   fr_v acc[FR_L];
   for (int s = 0; s < FR_L; s++) acc[s] = (fr_v){0};
   int64_t k = 0;
   for (; k + FR_L <= K; k += FR_L) {
-    const fr_v av = fr_load(a + k);
-    for (int r = 0; r < nr; r++) acc[fr_bitrev(r)] += av * fr_load(W + r * ldw + k);
+    fr_v wv[FR_L];
+    for (int r = 0; r < nr; r++) wv[r] = fr_load(W + r * ldw + k);
+    for (int m = 0; m < nm; m++) {
+      const fr_v av = fr_load(A + m * lda + k);
+      for (int r = 0; r < nr; r++) acc[fr_bitrev(m * nr + r)] += av * wv[r];
+    }
   }
   if (k < K) {
-    real at[FR_L] = {0}, wt[FR_L] = {0};
-    memcpy(at, a + k, (size_t)(K - k) * sizeof(real));
-    const fr_v av = fr_load(at);
+    real t[FR_L] = {0};
+    fr_v wv[FR_L];
     for (int r = 0; r < nr; r++) {
-      memcpy(wt, W + r * ldw + k, (size_t)(K - k) * sizeof(real));
-      acc[fr_bitrev(r)] += av * fr_load(wt);
+      memcpy(t, W + r * ldw + k, (size_t)(K - k) * sizeof(real));
+      wv[r] = fr_load(t);
+    }
+    for (int m = 0; m < nm; m++) {
+      memcpy(t, A + m * lda + k, (size_t)(K - k) * sizeof(real));
+      const fr_v av = fr_load(t);
+      for (int r = 0; r < nr; r++) acc[fr_bitrev(m * nr + r)] += av * wv[r];
     }
   }
   /* n vectors to n/2 with d = n/2, until one is left */
@@ -226,24 +235,42 @@ FR_HOT void dot_rows(int nr, int64_t K, const real *restrict a, const real *rest
   for (int s = 0; s < 2; s++) acc[s] = FR_FOLD(acc[2 * s], acc[2 * s + 1], 2);
 #endif
   acc[0] = FR_FOLD(acc[0], acc[1], 1);
-  if (nr == FR_L) {
-    memcpy(c, &acc[0], sizeof acc[0]);
+  if (nm == 1 && nr == FR_L) {
+    memcpy(C, &acc[0], sizeof acc[0]);
     return;
   }
-  for (int r = 0; r < nr; r++) c[r] = acc[0][r];
+  for (int m = 0; m < nm; m++)
+    for (int r = 0; r < nr; r++) C[m * ldc + r] = acc[0][m * nr + r];
 }
 
+/* Rows of A per block when there are several (FR_MB × FR_L / FR_MB outputs a block): for L = 16,
+ * 4 × 4 — 8 loads per 16 FMAs, where one row against 16 of W takes 17. */
+#define FR_MB (FR_L >= 16 ? 4 : FR_L >= 4 ? 2 : 1)
+
 /* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product when
- * W_hh is not packed (fr_weights_init). */
+ * W is not packed (fr_weights_init). One row of A takes FR_L rows of W a block; several take
+ * FR_MB rows of A against FR_L / FR_MB of W, so each W load serves FR_MB rows. */
 FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
                      const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
-  int64_t n = 0;
-  for (; n + FR_L <= N; n += FR_L)
-    for (int64_t m = 0; m < M; m++)
-      dot_rows(FR_L, K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
-  if (n < N)
-    for (int64_t m = 0; m < M; m++)
-      dot_rows((int)(N - n), K, A + m * lda, W + n * ldw, ldw, C + m * ldc + n);
+  /* (whole blocks call dot_block with constant sizes, so that its loops unroll into registers) */
+  if (M == 1) {
+    int64_t n = 0;
+    for (; n + FR_L <= N; n += FR_L) dot_block(1, FR_L, K, A, lda, W + n * ldw, ldw, C + n, ldc);
+    if (n < N) dot_block(1, (int)(N - n), K, A, lda, W + n * ldw, ldw, C + n, ldc);
+    return;
+  }
+  const int nb = FR_L / FR_MB;
+  for (int64_t n = 0; n < N; n += nb) {
+    const int nr = (int)(N - n < nb ? N - n : nb);
+    int64_t m = 0;
+    if (nr == nb)
+      for (; m + FR_MB <= M; m += FR_MB)
+        dot_block(FR_MB, nb, K, A + m * lda, lda, W + n * ldw, ldw, C + m * ldc + n, ldc);
+    for (; m < M; m += FR_MB) {
+      const int nm = (int)(M - m < FR_MB ? M - m : FR_MB);
+      dot_block(nm, nr, K, A + m * lda, lda, W + n * ldw, ldw, C + m * ldc + n, ldc);
+    }
+  }
 }
 
 /* active [T]: at step t, 1 + the last row still inside its sequence (0 if none). With lengths
@@ -326,11 +353,13 @@ typedef struct {
  * fr_weights_pack: in parallel, and into its own core's cache), and, given the lengths (W_hh),
  * the rows each step covers (fr_active_rows). Packing pays in the backward when B ≥ FR_MR rows
  * share each load (in place, the backward product is the same tile with W_hh's rows as its
- * panels, so few rows need no copy). Forward in place takes a horizontal sum per output, which at
- * H = 64 costs as much as the products (LSTM B = 1, T = 32, avx512: 2.2 µs a step against 1.4
- * packed), so few rows pack too once T·B reaches FR_MR — unless H ≥ 512, where the sums are cheap
- * beside the K-long dot products and a second copy of W_hh (16 MB for an LSTM with H = 1024)
- * pushes both out of the L3 the product streams from (B = 1, T = 8: 1.06 ms a step packed).
+ * panels, so few rows need no copy). Forward in place (rows_dot) takes a fold per FR_L outputs,
+ * which at H = 64 costs as much as the products (LSTM B = 1, T = 32, avx512: 2.2 µs a step
+ * against 1.4 packed), so the forward packs once T·B reaches FR_MR — but not for one step, where
+ * packing is most of the work (Zen 4, 2 threads, LSTM T = 1: B = 8, H = 256 182 µs packed
+ * against 72 in place; B = 32, H = 128 106 against 87; even at B = 64), and not at H ≥ 512 with
+ * B < FR_MR, where a second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of
+ * the L3 the product streams from (B = 1, T = 8: 1.06 ms a step packed).
  * Returns 0, or FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, const int64_t *lengths,
@@ -339,7 +368,7 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
   w->packed = NULL, w->active = NULL;
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
-  if (B < FR_MR && (backward || T * B < FR_MR || H >= 512)) return 0;
+  if (backward ? B < FR_MR : T == 1 || T * B < FR_MR || (B < FR_MR && H >= 512)) return 0;
   w->packed = fr_work_alloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) *
                             sizeof(real));
   if (w->packed) return 0;
