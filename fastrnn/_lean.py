@@ -1,5 +1,5 @@
-"""One no-grad time step — of a cell, or of a module's layers on a one-step sequence — on the
-native kernels with as little Python around it as possible.
+"""No-grad calls — a cell's step, a module's layers on a sequence (one direction, or one step)
+— on the native kernels with as little Python around it as possible.
 
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
 API's checks, six output buffers, the b_ih + b_hh sum, cffi) a cell call cost 30–40 µs, slower
@@ -56,82 +56,84 @@ def step(cell, x, hx):
     if (I != cell.input_size or B == 0 or (h0 is not None and not _same(h0, (B, H), x))
             or (c0 is not None and not _same(c0, (B, H), x))):
         return None
-    out = _run(name, x, h0, c0, *w)
-    if out is not None:
-        cell.__dict__["last_backend"] = "native"
-    return out
+    out = _run(name, 1, x, h0, c0, *w)
+    if out is None:
+        return None
+    cell.__dict__["last_backend"] = "native"
+    return out[1:] if name == "lstm" else out[1]
 
 
 def layers(module, x, h0, c0):
-    """module's layers for one time step, x [1,B,I], h0 (c0) [L·D,B,H], without gradients:
-    (y [1,B,D·H], h_n (, c_n)), or None when the general path must run. A one-step sequence
+    """module's layers on x [T,B,I], h0 (c0) [L·D,B,H], without gradients: (y [T,B,D·H], h_n
+    (, c_n)), or None when the general path must run. Bidirectional only for one step, which
     reads the same in both directions."""
-    if (x.dim() != 3 or x.shape[0] != 1 or not _usable(module.backend, x)
-            or getattr(module, "proj_size", 0) or (module.dropout and module.training)):
+    if (x.dim() != 3 or not _usable(module.backend, x) or getattr(module, "proj_size", 0)
+            or (module.dropout and module.training)):
         return None
-    D, H, B = 2 if module.bidirectional else 1, module.hidden_size, x.shape[1]
+    T, B = x.shape[:2]
+    D, H = 2 if module.bidirectional else 1, module.hidden_size
     lstm = module.mode == "LSTM"
     name = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}[
         module.mode]
     shape = (module.num_layers * D, B, H)
-    if B == 0 or not _same(h0, shape, x) or (lstm and not _same(c0, shape, x)):
+    if (B == 0 or (T > 1 and D == 2) or not _same(h0, shape, x)
+            or (lstm and not _same(c0, shape, x))):
         return None
-    xin, h_n, c_n = x[0], [], []
+    xin, h_n, c_n = x if T > 1 else x[0], [], []  # (one step: [B,·] throughout)
     for layer in range(module.num_layers):
         outs = []
         for d in range(D):
             k = layer * D + d
             w = module._weights(k)
-            if w[0].dtype != x.dtype or xin.shape[1] != w[0].shape[1]:
+            if w[0].dtype != x.dtype or xin.shape[-1] != w[0].shape[1]:
                 return None
-            out = _run(name, xin, h0[k], c0[k] if lstm else None, *w[:4])
+            out = _run(name, T, xin, h0[k], c0[k] if lstm else None, *w[:4])
             if out is None:
                 return None
-            h, c = out if lstm else (out, None)
-            outs.append(h)
-            h_n.append(h)
-            c_n.append(c)
+            outs.append(out[0])
+            h_n.append(out[1])
+            c_n.append(out[2])
         xin = outs[0] if D == 1 else torch.cat(outs, 1)
     module.__dict__["last_backend"] = "native"
     h_n = torch.stack(h_n)
-    return xin[None], ((h_n, torch.stack(c_n)) if lstm else h_n)
+    return (xin if T > 1 else xin[None]), ((h_n, torch.stack(c_n)) if lstm else h_n)
 
 
-def _run(name, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """One step of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [B,I] from h0 (c0) [B,H]
-    (None: zeros). None when the kernel refuses."""
-    B, I = x.shape
+def _run(name, T, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x ([T,B,I], or [B,I] for one
+    step; contiguous) from h0 (c0) [B,H] (None: zeros): (y, h_n, c_n or None), y [T,B,H] — for
+    one step h_n itself. None when the kernel refuses."""
+    B, I = x.shape[-2:]
     H = w_hh.shape[1]
     if w_ih.dtype != x.dtype or w_hh.dtype != x.dtype or not (
             w_ih.is_contiguous() and w_hh.is_contiguous()):
         return None
     G, size = w_ih.shape[0], _DTYPES[x.dtype][1]
     fn = _kernel(name, x.dtype)
-    n = _checks.full_lengths_kept(1, B, x.device)  # (no trace here: _usable said so)
+    n = _checks.full_lengths_kept(T, B, x.device)  # (no trace here: _usable said so)
     h0 = _zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
     h_n = x.new_empty(B, H)
-    y = h_n.data_ptr()  # y [1,B,H] is h_n itself: the step writes both with the same values
+    y = h_n if T == 1 else x.new_empty(T, B, H)  # one step writes y and h_n alike: one buffer
+    yp, c_n = y.data_ptr(), None
     _library.lib.fastrnn_set_num_threads(torch.get_num_threads())
     if name == "lstm":
         c0 = _zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
         c_n = x.new_empty(B, H)
         s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0, c0,
-                w_hh.data_ptr(), n.data_ptr(), y, y, c_n.data_ptr(), s, s + B * G * size,
-                s + (B * G + 2 * B * H) * size)
-        out = (h_n, c_n)
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0, c0,
+                w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), c_n.data_ptr(), s,
+                s + B * G * size, s + (B * G + 2 * B * H) * size)
     elif name == "gru":
         s = _scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
         b = _ptr(b_hh) or _zeros(G, x.dtype)  # the kernel always reads b_hh
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0, w_hh.data_ptr(), b,
-                n.data_ptr(), y, y, s, s + B * G * size, s + (B * G + B * H) * size)
-        out = h_n
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0, w_hh.data_ptr(), b,
+                n.data_ptr(), yp, h_n.data_ptr(), s, s + B * G * size,
+                s + (B * G + B * H) * size)
     else:
         s = _scratch(2 * B * H * size)  # hs [2,B,H]
-        rc = fn(1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0,
-                w_hh.data_ptr(), n.data_ptr(), y, y, s)
-        out = h_n
-    return out if rc == 0 else None  # on an error the general path raises it with its message
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0,
+                w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), s)
+    return (y, h_n, c_n) if rc == 0 else None  # on an error the general path raises it
 
 
 def _ptr(t):
