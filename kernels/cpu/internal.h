@@ -255,6 +255,12 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
   /* (whole blocks call dot_block with constant sizes, so that its loops unroll into registers) */
   if (M == 1) {
     int64_t n = 0;
+    /* long rows: FR_L/2 at a time, fewer streams from memory for the prefetchers to follow
+     * (B = 1, T = 32, H = 1024, Zen 4, 4 interleaved runs each: LSTM 8.0-8.3 -> 7.1-8.2 ms,
+     * GRU 5.8-6.3 -> 4.9-5.8, faster in every pair) */
+    if (K >= 512)
+      for (; n + FR_L / 2 <= N; n += FR_L / 2)
+        dot_block(1, FR_L / 2, K, A, lda, W + n * ldw, ldw, C + n, ldc);
     for (; n + FR_L <= N; n += FR_L) dot_block(1, FR_L, K, A, lda, W + n * ldw, ldw, C + n, ldc);
     if (n < N) dot_block(1, (int)(N - n), K, A, lda, W + n * ldw, ldw, C + n, ldc);
     return;
