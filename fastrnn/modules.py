@@ -134,7 +134,8 @@ class _Recurrent:
         D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
         h0, c0 = hx if lstm else (hx, None)
-        lean = None if lengths is not None else _lean.layers(self, x, h0, c0)  # no-grad: straight
+        # without gradients, straight to the kernel when nothing needs the general path
+        lean = None if lengths is not None else _lean.layers(self, x, h0, c0)
         if lean is not None:
             return lean
         # (through __dict__: nn.Module's setattr is slow)
