@@ -157,10 +157,10 @@ static inline fr_v fr_load(const real *p) {
 }
 
 /* fold(x, y, d): for every block of 2d lanes, its first d lanes get x's pairs (lane + lane d
- * further), the next d lanes y's. Applied with d = FR_L/2, …, 1 to FR_L vectors (one row's
- * partial sums each), pairwise, it leaves one vector of FR_L row sums — row slot s in lane
- * bitrev(s) — in FR_L − 1 folds of two shuffles and an add, against a shuffle-and-add chain per
- * row when each row is summed on its own. */
+ * further), the next d lanes y's. Applied with d = FR_L/2, …, 1 to FR_L vectors (one output's
+ * partial sums each), pairwise, it leaves one vector of FR_L sums — slot s's in lane bitrev(s)
+ * — in FR_L − 1 folds of two shuffles and an add, against a shuffle-and-add chain per output
+ * when each is summed on its own. */
 #define FR_LO(i, d) \
   ((i) % (2 * (d)) < (d) ? (i) / (2 * (d)) * 2 * (d) + (i) % (2 * (d)) \
                          : FR_L + (i) / (2 * (d)) * 2 * (d) + (i) % (2 * (d)) - (d))
@@ -360,12 +360,12 @@ typedef struct {
  * the rows each step covers (fr_active_rows). Packing pays in the backward when B ≥ FR_MR rows
  * share each load (in place, the backward product is the same tile with W_hh's rows as its
  * panels, so few rows need no copy). Forward in place (rows_dot) takes a fold per FR_L outputs,
- * which at H = 64 costs as much as the products (LSTM B = 1, T = 32, avx512: 2.2 µs a step
- * against 1.4 packed), so the forward packs once T·B reaches FR_MR — but not for one step, where
- * packing is most of the work (Zen 4, 2 threads, LSTM T = 1: B = 8, H = 256 182 µs packed
- * against 72 in place; B = 32, H = 128 106 against 87; even at B = 64), and not at H ≥ 512 with
- * B < FR_MR, where a second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of
- * the L3 the product streams from (B = 1, T = 8: 1.06 ms a step packed).
+ * which at small K costs about what packing saves (LSTM B = 1, T = 32, H = 64, avx512: 66 µs a
+ * call in place against 62 packed), so the forward packs once T·B reaches FR_MR — but not for one
+ * step, where packing is most of the work (Zen 4, 2 threads, LSTM T = 1: B = 8, H = 256 182 µs
+ * packed against 72 in place; B = 32, H = 128 106 against 87; even at B = 64), and not at
+ * H ≥ 512 with B < FR_MR, where a second copy of W_hh (16 MB for an LSTM with H = 1024) pushes
+ * both out of the L3 the product streams from (B = 1, T = 8: 1.06 ms a step packed).
  * Returns 0, or FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, const int64_t *lengths,
