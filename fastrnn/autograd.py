@@ -10,11 +10,12 @@ are kept; such a forward cannot be differentiated. Second derivatives raise a cl
 
 Two paths reach the kernels. torch.compile, torch.export, tracing and ONNX export see F.linear
 and the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
-which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and b instead
-of G_x (`_Cell.x`): native computes G_x inside its loop, a chunk of steps ahead, so G_x over all
-T never exists; the other backends get it from torch first. Without gradients the kernel is
-called directly, with gradients through `_FastX`, a torch.autograd.Function sharing the ops'
-backward that also gives x, W_ih and b their gradients.
+which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and the
+biases instead of G_x (`_Cell.__call__`): native computes G_x inside its loop, a chunk of steps
+ahead, so G_x over all T never exists; the other backends get it from torch first. Without
+gradients the kernel is called directly, with gradients through `_Fast`, a
+torch.autograd.Function sharing the ops' backward that also gives x, W_ih and the biases their
+gradients. The LSTM with a projection is its own cell, `lstmp`.
 """
 import torch
 from torch import Tensor
