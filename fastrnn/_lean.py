@@ -2,12 +2,12 @@
 — on the native kernels with as little Python around it as possible.
 
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
-API's checks, six output buffers, the b_ih + b_hh sum, cffi) a cell call cost 30–40 µs, slower
-than torch.nn's cell. Here, when nothing needs the general path — no gradients, CPU, contiguous
-float32/float64 input, states of the shapes torch.nn checks, the native backend usable and
-chosen, no projection, no dropout in training — each layer allocates its outputs and makes one
-foreign call; the kernel's scratch is the calling thread's own buffer, kept between calls, and
-missing initial states read a kept block of zeros. Anything else returns None and the caller
+API's checks, six output buffers, cffi) a cell call cost 30–40 µs, slower than torch.nn's cell.
+Here, when nothing needs the general path — no gradients, CPU, contiguous float32/float64
+input, states of the shapes torch.nn checks, the native backend usable and chosen, no
+projection, no dropout in training — each layer allocates its outputs and makes one foreign
+call; the kernel's scratch is the calling thread's own buffer, kept between calls, and missing
+initial states read a kept block of zeros. Anything else returns None and the caller
 takes the general path, errors included.
 """
 import threading

@@ -127,8 +127,8 @@ class _Fast(torch.autograd.Function):
 
 
 class _Cell:
-    """One cell: its forward body from G_x (the op's), the forward body from x, W_ih and b
-    (`forward_x`), the op's setup and backward, and the op itself."""
+    """One cell: its forward body from G_x (the op's), the forward body from x, W_ih and the
+    biases (`forward_x`), the op's setup and backward, and the op itself."""
 
     def __init__(self, forward, setup, grad, op, forward_x):
         self.forward, self.setup, self.grad, self.op = forward, setup, grad, op

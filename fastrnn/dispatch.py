@@ -6,7 +6,8 @@
     eager    plain PyTorch ops (fastrnn/_eager.py): any device, dtype and feature
 
 The kernel backends share one interface: the functions rnn_forward, rnn_backward, lstm_forward,
-lstm_backward, gru_forward, gru_backward of the C ABI (kernels/fastrnn.h), on torch tensors.
+lstm_backward, gru_forward, gru_backward, lstmp_forward, lstmp_backward of the C ABI
+(kernels/fastrnn.h), on torch tensors.
 """
 import importlib
 import warnings

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import fastrnn
+from fastrnn.bench.memory import status_mib
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
@@ -54,11 +55,6 @@ def test_threads_calling_one_module_get_the_sequential_results(mode):
     assert got == ["same"] * len(xs)
 
 
-def _rss_mib():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
-
-
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="Linux only")
 def test_many_training_calls_do_not_grow_memory():
     torch.manual_seed(0)
@@ -72,7 +68,7 @@ def test_many_training_calls_do_not_grow_memory():
         (y.sum() + c.sum()).backward()
         opt.step()
         if i in (1_999, 9_999):
-            rss.append(_rss_mib())
+            rss.append(status_mib("VmRSS"))
     assert rss[1] - rss[0] <= 20, f"resident memory grew {rss[1] - rss[0]:.1f} MiB"
 
 
@@ -94,9 +90,10 @@ def test_threads_that_exit_give_back_their_kept_work_buffers():
             t.join()
 
     in_threads(5)
-    before = _rss_mib()
+    before = status_mib("VmRSS")
     in_threads(60)  # would keep 60 × 2 MB if the buffers outlived their threads
-    assert _rss_mib() - before <= 30, f"resident memory grew {_rss_mib() - before:.1f} MiB"
+    grown = status_mib("VmRSS") - before
+    assert grown <= 30, f"resident memory grew {grown:.1f} MiB"
 
 
 def test_the_c_library_keeps_the_thread_count_per_calling_thread():

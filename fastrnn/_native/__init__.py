@@ -115,12 +115,14 @@ def _forward(x, hs, name="forward"):
 
 
 def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib.nullcontext()):
-    """The six functions of the kernel-backend interface (see fastrnn.dispatch) on `library`;
-    `stream(t)` gives the stream to launch on and `device(t)` a context making t's device current."""
+    """The functions of the kernel-backend interface (see fastrnn.dispatch) on `library`;
+    `stream(t)` gives the stream to launch on and `device(t)` a context making t's device current.
+    The LSTM with a projection (lstmp_*): w_hr [R,H], h0 [B,R], rs [Sg,B,H] the cell outputs r_t
+    it projects, du [T,B,R]."""
 
-    def call(stem, H, *tensors):
+    def call(stem, H, *tensors, R=None):
         with device(tensors[0]):
-            library.call(stem, H, *tensors, stream=stream(tensors[0]))
+            library.call(stem, H, *tensors, stream=stream(tensors[0]), R=R)
 
     def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
         stem = f"rnn_{'relu' if relu else 'tanh'}_{_forward(gx, hs)}"
@@ -145,7 +147,16 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
         call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n,
              dh0)
 
-    return rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward
+    def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
+        call("lstmp_" + _forward(gx, hs), c0.shape[1], gx, h0, c0, w_hh, w_hr, lengths, y, h_n,
+             c_n, gates, cs, hs, rs, R=h0.shape[1])
+
+    def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA, dh0, dc0, du):
+        call("lstmp_backward", dc_n.shape[1], dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA,
+             dh0, dc0, du, R=dh_n.shape[1])
+
+    return (rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
+            lstmp_forward, lstmp_backward)
 
 
 def fused_functions(library):
@@ -173,22 +184,3 @@ def fused_functions(library):
                      R=h0.shape[1])
 
     return rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x
-
-
-def projection_functions(library, stream=lambda t: None,
-                         device=lambda t: contextlib.nullcontext()):
-    """The LSTM with a projection (lstmp_*), forward and backward, as kernel_functions gives the
-    others: w_hr [R,H], h0 [B,R], rs [Sg,B,H] the cell outputs r_t it projects, du [T,B,R]."""
-
-    def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
-        with device(gx):
-            library.call("lstmp_" + _forward(gx, hs), c0.shape[1], gx, h0, c0, w_hh, w_hr,
-                         lengths, y, h_n, c_n, gates, cs, hs, rs, R=h0.shape[1],
-                         stream=stream(gx))
-
-    def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA, dh0, dc0, du):
-        with device(dy):
-            library.call("lstmp_backward", dc_n.shape[1], dy, dh_n, dc_n, gates, cs, w_hh, w_hr,
-                         lengths, dA, dh0, dc0, du, R=dh_n.shape[1], stream=stream(dy))
-
-    return lstmp_forward, lstmp_backward

@@ -6,13 +6,12 @@ FASTRNN_CPU_VARIANT or set with fastrnn.set_cpu_variant — to compare them, or 
 """
 import os
 
-from . import Library, fused_functions, kernel_functions, projection_functions
+from . import Library, fused_functions, kernel_functions
 
 library = Library("cpu")
-(rnn_forward, rnn_backward, lstm_forward, lstm_backward,
- gru_forward, gru_backward) = kernel_functions(library)
+(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
+ lstmp_forward, lstmp_backward) = kernel_functions(library)
 rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x = fused_functions(library)
-lstmp_forward, lstmp_backward = projection_functions(library)
 
 
 def set_variant(name):

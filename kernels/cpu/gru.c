@@ -72,20 +72,21 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
                      real *y, real *h_n, real *gates, real *a_n, real *hs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 3, T, B, H, I, x, W_ih, b_ih, NULL)) return fr_nomem(fn, "the packed W_ih");
+  if (fr_input_init(&in, 3, T, B, H, I, x, W_ih, b_ih, NULL))
+    return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, S, Sg, NULL, &in, h0, W_hh, b_hh, lengths, y, h_n, gates,
                         a_n, hs);
   fr_input_free(&in);
   return e;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
- * running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows
- * of dA, of ended sequences, add nothing). */
-/* dA_t = ∂L/∂A at step t goes to a ring of two slots, dAr [2,B,3H]: the product reads slot t
- * while a thread already past it writes step t−1's into the other, and the barrier of step t−1
- * comes before anyone writes slot t again. Only its n block, dA_n, is kept (its r and z blocks
- * are dGx's): one T·B·3H output fewer, whose fresh pages cost more than the step's math. */
+/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles
+ * as the running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero
+ * rows of dA, of ended sequences, add nothing). dA_t = ∂L/∂A at step t goes to a ring of two
+ * slots, dAr [2,B,3H]: the product reads slot t while a thread already past it writes step t−1's
+ * into the other, and the barrier of step t−1 comes before anyone writes slot t again. Only its n
+ * block, dA_n, is kept (its r and z blocks are dGx's): one T·B·3H output fewer, whose fresh pages
+ * cost more than the step's math. */
 static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
                           const real *dy, const real *gates, const real *a_n,
                           const real *hs, const fr_weights *w,

@@ -113,7 +113,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
   if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh))
-    return fr_nomem(fn, "the packed W_ih");
+    return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, R, S, Sg, NULL, &in, h0, c0, W_hh, W_hr, lengths, y, h_n,
                         c_n, gates, cs, hs, rs);
   fr_input_free(&in);
@@ -184,7 +184,8 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
                     real *dh0, real *dc0, real *du) {
   fr_weights w, wr;
   real *dr = NULL;
-  if (fr_weights_init(&w, 4, T, B, H, R, W_hh, lengths, 1)) return fr_nomem(fn, "W_hh's workspace");
+  if (fr_weights_init(&w, 4, T, B, H, R, W_hh, lengths, 1))
+    return fr_nomem(fn, "W_hh's workspace");
   if (W_hr && fr_weights_init(&wr, 1, T, B, R, H, W_hr, lengths, 1)) {
     fr_weights_free(&w);
     return fr_nomem(fn, "W_hr's workspace");

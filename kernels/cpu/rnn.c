@@ -53,14 +53,15 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
   return FASTRNN_OK;
 }
 
-/* forward with G_x computed inside the loop from x, W_ih and the bias (fr_input). */
+/* forward with G_x computed inside the loop from x, W_ih and the biases (fr_input). */
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
                      int64_t S, const real *x, const real *W_ih, const real *b_ih,
                      const real *b_hh, const real *h0, const real *W_hh, const int64_t *lengths,
                      real *y, real *h_n, real *hs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh)) return fr_nomem(fn, "the packed W_ih");
+  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh))
+    return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs);
   fr_input_free(&in);
   return e;
