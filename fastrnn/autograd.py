@@ -46,7 +46,8 @@ def _gram(a, b):
     additions). Pairwise in float32, not sequentially in float64: at LSTM B = 64, H = 1024,
     T = 32 the float64 sum's conversions and fills (32 MB each) cost 200 of a 715 ms step."""
     N = a.shape[0]
-    if a.dtype != torch.float32 or N <= 2 * _ROWS or a.device.type != "cpu":
+    if (a.dtype != torch.float32 or N <= 2 * _ROWS or a.device.type != "cpu"
+            or torch.is_autocast_enabled("cpu")):  # (a bfloat16 GEMM's partials would be rounded)
         return a.t() @ b
     partials = []  # (level, sum of 2^level partial products): a binary counter
     for i in range(0, N, _ROWS):
@@ -109,12 +110,20 @@ class _Fast(torch.autograd.Function):
     def forward(ctx, cell, x, w_ih, b_ih, b_hh, *inputs):
         out = cell.forward_x(x, w_ih, b_ih, b_hh, *inputs)
         cell.setup(ctx, (None, *inputs), out, (x, w_ih))
-        ctx.cell, ctx.fast = cell, True
+        ctx.cell, ctx.fast, ctx.bf16 = cell, True, dispatch.multiplies_in_bf16()
         return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
         # second derivative reaches the backward op's clear error (see _backward_fn)
 
     @staticmethod
     def backward(ctx, *grads):
+        # a forward that multiplied in bfloat16 (a bfloat16 module, autocast) has its backward's
+        # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
+        with (torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.bf16),
+              dispatch.bf16_products(ctx.bf16)):
+            return _Fast._backward(ctx, *grads)
+
+    @staticmethod
+    def _backward(ctx, *grads):
         dgx, *rest = ctx.cell.grad(ctx, *grads)
         x, w_ih = ctx.saved_tensors[-2:]
         T, B, G = dgx.shape

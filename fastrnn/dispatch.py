@@ -9,6 +9,7 @@ The kernel backends share one interface: the functions rnn_forward, rnn_backward
 lstm_backward, gru_forward, gru_backward, lstmp_forward, lstmp_backward of the C ABI
 (kernels/fastrnn.h), on torch tensors.
 """
+import contextlib
 import importlib
 import warnings
 
@@ -18,6 +19,8 @@ NAMES = ("numba", "native", "cuda", "eager")
 _MODULES = {"numba": "fastrnn._numba", "native": "fastrnn._native.cpu",
             "cuda": "fastrnn._native.cuda"}
 _KERNEL_DTYPES = (torch.float32, torch.float64)
+# bfloat16 calls run on the float32 kernels (fastrnn.functional widens them; bf16_products)
+_WIDENED = (torch.bfloat16,)
 _loaded, _why_not = {}, {}
 
 
@@ -75,9 +78,9 @@ def resolve(backend, x):
         raise ValueError(f"backend must be one of {('auto',) + NAMES}, got {backend!r}")
     if backend == "eager":
         return backend
-    if x.dtype not in _KERNEL_DTYPES:
-        raise ValueError(f"backend {backend!r} takes float32 or float64 input, got {x.dtype}; "
-                         "use backend='eager' or 'auto'")
+    if x.dtype not in _KERNEL_DTYPES + _WIDENED:
+        raise ValueError(f"backend {backend!r} takes float32, float64 or bfloat16 input, got "
+                         f"{x.dtype}; use backend='eager' or 'auto'")
     want = "cuda" if backend == "cuda" else "cpu"
     if x.device.type != want:
         raise ValueError(f"backend {backend!r} runs on {want} tensors, got input on {x.device}")
@@ -95,7 +98,8 @@ _warned = set()
 
 
 def _auto(x):
-    if x.dtype not in _KERNEL_DTYPES:
+    # float16: no kernel is faster than torch's own ops there; bfloat16: see bf16_products
+    if x.dtype not in _KERNEL_DTYPES + _WIDENED:
         return "eager"
     # CPU, measured with `fastrnn bench` and `--dtype float64` (2-core AMD EPYC, AVX2, T=50,
     # B in {1,16,64}, H=I in {64,256}): the C library, whose packed, register-tiled product runs
@@ -115,3 +119,27 @@ def _auto(x):
             warnings.warn(f"fastrnn: backend {name!r} is unavailable ({reason}); falling back to "
                           "the next one", RuntimeWarning, stacklevel=4)
     return "eager"
+
+
+def multiplies_in_bf16():
+    """Whether this thread is inside bf16_products (with the native backend usable)."""
+    return why_not("native") is None and bool(load("native").library.lib.fastrnn_get_bf16_products())
+
+
+@contextlib.contextmanager
+def bf16_products(on=True):
+    """Inside it, the native kernels' forwards on this thread multiply in bfloat16 where the CPU
+    has AVX-512-BF16 (fastrnn_set_bf16_products in kernels/fastrnn.h): the weights, x_t and
+    h_{t-1} rounded to bfloat16 as torch.nn's bfloat16 kernels round them, sums and cell state in
+    float32, at twice the float32 rate. For bfloat16 modules and autocast to bfloat16, whose
+    torch.nn counterparts multiply in bfloat16 too; elsewhere it changes nothing."""
+    lib = load("native").library.lib if on and why_not("native") is None else None
+    if lib is None:
+        yield
+        return
+    before = lib.fastrnn_get_bf16_products()
+    lib.fastrnn_set_bf16_products(1)
+    try:
+        yield
+    finally:
+        lib.fastrnn_set_bf16_products(before)

@@ -42,6 +42,21 @@ def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
     return T, B, H, h0
 
 
+def _widen(fn, name, x, *args, **kwargs):
+    """fn (rnn, lstm or gru) of a bfloat16 call on kernel backend `name`: float32 copies in (casts
+    autograd differentiates, so gradients come back in bfloat16, as torch.nn's do), the products in
+    bfloat16 where the CPU multiplies them so (dispatch.bf16_products), the state and the sums in
+    float32, and the outputs rounded back to bfloat16."""
+    def wide(t):
+        if isinstance(t, tuple):
+            return tuple(wide(u) for u in t)
+        return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+    with dispatch.bf16_products():
+        y, state = fn(x.float(), *map(wide, args), backend=name, **kwargs)
+    low = (lambda t: t.to(x.dtype))
+    return low(y), tuple(map(low, state)) if isinstance(state, tuple) else low(state)
+
+
 def _needs_grad(*tensors):
     """Whether the kernels keep what backward needs. Under torch.jit.trace requires_grad alone
     decides: the trace is checked by running it again, and its graph must not depend on the grad
@@ -63,6 +78,8 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
+    if x.dtype in dispatch._WIDENED:
+        return _widen(rnn, name, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     y, h_n, _ = autograd.rnn(x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
@@ -86,6 +103,8 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
+    if x.dtype in dispatch._WIDENED:
+        return _widen(lstm, name, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, w_hr, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     if w_hr is None:
@@ -106,6 +125,8 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
+    if x.dtype in dispatch._WIDENED:
+        return _widen(gru, name, x, h0, w_ih, w_hh, b_ih, b_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh

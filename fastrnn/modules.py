@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _checks, _lean, functional
+from . import _checks, _lean, dispatch, functional
 
 
 def _reverse(x, lengths):
@@ -42,8 +42,8 @@ def _exporting():
 def _autocast_dtype(module, x):
     """The dtype torch.nn's module returns for float32 input under autocast, or None where it
     returns float32: autocast lowers the ops of LSTM, RNN and RNNCell, not those of GRU or the
-    LSTM and GRU cells. fastrnn computes in float32 either way (so its error stays below
-    torch.nn's there) and returns the dtype torch.nn returns."""
+    LSTM and GRU cells. fastrnn keeps float32 state and sums either way, multiplies in bfloat16
+    where torch.nn does (dispatch.bf16_products), and returns the dtype torch.nn returns."""
     device = x.device.type
     if (x.dtype == torch.float32 and torch.is_autocast_enabled(device)
             and isinstance(module, (torch.nn.LSTM, torch.nn.RNN, torch.nn.RNNCell))):
@@ -104,8 +104,9 @@ class _Recurrent:
                 hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
         hx = self._initial_state(hx, x)
         self.check_forward_args(check_input, hx, batch_sizes)
-        out = self._forward(x, hx, lengths, batched, packed, sorted_idx, unsorted_idx)
         low = _autocast_dtype(self, x)
+        with dispatch.bf16_products(low == torch.bfloat16):
+            out = self._forward(x, hx, lengths, batched, packed, sorted_idx, unsorted_idx)
         return out if low is None else _cast(out, low)
 
     def _forward(self, x, hx, lengths, batched, packed, sorted_idx, unsorted_idx):

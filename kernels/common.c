@@ -12,6 +12,10 @@ static _Thread_local int num_threads = 1; /* per calling thread, as torch's own 
 void fastrnn_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int fastrnn_get_num_threads(void) { return num_threads; }
 
+static _Thread_local int bf16_products = 0;
+void fastrnn_set_bf16_products(int on) { bf16_products = on != 0; }
+int fastrnn_get_bf16_products(void) { return bf16_products; }
+
 const char *fastrnn_last_error(void) { return last_error; }
 
 const char *fastrnn_build_info(void) {

@@ -35,6 +35,14 @@ const char *fastrnn_build_info(void);
  * different counts do not race. Results do not depend on it. The CUDA library ignores it. */
 void fastrnn_set_num_threads(int n);
 int fastrnn_get_num_threads(void);
+/* Whether the calling thread's float32 CPU calls may multiply in bfloat16 (default 0): on a CPU
+ * with AVX-512-BF16 the per-step products of the packed path then round their operands — W_ih,
+ * W_hh, W_hr, x_t, h_{t-1}, and in the backward ∂L/∂A_t — to bfloat16 and sum in float32, as
+ * torch.nn's bfloat16 kernels do, at twice the float32 rate; the cell state, the sums and the
+ * outputs stay float32. fastrnn's Python layer sets it for bfloat16 modules and under autocast
+ * to bfloat16. Elsewhere (another CPU, float64, products read in place) it changes nothing. */
+void fastrnn_set_bf16_products(int on);
+int fastrnn_get_bf16_products(void);
 /* The CPU variants compiled in that this CPU runs, best first, space-separated ("avx512 avx2 base",
  * "avx2 base", "base"), or "" for a build with one variant. Each kernel function also exists as
  * <name>_<variant> (fastrnn_lstm_forward_f32_avx2); the plain name is the best variant. */

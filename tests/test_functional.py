@@ -60,7 +60,7 @@ def test_bad_nonlinearity_and_gate_count():
 @pytest.mark.parametrize("backend", KERNELS)
 def test_kernel_backends_refuse_what_they_do_not_cover(backend):
     x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args()
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="float32, float64 or bfloat16 input, got torch.float16"):
         F.lstm(x.half(), None, w_ih.half(), w_hh.half(), backend=backend)
 
 

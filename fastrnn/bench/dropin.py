@@ -31,17 +31,18 @@ def _infer(m, *inputs, autocast=False):
     return call
 
 
-def _train(m, x):
+def _train(m, x, autocast=False):
     """One forward + backward of m on x (a tensor that requires grad, or a PackedSequence whose
-    data does)."""
+    data does), under autocast to bfloat16 if asked."""
     leaf = x.data if hasattr(x, "batch_sizes") else x
 
     def call():
         leaf.grad = None
         m.zero_grad(set_to_none=True)
-        out = m(x)
-        y = out[0] if isinstance(out, tuple) else out
-        (y.data if hasattr(y, "batch_sizes") else y).float().sum().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = m(x)
+            y = out[0] if isinstance(out, tuple) else out
+            (y.data if hasattr(y, "batch_sizes") else y).float().sum().backward()
     return call
 
 
@@ -88,18 +89,21 @@ def points():
                 f = _infer if pass_ == "inference" else _train
                 return {BASELINE: f(nn, x), "fastrnn": f(fast, x)}
             out.append((f"LSTM proj_size={P} T={T} B={B} H={H}", pass_, make))
-    for mode in ("LSTM", "GRU"):
-        def make_bf16(mode=mode):
-            nn, fast = _pair(mode, 256, 256, dtype=torch.bfloat16)
-            x = torch.randn(100, 16, 256, dtype=torch.bfloat16)
-            return {BASELINE: _infer(nn, x), "fastrnn": _infer(fast, x)}
-        out.append((f"bfloat16 {mode} T=100 B=16 H=256", "inference", make_bf16))
-        def make_autocast(mode=mode):
-            nn, fast = _pair(mode, 256, 256)
-            x = torch.randn(100, 16, 256)
-            return {BASELINE: _infer(nn, x, autocast=True),
-                    "fastrnn": _infer(fast, x, autocast=True)}
-        out.append((f"autocast(bfloat16) {mode} T=100 B=16 H=256", "inference", make_autocast))
+    for mode in ("LSTM", "GRU", "RNN"):
+        for pass_ in ("inference", "training"):
+            def make_bf16(mode=mode, pass_=pass_):
+                nn, fast = _pair(mode, 256, 256, dtype=torch.bfloat16)
+                x = torch.randn(100, 16, 256, dtype=torch.bfloat16,
+                                requires_grad=pass_ == "training")
+                f = _infer if pass_ == "inference" else _train
+                return {BASELINE: f(nn, x), "fastrnn": f(fast, x)}
+            out.append((f"bfloat16 {mode} T=100 B=16 H=256", pass_, make_bf16))
+            def make_autocast(mode=mode, pass_=pass_):
+                nn, fast = _pair(mode, 256, 256)
+                x = torch.randn(100, 16, 256, requires_grad=pass_ == "training")
+                f = _infer if pass_ == "inference" else _train
+                return {BASELINE: f(nn, x, autocast=True), "fastrnn": f(fast, x, autocast=True)}
+            out.append((f"autocast(bfloat16) {mode} T=100 B=16 H=256", pass_, make_autocast))
     return out
 
 

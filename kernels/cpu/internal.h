@@ -43,6 +43,13 @@ void fr_work_free(void *p);
 #endif
 #define FR_NR (2 * FR_VEC / (int)sizeof(real))
 
+/* The bfloat16 product (bf16.h) exists in the avx512 float32 build. */
+#if defined(__AVX512F__) && !FASTRNN_F64 && defined(__GNUC__)
+#define FR_BF16 1
+#else
+#define FR_BF16 0
+#endif
+
 /* The weights are packed once per call into panels of FR_NR columns, each panel K rows of FR_NR
  * contiguous values (zero past the last column): a tile then streams through contiguous memory.
  * Read in place, a row of W_hh is 1–4 kB apart from the next, and those power-of-two strides
@@ -279,6 +286,12 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
   }
 }
 
+#if FR_BF16
+#include "bf16.h"
+#else
+static inline int fr_cpu_bf16(void) { return 0; }
+#endif
+
 /* active [T]: at step t, 1 + the last row still inside its sequence (0 if none). With lengths
  * longest first, as packed sequences come, exactly the rows still running, and the per-step
  * products skip the others (a ragged batch of lengths 20–200 runs about half the rows on
@@ -353,6 +366,7 @@ typedef struct {
   int64_t *active;   /* W_hh: [T] rows each step's product covers (fr_active_rows); W_ih: NULL */
   int64_t H, K, gates;
   int backward;
+  int bf16;          /* packed in bfloat16 pairs for rows_times_bf16 (bf16.h) */
 } fr_weights;
 
 /* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
@@ -373,6 +387,7 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
   w->packed = NULL, w->active = NULL;
+  w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (backward ? B < FR_MR : T == 1 || T * B < FR_MR || (B < FR_MR && H >= 512)) return 0;
   w->packed = fr_work_alloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) *
@@ -388,10 +403,24 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
   if (!w->packed || j0 >= j1) return;
   const int64_t H = w->H, K = w->K, p0 = j0 / FR_NR, p1 = fr_panels(j1);
   if (w->backward) {
+#if FR_BF16
+    if (w->bf16) {
+      pack_rows_bf16(w->gates * H, K, w->W, (uint16_t *)w->packed, p0, p1);
+      return;
+    }
+#endif
     pack_panels(w->gates * H, K, w->W, K, 1, w->packed, p0, p1);
     return;
   }
   const int64_t block = fr_panels(H) * K * FR_NR;
+#if FR_BF16
+  if (w->bf16) {
+    const int64_t block16 = fr_panels(H) * fr_pairs(K) * FR_NR * 2;
+    for (int q = 0; q < w->gates; q++)
+      pack_panels_bf16(K, H, w->W + q * H * K, (uint16_t *)w->packed + q * block16, p0, p1);
+    return;
+  }
+#endif
   for (int q = 0; q < w->gates; q++)
     pack_panels(K, H, w->W + q * H * K, 1, K, w->packed + q * block, p0, p1);
 }
@@ -407,6 +436,15 @@ static inline void fr_weights_free(fr_weights *w) {
 FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, real *C,
                                int64_t ldc, int64_t qs, int64_t j0, int64_t j1) {
   const int64_t H = w->H, K = w->K, block = fr_panels(H) * K * FR_NR;
+#if FR_BF16
+  if (w->bf16 && w->packed) {
+    const int64_t ps = fr_pairs(K) * FR_NR * 2, block16 = fr_panels(H) * ps;
+    for (int64_t q = 0; q < w->gates; q++)
+      rows_times_bf16(M, j1 - j0, K, A, K, (const uint16_t *)w->packed + q * block16 +
+                      j0 / FR_NR * ps, ps, C + q * qs, ldc, 0);
+    return;
+  }
+#endif
   for (int64_t q = 0; q < w->gates; q++) {
     if (w->packed)
       rows_times(M, j1 - j0, K, A, K, w->packed + q * block + j0 / FR_NR * K * FR_NR, K * FR_NR,
@@ -494,6 +532,14 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
 FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
                              int64_t j1) {
   const int64_t K = w->K, G = w->gates * w->H, B = w->active[t];
+#if FR_BF16
+  if (w->bf16 && w->packed) {
+    const int64_t ps = fr_pairs(G) * FR_NR * 2;
+    rows_times_bf16(B, j1 - j0, G, dA, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
+                    dh + j0, K, 1);
+    return;
+  }
+#endif
   if (w->packed)
     rows_times(B, j1 - j0, G, dA, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
                dh + j0, K, 1);
