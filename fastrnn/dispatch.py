@@ -123,16 +123,18 @@ def _auto(x):
 
 def multiplies_in_bf16():
     """Whether this thread is inside bf16_products (with the native backend usable)."""
-    return why_not("native") is None and bool(load("native").library.lib.fastrnn_get_bf16_products())
+    if why_not("native") is not None:
+        return False
+    return bool(load("native").library.lib.fastrnn_get_bf16_products())
 
 
 @contextlib.contextmanager
 def bf16_products(on=True):
-    """Inside it, the native kernels' forwards on this thread multiply in bfloat16 where the CPU
-    has AVX-512-BF16 (fastrnn_set_bf16_products in kernels/fastrnn.h): the weights, x_t and
-    h_{t-1} rounded to bfloat16 as torch.nn's bfloat16 kernels round them, sums and cell state in
-    float32, at twice the float32 rate. For bfloat16 modules and autocast to bfloat16, whose
-    torch.nn counterparts multiply in bfloat16 too; elsewhere it changes nothing."""
+    """Inside it, the native kernels called on this thread multiply in bfloat16 where the CPU has
+    AVX-512-BF16 (fastrnn_set_bf16_products in kernels/fastrnn.h): the weights, x_t, h_{t-1} (and
+    in the backward ∂L/∂A_t) rounded to bfloat16 as torch.nn's bfloat16 kernels round them, sums
+    and cell state in float32, at twice the float32 rate. For bfloat16 modules and autocast to
+    bfloat16, whose torch.nn counterparts multiply in bfloat16 too; elsewhere it changes nothing."""
     lib = load("native").library.lib if on and why_not("native") is None else None
     if lib is None:
         yield

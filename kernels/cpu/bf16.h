@@ -2,8 +2,8 @@
  * does 16 lanes × 2 multiply-adds, twice the work of a float32 FMA of the same width, from half
  * the bytes of weights. Used when the caller asks for it (fastrnn_set_bf16_products: a bfloat16
  * module, or autocast to bfloat16) and the CPU has the instructions; the operands are then what
- * torch.nn's bfloat16 kernels multiply (weights and h_{t-1}, x_t rounded to bfloat16), the sums,
- * the cell state and the pointwise math stay float32. Included by internal.h in the avx512
+ * torch.nn's bfloat16 kernels multiply (the weights, x_t and h_{t-1}, in the backward ∂L/∂A_t,
+ * rounded to bfloat16), the sums, the cell state and the pointwise math stay float32. Included by internal.h in the avx512
  * float32 build only; elsewhere FR_BF16 is 0 and the float32 product runs.
  *
  * Packed layout: panel p of FR_NR columns holds, for each pair of rows k = 2i, 2i+1 of Bm, FR_NR
@@ -28,7 +28,7 @@ static inline uint16_t fr_bf16(float x) {
 /* P [panels(N), pairs(K), FR_NR, 2] (bfloat16): Bm[k][n] = W[n][k] for W [N,K] (rows K apart),
  * packed as pack_panels packs the transpose, panels p0 .. p1, in the pair layout above. Each
  * 64-bit gather brings the pairs (W[n][k], W[n][k+1]) of 8 columns, and one rounding makes them
- * 8 words: a fifth of the time of rounding value by value (LSTM, H = 256: 330 → 60 µs a W_hh). */
+ * 8 words: a fifth of the time of rounding value by value (LSTM, H = 256: 330 → 76 µs a W_hh). */
 FR_BF16_TARGET static inline void pack_panels_bf16(int64_t K, int64_t N, const float *restrict W,
                                                    uint16_t *restrict P, int64_t p0, int64_t p1) {
   const int64_t K2 = fr_pairs(K);
