@@ -118,8 +118,9 @@ class _Fast(torch.autograd.Function):
     def backward(ctx, *grads):
         # a forward that multiplied in bfloat16 (a bfloat16 module, autocast) has its backward's
         # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
-        with (torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.bf16),
-              dispatch.bf16_products(ctx.bf16)):
+        if not ctx.bf16:
+            return _Fast._backward(ctx, *grads)
+        with torch.autocast("cpu", dtype=torch.bfloat16), dispatch.bf16_products():
             return _Fast._backward(ctx, *grads)
 
     @staticmethod
