@@ -150,8 +150,10 @@ class _Cell:
         the op's after G_x. Traced calls record F.linear and the op; eager ones pass x, W_ih and
         the biases to the kernels (native computes G_x inside its loop; the others get it from
         torch first, _gx), directly without gradients, else through _Fast."""
-        if _traced():
-            return self.op(torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh)), *inputs)
+        if _traced():  # (G_x in x's dtype under autocast too: the kernels take float32)
+            with torch.autocast(x.device.type, enabled=False):
+                gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
+            return self.op(gx, *inputs)
         if not inputs[-2]:
             return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
         return _Fast.apply(self, x, w_ih, b_ih, b_hh, *inputs)

@@ -1,7 +1,8 @@
 """Run by tests/test_compile.py in a fresh process (nothing loaded or called before): a model
 holding fastrnn LSTM, GRU and RNN layers compiles with fullgraph=True — with the one line the
 README gives — and gives eager's outputs and gradients, with fastrnn's ops in the graph; plain
-torch.compile takes packed input. Prints OK lines; any failure raises."""
+torch.compile takes packed input, autocast and bfloat16 modules. Prints OK lines; any failure
+raises."""
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -56,3 +57,13 @@ y_eager = lstm(packed)[0].data
 y_compiled = torch.compile(lstm)(packed)[0].data
 assert torch.allclose(y_eager, y_compiled, atol=1e-6)
 print("OK packed")
+
+# autocast to bfloat16 and bfloat16 modules compile too: torch.nn's dtypes, bfloat16-level values
+for mode, dtype in (("LSTM", torch.float32), ("GRU", torch.float32), ("LSTM", torch.bfloat16)):
+    m = getattr(fastrnn, mode)(4, 6).to(dtype)
+    x = torch.randn(7, 3, 4, dtype=dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.float32):
+        y_eager, y_compiled = m(x)[0], torch.compile(m)(x)[0]
+    assert y_eager.dtype == y_compiled.dtype, (y_eager.dtype, y_compiled.dtype)
+    assert (y_eager.float() - y_compiled.float()).abs().max() < 3e-2
+print("OK low precision")

@@ -10,3 +10,4 @@ def test_torch_compile_fullgraph_from_a_fresh_process():
                          timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr[-4000:]
     assert "OK fullgraph" in run.stdout and "OK packed" in run.stdout
+    assert "OK low precision" in run.stdout
