@@ -363,7 +363,7 @@ static inline int fr_team_size(void) { return 1; }
 typedef struct {
   const real *W;     /* [G,K] as given */
   real *packed;      /* NULL: read W in place */
-  int64_t *active;   /* W_hh: [T] rows each step's product covers (fr_active_rows); W_ih: NULL */
+  int64_t *active;   /* [T] rows each step's product covers (fr_active_rows), or NULL */
   int64_t H, K, gates;
   int backward;
   int bf16;          /* packed in bfloat16 pairs for rows_times_bf16 (bf16.h) */
@@ -478,15 +478,16 @@ typedef struct {
 
 #define FR_CHUNK_ROWS 64 /* T·B rows per chunk: a tile's rows times several, the buffer in L2 */
 
-/* Packs W_ih as fr_weights_init does and allocates the chunk buffer. Returns 0 or
- * FASTRNN_ENOMEM (nothing to free then). */
+/* Packs W_ih as fr_weights_init does and allocates the chunk buffer; with lengths [B], each step
+ * computes only the rows still running (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to
+ * free then). */
 static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
                                 int64_t I, const real *x, const real *W_ih, const real *b_ih,
-                                const real *b_hh) {
+                                const real *b_hh, const int64_t *lengths) {
   in->x = x, in->bias[0] = b_ih, in->bias[1] = b_hh;
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
-  if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, NULL, 0)) return FASTRNN_ENOMEM;
+  if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, lengths, 0)) return FASTRNN_ENOMEM;
   in->buf = fr_work_alloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
   if (!in->buf) {
     fr_weights_free(&in->w);
@@ -505,15 +506,28 @@ static inline real *fr_input_slice(const fr_input *in, int64_t B, int64_t j0) {
   return in->buf + in->Tc * B * in->w.gates * j0;
 }
 
-/* The thread's units [j0, j1) of G_x for the steps t0 .. min(t0 + Tc, T) into its slice xc. */
+/* The thread's units [j0, j1) of G_x for the steps t0 .. min(t0 + Tc, T) into its slice xc —
+ * for every row, or, given lengths, for each step's rows still running (the others are never
+ * read: an ended row carries its state), in one product when all are, else one per step
+ * (packed lengths 20–200, B = 32, H = I = 256, T = 200, Zen 4, 2 threads, inference, results
+ * bitwise the same: LSTM 30.3 → 26.5 ms, GRU 22.6 → 19.7). */
 FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B, real *xc,
                            int64_t j0, int64_t j1) {
-  const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H;
-  const int64_t M = ((t0 + in->Tc < T ? t0 + in->Tc : T) - t0) * B;
-  fr_forward_product(&in->w, M, in->x + t0 * B * in->w.K, xc, gates * n, n, j0, j1);
+  const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H, K = in->w.K;
+  const int64_t t1 = t0 + in->Tc < T ? t0 + in->Tc : T;
+  const int64_t *active = in->w.active;
+  if (!active || active[t1 - 1] == B) {
+    fr_forward_product(&in->w, (t1 - t0) * B, in->x + t0 * B * K, xc, gates * n, n, j0, j1);
+  } else {
+    for (int64_t t = t0; t < t1; t++)
+      if (active[t])
+        fr_forward_product(&in->w, active[t], in->x + t * B * K, xc + (t - t0) * B * gates * n,
+                           gates * n, n, j0, j1);
+  }
   const real *b1 = in->bias[0], *b2 = in->bias[1];
   if (!b1 && !b2) return;
-  for (int64_t m = 0; m < M; m++)
+  for (int64_t m = 0; m < (t1 - t0) * B; m++) {
+    if (active && m % B >= active[t0 + m / B]) continue;
     for (int64_t q = 0; q < gates; q++) {
       real *c = xc + (m * gates + q) * n;
       const int64_t o = q * H + j0;
@@ -527,6 +541,7 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
         for (int64_t j = 0; j < n; j++) c[j] += b[j];
       }
     }
+  }
 }
 
 /* Backward, step t, a thread's output units [j0, j1) of K, for the rows still running:

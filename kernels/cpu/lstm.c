@@ -112,7 +112,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
                      real *gates, real *cs, real *hs, real *rs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh))
+  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh, lengths))
     return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, R, S, Sg, NULL, &in, h0, c0, W_hh, W_hr, lengths, y, h_n,
                         c_n, gates, cs, hs, rs);

@@ -60,7 +60,7 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
                      real *y, real *h_n, real *hs) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh))
+  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh, lengths))
     return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs);
   fr_input_free(&in);
