@@ -38,13 +38,16 @@ def _dense(grad, like):
 _ROWS = 512  # rows of one float32 partial product in _gram
 
 
-def _gram(a, b):
+def _gram(a, b, rows=None):
     """aᵀ b [G,K] for a [N,G], b [N,K]: a weight gradient, summed over all N = T·B rows. One
     float32 GEMM accumulates each entry over the N rows in float32, and for long sequences that
     error grows past torch.nn's (LSTM, T = 4096, B = 2: dW_ih 2.9e-6 against its 3.8e-7), so
     partial products of _ROWS rows are summed pairwise (each term meets at most log2(N/_ROWS)
     additions). Pairwise in float32, not sequentially in float64: at LSTM B = 64, H = 1024,
-    T = 32 the float64 sum's conversions and fills (32 MB each) cost 200 of a 715 ms step."""
+    T = 32 the float64 sum's conversions and fills (32 MB each) cost 200 of a 715 ms step.
+    rows [N'] (see _running): the only rows of a and b that count."""
+    if rows is not None:
+        a, b = a.index_select(0, rows), b.index_select(0, rows)
     N = a.shape[0]
     if (a.dtype != torch.float32 or N <= 2 * _ROWS or a.device.type != "cpu"
             or torch.is_autocast_enabled("cpu")):  # (a bfloat16 GEMM's partials would be rounded)
@@ -61,10 +64,26 @@ def _gram(a, b):
     return total
 
 
-def _dW_hh(dA, hs):
+def _dW_hh(dA, hs, rows=None):
     """dW_hh = Σ_t dA_tᵀ h_{t-1}, dA [T,B,G] with hs [T+1,B,H] -> [G,H]."""
     T, B, G = dA.shape
-    return _gram(dA.reshape(T * B, G), hs[:-1].reshape(T * B, hs.shape[-1]))
+    return _gram(dA.reshape(T * B, G), hs[:-1].reshape(T * B, hs.shape[-1]), rows)
+
+
+def _running(ctx, lengths, hs):
+    """On the eager path (_Fast), for a ragged batch of which under 90 % of the T·B rows run: the
+    flat indices [N] of the rows (t, b) with t < lengths[b], the only ones whose ∂L/∂A, ∂L/∂G_x
+    are not zero, so that the weight gradients' GEMMs and ∂L/∂x take them alone (packed lengths
+    20–200: about half the rows). Else None. Kept in ctx.rows for _Fast's own GEMMs. (Not on the
+    op path, which torch.compile traces: the count depends on the data; nor on a GPU, where
+    counting would wait for the device.)"""
+    T, B = hs.shape[0] - 1, hs.shape[1]  # (hs [T+1,B,·]: every state)
+    ctx.rows = None
+    if getattr(ctx, "fast", False) and T > 1 and lengths.device.type == "cpu":
+        running = torch.arange(T, device=lengths.device)[:, None] < lengths[None, :]
+        if int(running.sum()) < 0.9 * T * B:
+            ctx.rows = running.reshape(-1).nonzero().squeeze(1)
+    return ctx.rows
 
 
 def _check_saved(ctx):
@@ -128,10 +147,15 @@ class _Fast(torch.autograd.Function):
         dgx, *rest = ctx.cell.grad(ctx, *grads)
         x, w_ih = ctx.saved_tensors[-2:]
         T, B, G = dgx.shape
-        d = dgx.reshape(T * B, G)
+        d, rows = dgx.reshape(T * B, G), ctx.rows
         need = ctx.needs_input_grad
-        dx = (d @ w_ih).view(T, B, -1) if need[1] else None
-        dw_ih = _gram(d, x.reshape(T * B, -1)) if need[2] else None
+        dx = None
+        if need[1] and rows is None:
+            dx = (d @ w_ih).view(T, B, -1)
+        elif need[1]:  # the ended rows' dx is zero
+            part = d.index_select(0, rows) @ w_ih
+            dx = part.new_zeros(T * B, part.shape[1]).index_copy_(0, rows, part).view(T, B, -1)
+        dw_ih = _gram(d, x.reshape(T * B, -1), rows) if need[2] else None
         db = d.sum(0) if need[3] or need[4] else None
         return (None, dx, dw_ih, db if need[3] else None, db if need[4] else None, *rest)
 
@@ -243,7 +267,7 @@ def _rnn_grad(ctx, dy, dh_n, _):
     w_hh, lengths, hs = ctx.saved_tensors[:3]
     dA, dh0 = _backward_fn(ctx, rnn_backward, _rnn_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu, ctx.backend)
-    return dA, dh0, _dW_hh(dA, hs), None, None, None, None
+    return dA, dh0, _dW_hh(dA, hs, _running(ctx, lengths, hs)), None, None, None, None
 
 
 rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
@@ -319,7 +343,7 @@ def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
     dA, dh0, dc0 = _backward_fn(ctx, lstm_backward, _lstm_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, lengths,
         ctx.backend)
-    return dA, dh0, dc0, _dW_hh(dA, hs), None, None, None
+    return dA, dh0, dc0, _dW_hh(dA, hs, _running(ctx, lengths, hs)), None, None, None
 
 
 lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
@@ -404,8 +428,9 @@ def _lstmp_grad(ctx, dy, dh_n, dc_n, *_):
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, w_hr,
         lengths, ctx.backend)
     T, B, R = du.shape
-    dw_hr = _gram(du.reshape(T * B, R), rs.reshape(T * B, -1))  # Σ_t du_tᵀ r_t, one GEMM
-    return dA, dh0, dc0, _dW_hh(dA, hs), dw_hr, None, None, None
+    rows = _running(ctx, lengths, hs)
+    dw_hr = _gram(du.reshape(T * B, R), rs.reshape(T * B, -1), rows)  # Σ_t du_tᵀ r_t, one GEMM
+    return dA, dh0, dc0, _dW_hh(dA, hs, rows), dw_hr, None, None, None
 
 
 lstmp_forward.register_autograd(_lstmp_grad, setup_context=_lstmp_setup)
@@ -445,14 +470,14 @@ def _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
     return dGx, dA_n, dh0
 
 
-def _gru_hh_grads(dGx, dA_n, hs):
+def _gru_hh_grads(dGx, dA_n, hs, rows=None):
     """dW_hh [3H,H] and db_hh [3H] from ∂L/∂A = [dGx's r and z blocks, dA_n], dGx [T,B,3H],
     dA_n [T,B,H], hs [T+1,B,H]: two products instead of a T·B·3H copy of ∂L/∂A."""
     T, B, G = dGx.shape
     H = G // 3
     d_rz, d_n = dGx.reshape(T * B, G)[:, :2 * H], dA_n.reshape(T * B, H)
     h = hs[:-1].reshape(T * B, H)
-    return (torch.cat([_gram(d_rz, h), _gram(d_n, h)]),
+    return (torch.cat([_gram(d_rz, h, rows), _gram(d_n, h, rows)]),
             torch.cat([d_rz.sum(0), d_n.sum(0)]))
 
 
@@ -493,7 +518,7 @@ def _gru_grad(ctx, dy, dh_n, *_):
     w_hh, lengths, gates, a_n, hs = ctx.saved_tensors[:5]
     dGx, dA_n, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
-    return dGx, dh0, *_gru_hh_grads(dGx, dA_n, hs), None, None, None
+    return dGx, dh0, *_gru_hh_grads(dGx, dA_n, hs, _running(ctx, lengths, hs)), None, None, None
 
 
 gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)

@@ -142,8 +142,8 @@ def test_unusable_backend_says_how_to_build_it(monkeypatch):
 def test_fast_eager_path_equals_the_op_path(backend, cell, monkeypatch):
     """Eager calls skip torch.library's dispatch; traced ones go through the ops. Same numbers,
     outputs and gradients, to float32 roundoff: the eager call passes x to the kernels (native
-    computes G_x inside) and sums weight gradients in float64 partials (_gram); the op path has
-    F.linear."""
+    computes G_x inside) and takes the weight gradients' GEMMs over the running rows alone (a
+    ragged batch: _running); the op path has F.linear and GEMMs over every row."""
     G, R = {"rnn": 1, "lstm": 4, "gru": 3, "lstmp": 4}[cell], 4 if cell == "lstmp" else 6
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 3, 4, generator=g)
