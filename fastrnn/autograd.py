@@ -477,7 +477,9 @@ def _gru_hh_grads(dGx, dA_n, hs, rows=None):
     H = G // 3
     d_rz, d_n = dGx.reshape(T * B, G)[:, :2 * H], dA_n.reshape(T * B, H)
     h = hs[:-1].reshape(T * B, H)
-    return (torch.cat([_gram(d_rz, h, rows), _gram(d_n, h, rows)]),
+    if rows is not None:  # (see _running)
+        d_rz, d_n, h = d_rz.index_select(0, rows), d_n.index_select(0, rows), h.index_select(0, rows)
+    return (torch.cat([_gram(d_rz, h), _gram(d_n, h)]),
             torch.cat([d_rz.sum(0), d_n.sum(0)]))
 
 
