@@ -120,6 +120,17 @@ def _backward_fn(ctx, op, direct):
     return direct if fast and not torch.is_grad_enabled() else op
 
 
+def _input_grad(d, w_ih):
+    """∂L/∂x = d w_ih [N,I] for d = ∂L/∂G_x [N,G] (contiguous), w_ih [G,I]: on the kernels' tiles
+    where dispatch.input_grad_on_tiles says they beat torch's BLAS — unless the backward itself is
+    being differentiated (create_graph), which only the differentiable product can be."""
+    if torch.is_grad_enabled() or not dispatch.input_grad_on_tiles(d, w_ih.shape[1]):
+        return d @ w_ih
+    dx = d.new_empty(d.shape[0], w_ih.shape[1])
+    dispatch.load("native").input_grad(d[None], w_ih.contiguous(), dx[None])
+    return dx
+
+
 class _Fast(torch.autograd.Function):
     """The eager path with gradients: the forward body from x, W_ih and the biases of G_x, the
     ops' setup and backward, and the gradients of x, W_ih and the biases from ∂L/∂G_x as
@@ -151,9 +162,9 @@ class _Fast(torch.autograd.Function):
         need = ctx.needs_input_grad
         dx = None
         if need[1] and rows is None:
-            dx = (d @ w_ih).view(T, B, -1)
+            dx = _input_grad(d, w_ih).view(T, B, -1)
         elif need[1]:  # the ended rows' dx is zero
-            part = d.index_select(0, rows) @ w_ih
+            part = _input_grad(d.index_select(0, rows), w_ih)
             dx = part.new_zeros(T * B, part.shape[1]).index_copy_(0, rows, part).view(T, B, -1)
         dw_ih = _gram(d, x.reshape(T * B, -1), rows) if need[2] else None
         db = d.sum(0) if need[3] or need[4] else None

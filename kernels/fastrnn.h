@@ -217,6 +217,11 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *x, const float *W_ih, const float *b_ih, const float *h0, const float *W_hh,
     const float *b_hh, const int64_t *lengths, float *y, float *h_n, float *gates, float *a_n,
     float *hs);
+/* ∂L/∂x = ∂L/∂G_x W_ih for every row at once (CPU only): the input gradient of any cell. */
+int fastrnn_input_grad_f32(int64_t T, int64_t B, int64_t I, int64_t G,
+    const float *dG,          /* [T,B,G] ∂L/∂G_x */
+    const float *W_ih,        /* [G,I]   */
+    float *dx);               /* [T,B,I] */
 /* FASTRNN_CDEF_END */
 
 /* The f64 functions take the same arguments with double for float, and each CUDA function
@@ -289,7 +294,9 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
       const real *, const real *, const real *, const real *, const real *, const real *,     \
       const int64_t *, real *, real *, real *, real *, real *, real *);                                        \
   FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x, real, sfx)                                         \
-  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)
+  FASTRNN_DECLARE_LSTMP_X(lstmp_forward_x_infer, real, sfx)                                   \
+  int fastrnn_input_grad_##sfx(int64_t, int64_t, int64_t, int64_t, const real *, const real *, \
+      real *);
 FASTRNN_DECLARE(double, f64)
 FASTRNN_DECLARE_LSTMP(double, f64)
 FASTRNN_DECLARE_CPU(double, f64)

@@ -14,6 +14,11 @@ library = Library("cpu")
 rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x = fused_functions(library)
 
 
+def input_grad(dgx, w_ih, dx):
+    """dx [T,B,I] = dgx [T,B,G] · w_ih [G,I] (fastrnn_input_grad)."""
+    library.call("input_grad", dgx.shape[2], dgx, w_ih, dx, I=w_ih.shape[1])
+
+
 def set_variant(name):
     """Run the native kernels on CPU variant `name` (one of `library.variants`); None: the best."""
     if name is None:

@@ -554,23 +554,30 @@ FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B,
   }
 }
 
-/* Backward, step t, a thread's output units [j0, j1) of K, for the rows still running:
- * dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
-FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
-                             int64_t j1) {
-  const int64_t K = w->K, G = w->gates * w->H, B = w->active[t];
+/* Backward product for a thread's output units [j0, j1) of K, M rows:
+ * C[m][j] (+)= Σ_g A[m][g] W[g][j], A [M,G], C [M,K]. */
+FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, real *C,
+                                int64_t j0, int64_t j1, int accumulate) {
+  const int64_t K = w->K, G = w->gates * w->H;
 #if FR_BF16
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(G) * FR_NR * 2;
-    rows_times_bf16(B, j1 - j0, G, dA, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
-                    dh + j0, K, 1);
+    rows_times_bf16(M, j1 - j0, G, A, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
+                    C + j0, K, accumulate);
     return;
   }
 #endif
   if (w->packed)
-    rows_times(B, j1 - j0, G, dA, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
-               dh + j0, K, 1);
+    rows_times(M, j1 - j0, G, A, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
+               C + j0, K, accumulate);
   else
-    rows_times(B, j1 - j0, G, dA, G, w->W + j0, FR_NR, K, dh + j0, K, 1);
+    rows_times(M, j1 - j0, G, A, G, w->W + j0, FR_NR, K, C + j0, K, accumulate);
+}
+
+/* Backward, step t, a thread's output units [j0, j1) of K, for the rows still running:
+ * dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
+FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
+                             int64_t j1) {
+  fr_backward_product(w, w->active[t], dA, dh, j0, j1, 1);
 }
 #endif

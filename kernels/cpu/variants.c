@@ -36,7 +36,7 @@ static int has_v3(void) {
   FR_BIND(fastrnn_rnn_relu_forward_x_##sfx) FR_BIND(fastrnn_rnn_relu_forward_x_infer_##sfx) \
   FR_BIND(fastrnn_lstmp_forward_##sfx) FR_BIND(fastrnn_lstmp_forward_infer_##sfx)         \
   FR_BIND(fastrnn_lstmp_forward_x_##sfx) FR_BIND(fastrnn_lstmp_forward_x_infer_##sfx)     \
-  FR_BIND(fastrnn_lstmp_backward_##sfx)
+  FR_BIND(fastrnn_lstmp_backward_##sfx) FR_BIND(fastrnn_input_grad_##sfx)
 FR_BIND_DTYPE(f32)
 FR_BIND_DTYPE(f64)
 

@@ -1,0 +1,40 @@
+"""fastrnn_input_grad, the backward's ∂L/∂x = ∂L/∂G_x W_ih on the kernels' tiles: equal to the
+float64 product within float32 rounding on every CPU variant, float32 and float64, any shape;
+bad arguments refused."""
+import pytest
+import torch
+
+import fastrnn
+from fastrnn import dispatch
+
+pytestmark = pytest.mark.skipif("native" not in fastrnn.backends(), reason="native not built")
+VARIANTS = dispatch.cpu_variants() or [None]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T,B,G,I", [(1, 1, 4, 1), (7, 3, 40, 13), (5, 9, 96, 33),
+                                     (3, 16, 256, 64), (2, 33, 100, 200)])
+def test_input_grad_is_the_product(T, B, G, I, dtype, variant):
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(T, B, G, generator=g, dtype=dtype)
+    w = torch.randn(G, I, generator=g, dtype=dtype)
+    dx = torch.full((T, B, I), float("nan"), dtype=dtype)
+    try:
+        fastrnn.set_cpu_variant(variant)
+        dispatch.load("native").input_grad(d, w, dx)
+    finally:
+        fastrnn.set_cpu_variant(None)
+    want = d.double() @ w.double()
+    tol = (1e-12 if dtype == torch.float64 else 1e-5) * G**0.5 * want.abs().max()
+    assert (dx.double() - want).abs().max() <= tol
+
+
+def test_input_grad_refuses_bad_arguments():
+    library = dispatch.load("native").library
+    fn = library.bound("input_grad", "f32")
+    d, w, dx = torch.randn(2, 3, 8), torch.randn(8, 4), torch.empty(2, 3, 4)
+    assert fn(2, 3, 0, 8, d.data_ptr(), w.data_ptr(), dx.data_ptr()) == 1  # FASTRNN_EINVAL
+    assert "expected I >= 1, got I=0" in library.ffi.string(library.lib.fastrnn_last_error()).decode()
+    assert fn(2, 3, 4, 8, d.data_ptr(), 0, dx.data_ptr()) == 1
+    assert "'W_ih' is NULL" in library.ffi.string(library.lib.fastrnn_last_error()).decode()
