@@ -146,3 +146,17 @@ def test_float16_stays_on_eager():
     assert fastrnn.functional.resolve_backend(x.to(bf)) in ("native", "numba")
     lstm = fastrnn.LSTM(4, 5).half()
     assert lstm(x)[0].dtype == torch.float16 and lstm.last_backend == "eager"
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_bfloat16_hostile_input_gives_torch_nn_nan_pattern(mode):
+    torch.manual_seed(0)
+    nn = getattr(torch.nn, mode)(16, 32).to(bf)
+    fast = getattr(fastrnn, mode)(16, 32).to(bf)
+    fast.load_state_dict(nn.state_dict())
+    x = torch.randn(10, 16, 16).to(bf)
+    x[3, 2, 5], x[5, 4, 1], x[6, 6, 0] = float("nan"), float("inf"), -1e30
+    theirs, ours = nn(x)[0], fast(x)[0]
+    assert torch.equal(theirs.isnan(), ours.isnan())
+    finite = ~theirs.isnan()
+    assert (theirs.float() - ours.float())[finite].abs().max() < 2e-2
