@@ -20,7 +20,7 @@ gradients. The LSTM with a projection is its own cell, `lstmp`.
 import torch
 from torch import Tensor
 
-from . import dispatch
+from . import _grads, dispatch
 
 
 def _traced():
@@ -33,57 +33,6 @@ def _traced():
 def _dense(grad, like):
     """Autograd passes None for an output that received no gradient."""
     return torch.zeros_like(like) if grad is None else grad.contiguous()
-
-
-_ROWS = 512  # rows of one float32 partial product in _gram
-
-
-def _gram(a, b, rows=None):
-    """aᵀ b [G,K] for a [N,G], b [N,K]: a weight gradient, summed over all N = T·B rows. One
-    float32 GEMM accumulates each entry over the N rows in float32, and for long sequences that
-    error grows past torch.nn's (LSTM, T = 4096, B = 2: dW_ih 2.9e-6 against its 3.8e-7), so
-    partial products of _ROWS rows are summed pairwise (each term meets at most log2(N/_ROWS)
-    additions). Pairwise in float32, not sequentially in float64: at LSTM B = 64, H = 1024,
-    T = 32 the float64 sum's conversions and fills (32 MB each) cost 200 of a 715 ms step.
-    rows [N'] (see _running): the only rows of a and b that count."""
-    if rows is not None:
-        a, b = a.index_select(0, rows), b.index_select(0, rows)
-    N = a.shape[0]
-    if (a.dtype != torch.float32 or N <= 2 * _ROWS or a.device.type != "cpu"
-            or torch.is_autocast_enabled("cpu")):  # (a bfloat16 GEMM's partials would be rounded)
-        return a.t() @ b
-    partials = []  # (level, sum of 2^level partial products): a binary counter
-    for i in range(0, N, _ROWS):
-        p, level = a[i:i + _ROWS].t() @ b[i:i + _ROWS], 0
-        while partials and partials[-1][0] == level:
-            p, level = partials.pop()[1].add_(p), level + 1
-        partials.append((level, p))
-    total = partials.pop()[1]
-    while partials:
-        total = partials.pop()[1].add_(total)
-    return total
-
-
-def _dW_hh(dA, hs, rows=None):
-    """dW_hh = Σ_t dA_tᵀ h_{t-1}, dA [T,B,G] with hs [T+1,B,H] -> [G,H]."""
-    T, B, G = dA.shape
-    return _gram(dA.reshape(T * B, G), hs[:-1].reshape(T * B, hs.shape[-1]), rows)
-
-
-def _running(ctx, lengths, hs):
-    """On the eager path (_Fast), for a ragged batch of which under 90 % of the T·B rows run: the
-    flat indices [N] of the rows (t, b) with t < lengths[b], the only ones whose ∂L/∂A, ∂L/∂G_x
-    are not zero, so that the weight gradients' GEMMs and ∂L/∂x take them alone (packed lengths
-    20–200: about half the rows). Else None. Kept in ctx.rows for _Fast's own GEMMs. (Not on the
-    op path, which torch.compile traces: the count depends on the data; nor on a GPU, where
-    counting would wait for the device.)"""
-    T, B = hs.shape[0] - 1, hs.shape[1]  # (hs [T+1,B,·]: every state)
-    ctx.rows = None
-    if getattr(ctx, "fast", False) and T > 1 and lengths.device.type == "cpu":
-        running = torch.arange(T, device=lengths.device)[:, None] < lengths[None, :]
-        if int(running.sum()) < 0.9 * T * B:
-            ctx.rows = running.reshape(-1).nonzero().squeeze(1)
-    return ctx.rows
 
 
 def _check_saved(ctx):
@@ -120,21 +69,10 @@ def _backward_fn(ctx, op, direct):
     return direct if fast and not torch.is_grad_enabled() else op
 
 
-def _input_grad(d, w_ih):
-    """∂L/∂x = d w_ih [N,I] for d = ∂L/∂G_x [N,G] (contiguous), w_ih [G,I]: on the kernels' tiles
-    where dispatch.input_grad_on_tiles says they beat torch's BLAS — unless the backward itself is
-    being differentiated (create_graph), which only the differentiable product can be."""
-    if torch.is_grad_enabled() or not dispatch.input_grad_on_tiles(d, w_ih.shape[1]):
-        return d @ w_ih
-    dx = d.new_empty(d.shape[0], w_ih.shape[1])
-    dispatch.load("native").input_grad(d[None], w_ih.contiguous(), dx[None])
-    return dx
-
-
 class _Fast(torch.autograd.Function):
     """The eager path with gradients: the forward body from x, W_ih and the biases of G_x, the
     ops' setup and backward, and the gradients of x, W_ih and the biases from ∂L/∂G_x as
-    F.linear's backward gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_gram), db = Σ dG_x."""
+    F.linear's backward gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_grads.gram), db = Σ dG_x."""
 
     @staticmethod
     def forward(ctx, cell, x, w_ih, b_ih, b_hh, *inputs):
@@ -162,11 +100,11 @@ class _Fast(torch.autograd.Function):
         need = ctx.needs_input_grad
         dx = None
         if need[1] and rows is None:
-            dx = _input_grad(d, w_ih).view(T, B, -1)
+            dx = _grads.input_grad(d, w_ih).view(T, B, -1)
         elif need[1]:  # the ended rows' dx is zero
-            part = _input_grad(d.index_select(0, rows), w_ih)
+            part = _grads.input_grad(d.index_select(0, rows), w_ih)
             dx = part.new_zeros(T * B, part.shape[1]).index_copy_(0, rows, part).view(T, B, -1)
-        dw_ih = _gram(d, x.reshape(T * B, -1), rows) if need[2] else None
+        dw_ih = _grads.gram(d, x.reshape(T * B, -1), rows) if need[2] else None
         db = d.sum(0) if need[3] or need[4] else None
         return (None, dx, dw_ih, db if need[3] else None, db if need[4] else None, *rest)
 
@@ -278,7 +216,8 @@ def _rnn_grad(ctx, dy, dh_n, _):
     w_hh, lengths, hs = ctx.saved_tensors[:3]
     dA, dh0 = _backward_fn(ctx, rnn_backward, _rnn_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu, ctx.backend)
-    return dA, dh0, _dW_hh(dA, hs, _running(ctx, lengths, hs)), None, None, None, None
+    dW_hh = _grads.dW_hh(dA, hs, _grads.running(ctx, lengths, hs))
+    return dA, dh0, dW_hh, None, None, None, None
 
 
 rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
@@ -354,7 +293,8 @@ def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
     dA, dh0, dc0 = _backward_fn(ctx, lstm_backward, _lstm_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, lengths,
         ctx.backend)
-    return dA, dh0, dc0, _dW_hh(dA, hs, _running(ctx, lengths, hs)), None, None, None
+    dW_hh = _grads.dW_hh(dA, hs, _grads.running(ctx, lengths, hs))
+    return dA, dh0, dc0, dW_hh, None, None, None
 
 
 lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
@@ -439,9 +379,9 @@ def _lstmp_grad(ctx, dy, dh_n, dc_n, *_):
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, w_hr,
         lengths, ctx.backend)
     T, B, R = du.shape
-    rows = _running(ctx, lengths, hs)
-    dw_hr = _gram(du.reshape(T * B, R), rs.reshape(T * B, -1), rows)  # Σ_t du_tᵀ r_t, one GEMM
-    return dA, dh0, dc0, _dW_hh(dA, hs, rows), dw_hr, None, None, None
+    rows = _grads.running(ctx, lengths, hs)
+    dw_hr = _grads.gram(du.reshape(T * B, R), rs.reshape(T * B, -1), rows)  # Σ_t du_tᵀ r_t
+    return dA, dh0, dc0, _grads.dW_hh(dA, hs, rows), dw_hr, None, None, None
 
 
 lstmp_forward.register_autograd(_lstmp_grad, setup_context=_lstmp_setup)
@@ -489,8 +429,8 @@ def _gru_hh_grads(dGx, dA_n, hs, rows=None):
     d_rz, d_n = dGx.reshape(T * B, G)[:, :2 * H], dA_n.reshape(T * B, H)
     h = hs[:-1].reshape(T * B, H)
     if rows is not None:  # (see _running)
-        d_rz, d_n, h = d_rz.index_select(0, rows), d_n.index_select(0, rows), h.index_select(0, rows)
-    return (torch.cat([_gram(d_rz, h), _gram(d_n, h)]),
+        d_rz, d_n, h = (t.index_select(0, rows) for t in (d_rz, d_n, h))
+    return (torch.cat([_grads.gram(d_rz, h), _grads.gram(d_n, h)]),
             torch.cat([d_rz.sum(0), d_n.sum(0)]))
 
 
@@ -531,7 +471,8 @@ def _gru_grad(ctx, dy, dh_n, *_):
     w_hh, lengths, gates, a_n, hs = ctx.saved_tensors[:5]
     dGx, dA_n, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
         _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
-    return dGx, dh0, *_gru_hh_grads(dGx, dA_n, hs, _running(ctx, lengths, hs)), None, None, None
+    hh = _gru_hh_grads(dGx, dA_n, hs, _grads.running(ctx, lengths, hs))
+    return dGx, dh0, *hh, None, None, None
 
 
 gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)

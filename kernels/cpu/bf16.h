@@ -3,8 +3,9 @@
  * the bytes of weights. Used when the caller asks for it (fastrnn_set_bf16_products: a bfloat16
  * module, or autocast to bfloat16) and the CPU has the instructions; the operands are then what
  * torch.nn's bfloat16 kernels multiply (the weights, x_t and h_{t-1}, in the backward ∂L/∂A_t,
- * rounded to bfloat16), the sums, the cell state and the pointwise math stay float32. Included by internal.h in the avx512
- * float32 build only; elsewhere FR_BF16 is 0 and the float32 product runs.
+ * rounded to bfloat16), the sums, the cell state and the pointwise math stay float32. Included
+ * by tiles.h in the avx512 float32 build only; elsewhere FR_BF16 is 0 and the float32 product
+ * runs.
  *
  * Packed layout: panel p of FR_NR columns holds, for each pair of rows k = 2i, 2i+1 of Bm, FR_NR
  * 32-bit words (Bm[2i][n], Bm[2i+1][n]) — the pair a vdpbf16ps lane multiplies by the pair
