@@ -47,6 +47,8 @@ static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
  * values of each row in turn, packing an LSTM's W_hh at H = 256 out of cache took 340–445 µs
  * (avx512, three runs), against 225–307 now; from L2 both take 110–140. */
 #define FR_PACK_K 128
+#define FR_PACK_LD (FR_PACK_K + 16) /* the buffer's row stride: a power of two (512 B) cost twice
+                                      the time (avx512, H = 256: 105–164 µs a W_hh, 61–69 padded) */
 static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, int64_t sk,
                                int64_t sn, real *restrict P, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; p++) {
@@ -59,18 +61,18 @@ static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, i
         }
       continue;
     }
-    real buf[FR_NR * FR_PACK_K];  /* the panel's rows, FR_PACK_K values each, in L1 */
+    real buf[FR_NR * FR_PACK_LD];  /* the panel's rows, FR_PACK_K values each, in L1 */
     for (int64_t k0 = 0; k0 < K; k0 += FR_PACK_K) {
       const int64_t nk = K - k0 < FR_PACK_K ? K - k0 : FR_PACK_K;
       for (int64_t jj = 0; jj < FR_NR; jj++) {
         const int64_t n = p * FR_NR + jj;
         if (n < N)
-          for (int64_t k = 0; k < nk; k++) buf[jj * FR_PACK_K + k] = src[(k0 + k) * sk + n * sn];
+          for (int64_t k = 0; k < nk; k++) buf[jj * FR_PACK_LD + k] = src[(k0 + k) * sk + n * sn];
         else
-          memset(buf + jj * FR_PACK_K, 0, (size_t)nk * sizeof(real));
+          memset(buf + jj * FR_PACK_LD, 0, (size_t)nk * sizeof(real));
       }
       for (int64_t k = 0; k < nk; k++)
-        for (int64_t jj = 0; jj < FR_NR; jj++) Pp[(k0 + k) * FR_NR + jj] = buf[jj * FR_PACK_K + k];
+        for (int64_t jj = 0; jj < FR_NR; jj++) Pp[(k0 + k) * FR_NR + jj] = buf[jj * FR_PACK_LD + k];
     }
   }
 }
