@@ -45,7 +45,8 @@ static inline int64_t fr_panels(int64_t N) { return (N + FR_NR - 1) / FR_NR; }
  * Read across its rows instead, the transpose walked FR_NR streams 4 kB apart at H = 1024, more
  * than L1 has ways for, and packing a 16 MB W_hh cost more than 8 steps of the product; read 64
  * values of each row in turn, packing an LSTM's W_hh at H = 256 out of cache took 340–445 µs
- * (avx512, three runs), against 225–307 now; from L2 both take 110–140. */
+ * (avx512, three runs), against 225–307 this way (and from L2, 61–69 with the padded stride
+ * below, where the old loop took about 105). */
 #define FR_PACK_K 128
 #define FR_PACK_LD (FR_PACK_K + 16) /* the buffer's row stride: a power of two (512 B) cost twice
                                       the time (avx512, H = 256: 105–164 µs a W_hh, 61–69 padded) */
