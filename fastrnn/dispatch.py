@@ -10,6 +10,7 @@ lstm_backward, gru_forward, gru_backward, lstmp_forward, lstmp_backward of the C
 (kernels/fastrnn.h), on torch tensors.
 """
 import contextlib
+import functools
 import importlib
 import warnings
 
@@ -121,33 +122,32 @@ def _auto(x):
     return "eager"
 
 
-_vendor = []
-
-
-def _cpu_vendor():
-    """The CPU's vendor_id from /proc/cpuinfo ('AuthenticAMD', 'GenuineIntel'; '' elsewhere)."""
-    if not _vendor:
-        try:
-            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-                _vendor.append(next((line.split(":", 1)[1].strip() for line in f
-                                     if line.startswith("vendor_id")), ""))
-        except OSError:
-            _vendor.append("")
-    return _vendor[0]
+@functools.lru_cache(maxsize=None)
+def cpuinfo(*keys):
+    """The value of the first /proc/cpuinfo line whose name is one of `keys` ('' where there is
+    none, or no /proc/cpuinfo), e.g. cpuinfo("vendor_id") -> 'AuthenticAMD'."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith(keys):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def input_grad_on_tiles(d, w_cols):
     """Whether the backward's ∂L/∂x = ∂L/∂G_x W_ih (d: ∂L/∂G_x [N,G]; W_ih [G,w_cols]) runs on the
     native kernels' tiles (fastrnn_input_grad) rather than torch's BLAS. On AMD CPUs: there MKL
     takes its AVX2 path, and on the 2-core EPYC Zen 4 (2 threads) the tiles took 0.53–0.86 of
-    its time at seven shapes
-    from T·B·G·I = 32·1·256·64 to 32·64·4096·1024 (the IMDB model's 256·64·512·128: 11.1 ms
-    against 17.3–21.0). On Intel CPUs MKL's AVX-512 sgemm reaches ~85 % of the peak where the tiles
-    reached ~60 % (issue 10's Xeon figures), so torch's BLAS stays there. Below 2^22
-    multiply-adds (~0.1 ms) there is little to gain, and torch's result is kept."""
+    its time at seven shapes from T·B·G·I = 32·1·256·64 to 32·64·4096·1024 (the IMDB model's
+    256·64·512·128: 11.1 ms against 17.3–21.0). On Intel CPUs MKL's AVX-512 sgemm reaches ~85 %
+    of the peak where the tiles reached ~60 % (issue 10's Xeon figures), so torch's BLAS stays
+    there. Below 2^22 multiply-adds (~0.1 ms) there is little to gain, and torch's result is
+    kept."""
     return (d.device.type == "cpu" and d.dtype in _KERNEL_DTYPES
             and d.shape[0] * d.shape[1] * w_cols >= 1 << 22
-            and _cpu_vendor() == "AuthenticAMD" and why_not("native") is None)
+            and cpuinfo("vendor_id") == "AuthenticAMD" and why_not("native") is None)
 
 
 def multiplies_in_bf16():

@@ -52,8 +52,8 @@ def _cdef(kind):
     if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in ("", "_avx512", "_avx2", "_base"))
-    # (the CPU-only functions dropped)
-    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?|input_grad)_f(32|64)\([^;]*;", "", f32 + f64)
+    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?|input_grad)_f(32|64)\([^;]*;", "",  # CPU only
+                  f32 + f64)
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")
 

@@ -5,31 +5,20 @@ import platform
 import numpy
 import torch
 
+from .. import dispatch
+
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
                 "amx_tile", "asimd", "sve")
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "Model", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return (dispatch.cpuinfo("model name", "Model", "cpu model") or platform.processor()
+            or platform.machine())
 
 
 def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return [v for v in VECTOR_FLAGS if v in have]
-    except OSError:
-        pass
-    return []
+    have = set(dispatch.cpuinfo("flags", "Features").split())
+    return [v for v in VECTOR_FLAGS if v in have]
 
 
 def load_average():
