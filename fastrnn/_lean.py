@@ -1,9 +1,10 @@
-"""No-grad calls — a cell's step, a module's layers on a sequence (one direction, or one step)
-— on the native kernels with as little Python around it as possible.
+"""Calls — a cell's step, a module's layers on a sequence (one direction, or one step) without
+gradients — on the native kernels with as little Python around it as possible.
 
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
 API's checks, six output buffers, cffi) a cell call cost 30–40 µs, slower than torch.nn's cell.
-Here, when nothing needs the general path — no gradients, CPU, contiguous float32/float64
+Here, when nothing needs the general path — no gradients (but for a cell's step, which has
+its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64
 input, states of the shapes torch.nn checks, the native backend usable and chosen, no
 projection, no dropout in training — each layer allocates its outputs and makes one foreign
 call; the kernel's scratch is the calling thread's own buffer, kept between calls, and missing
@@ -14,27 +15,33 @@ import threading
 
 import torch
 
-from . import _checks, dispatch
+from . import _checks, _lean_grad, dispatch
 
-_DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
+DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
 _library = None  # the native library, bound on first use (importing it costs 0.7 µs a call)
 
 
-def _kernel(name, dtype):
-    """The one-step forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype."""
+def library():
+    """The native CPU library (fastrnn._native.Library)."""
     global _library
     if _library is None:
-        from ._native.cpu import library
-        _library = library
-    return _library.bound(name + "_forward_x_infer", _DTYPES[dtype][0])
+        from ._native.cpu import library as lib
+        _library = lib
+    return _library
+
+
+def _kernel(name, dtype):
+    """The one-step forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype."""
+    return library().bound(name + "_forward_x_infer", DTYPES[dtype][0])
 
 
 def _usable(backend, x):
-    """Whether nothing about this call needs the general path (see the module docstring)."""
+    """Whether nothing about this call needs the general path (see the module docstring), but
+    perhaps gradients."""
     # (is_compiling before the C-level tracing flag: Dynamo answers the first, not the second)
-    return not (torch.is_grad_enabled() or backend not in ("auto", "native") or not x.is_cpu
-                or x.dtype not in _DTYPES or not x.is_contiguous()
+    return not (backend not in ("auto", "native") or not x.is_cpu
+                or x.dtype not in DTYPES or not x.is_contiguous()
                 or torch.compiler.is_compiling() or torch._C._is_tracing()
                 or torch.is_autocast_enabled("cpu") or dispatch.why_not("native") is not None)
 
@@ -45,9 +52,11 @@ def _same(t, shape, x):
 
 
 def step(cell, x, hx):
-    """cell(x, hx) for x [B,I] without gradients, or None when the general path must run."""
+    """cell(x, hx) for x [B,I], or None when the general path must run. With gradients to
+    compute, one autograd node (fastrnn._lean_grad.Step)."""
     if x.dim() != 2 or not _usable(cell.backend, x):
         return None
+    grad = torch.is_grad_enabled()
     B, I = x.shape
     H, name = cell.hidden_size, _STEMS[type(cell).__name__] or "rnn_" + cell.nonlinearity
     params = cell._parameters  # (nn.Module's attribute lookup costs 0.5 µs a name)
@@ -56,6 +65,11 @@ def step(cell, x, hx):
     if (I != cell.input_size or B == 0 or (h0 is not None and not _same(h0, (B, H), x))
             or (c0 is not None and not _same(c0, (B, H), x))):
         return None
+    if grad and any(t is not None and t.requires_grad for t in (x, *w, h0, c0)):
+        if not all(t is None or _same(t, t.shape, x) for t in w):
+            return None
+        cell.__dict__["last_backend"] = "native"
+        return _lean_grad.Step.apply(name, x, h0, c0, *w)
     out = _run(name, 1, x, h0, c0, *w)
     if out is None:
         return None
@@ -67,7 +81,8 @@ def layers(module, x, h0, c0):
     """module's layers on x [T,B,I], h0 (c0) [L·D,B,H], without gradients: (y [T,B,D·H], h_n
     (, c_n)), or None when the general path must run. Bidirectional only for one step, which
     reads the same in both directions."""
-    if (x.dim() != 3 or not _usable(module.backend, x) or getattr(module, "proj_size", 0)
+    if (x.dim() != 3 or torch.is_grad_enabled() or not _usable(module.backend, x)
+            or getattr(module, "proj_size", 0)
             or (module.dropout and module.training)):
         return None
     T, B = x.shape[:2]
@@ -108,35 +123,35 @@ def _run(name, T, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     if w_ih.dtype != x.dtype or w_hh.dtype != x.dtype or not (
             w_ih.is_contiguous() and w_hh.is_contiguous()):
         return None
-    G, size = w_ih.shape[0], _DTYPES[x.dtype][1]
+    G, size = w_ih.shape[0], DTYPES[x.dtype][1]
     fn = _kernel(name, x.dtype)
     n = _checks.full_lengths_kept(T, B, x.device)  # (no trace here: _usable said so)
-    h0 = _zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
+    h0 = zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
     h_n = x.new_empty(B, H)
     y = h_n if T == 1 else x.new_empty(T, B, H)  # one step writes y and h_n alike: one buffer
     yp, c_n = y.data_ptr(), None
     _library.lib.fastrnn_set_num_threads(torch.get_num_threads())
     if name == "lstm":
-        c0 = _zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
+        c0 = zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
         c_n = x.new_empty(B, H)
         s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0, c0,
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0, c0,
                 w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), c_n.data_ptr(), s,
                 s + B * G * size, s + (B * G + 2 * B * H) * size)
     elif name == "gru":
         s = _scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
-        b = _ptr(b_hh) or _zeros(G, x.dtype)  # the kernel always reads b_hh
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0, w_hh.data_ptr(), b,
+        b = ptr(b_hh) or zeros(G, x.dtype)  # the kernel always reads b_hh
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), h0, w_hh.data_ptr(), b,
                 n.data_ptr(), yp, h_n.data_ptr(), s, s + B * G * size,
                 s + (B * G + B * H) * size)
     else:
         s = _scratch(2 * B * H * size)  # hs [2,B,H]
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), h0,
+        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0,
                 w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), s)
     return (y, h_n, c_n) if rc == 0 else None  # on an error the general path raises it
 
 
-def _ptr(t):
+def ptr(t):
     return 0 if t is None else t.data_ptr()
 
 
@@ -152,11 +167,11 @@ def _scratch(nbytes):
     return buf.data_ptr()
 
 
-def _zeros(n, dtype):
+def zeros(n, dtype):
     """Address of at least n zeros of dtype, which the kernels only read (a missing h0, c0, or a
     GRU's missing b_hh)."""
     buf = getattr(_kept, "zeros", None)
-    nbytes = n * _DTYPES[dtype][1]
+    nbytes = n * DTYPES[dtype][1]
     if buf is None or buf.numel() < nbytes:
         buf = _kept.zeros = torch.zeros(max(nbytes, 1 << 14), dtype=torch.uint8)
     return buf.data_ptr()

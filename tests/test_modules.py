@@ -339,6 +339,60 @@ def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, m
             cell(torch.randn(3, 4, dtype=dtype))
 
 
+@pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell", "RNNCell-relu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_lean_cell_training_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
+    """A cell step with gradients is one lean autograd node (fastrnn/_lean_grad.py): outputs and
+    every gradient as the general path gives them — with a state and without (zeros, whose W_hh
+    gradient is zeros without a product), with only some inputs requiring gradients, outputs
+    partly used — and a second derivative meets the clear error."""
+    if "native" not in fastrnn.backends():
+        pytest.skip("the lean path runs on native")
+    from fastrnn import _lean
+    torch.manual_seed(0)
+    mode, _, f = mode.partition("-")
+    cell = getattr(fastrnn, mode)(5, 7, bias=bias, **({"nonlinearity": f} if f else {}))
+    cell = cell.to(dtype)
+    lstm = mode == "LSTMCell"
+    x = torch.randn(3, 5, dtype=dtype)
+    h = torch.randn(3, 7, dtype=dtype)
+    flat = lambda o: list(o) if isinstance(o, tuple) else [o]  # noqa: E731
+
+    def run(given, x_grad, h_grad, use_c, general):
+        xs = x.clone().requires_grad_(x_grad)
+        hs = h.clone().requires_grad_(h_grad)
+        state = None if not given else (hs, hs * 0.5) if lstm else hs
+        cell.zero_grad(set_to_none=True)
+        with monkeypatch.context() as mp:
+            if general:
+                mp.setattr(_lean, "step", lambda *a: None)
+            out = flat(cell(xs, state))
+        assert cell.last_backend == "native"
+        loss = (out[0] * torch.linspace(-1, 1, 21, dtype=dtype).view(3, 7)).sum()
+        if lstm and use_c:
+            loss = loss + out[1].pow(2).sum()
+        loss.backward()
+        return out, [p.grad for p in cell.parameters()] + [xs.grad, hs.grad]
+
+    for given in (False, True):
+        for x_grad, h_grad, use_c in ((True, True, True), (False, False, False),
+                                      (True, False, True)):
+            lean = run(given, x_grad, h_grad and given, use_c, False)
+            general = run(given, x_grad, h_grad and given, use_c, True)
+            for a, b in zip(lean[0], general[0]):
+                assert torch.equal(a, b)
+            for a, b in zip(lean[1], general[1]):
+                assert (a is None) == (b is None)
+                if a is not None:
+                    tol = 1e-6 if dtype == torch.float32 else 1e-14
+                    torch.testing.assert_close(a, b, rtol=0, atol=tol)
+    xs = x.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(flat(cell(xs))[0].sum(), xs, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives .* use backend='eager'"):
+        gx.sum().backward()
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
                                 dict(num_layers=3, batch_first=True, bias=False),

@@ -103,7 +103,10 @@ class Library:
             self.lib.fastrnn_set_num_threads(torch.get_num_threads())  # per-thread setting
         sizes = [x.shape[0], x.shape[1]] + ([] if I is None else [I]) + [H] + \
             ([] if R is None else [R])
-        rc = fn(*sizes, *ptrs)
+        self.raise_for(fn(*sizes, *ptrs))
+
+    def raise_for(self, rc):
+        """Raises the error a call's return code `rc` names (with the library's message)."""
         if rc != 0:
             msg = self.ffi.string(self.lib.fastrnn_last_error()).decode()
             raise _ERRORS.get(rc, RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
