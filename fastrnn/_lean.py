@@ -8,7 +8,7 @@ its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64
 input, states of the shapes torch.nn checks, the native backend usable and chosen, no
 projection, no dropout in training — each layer allocates its outputs and makes one foreign
 call; the kernel's scratch is the calling thread's own buffer, kept between calls, and missing
-initial states read a kept block of zeros. Anything else returns None and the caller
+initial states are NULL, which the kernels read as zeros (multiplying nothing at step 0). Anything else returns None and the caller
 takes the general path, errors included.
 """
 import threading
@@ -126,13 +126,13 @@ def _run(name, T, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     G, size = w_ih.shape[0], DTYPES[x.dtype][1]
     fn = _kernel(name, x.dtype)
     n = _checks.full_lengths_kept(T, B, x.device)  # (no trace here: _usable said so)
-    h0 = zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
+    h0 = ptr(h0)  # (NULL: zeros, and step 0 multiplies nothing)
     h_n = x.new_empty(B, H)
     y = h_n if T == 1 else x.new_empty(T, B, H)  # one step writes y and h_n alike: one buffer
     yp, c_n = y.data_ptr(), None
     _library.lib.fastrnn_set_num_threads(torch.get_num_threads())
     if name == "lstm":
-        c0 = zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
+        c0 = ptr(c0)
         c_n = x.new_empty(B, H)
         s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
         rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0, c0,
@@ -168,8 +168,8 @@ def _scratch(nbytes):
 
 
 def zeros(n, dtype):
-    """Address of at least n zeros of dtype, which the kernels only read (a missing h0, c0, or a
-    GRU's missing b_hh)."""
+    """Address of at least n zeros of dtype, which the kernels only read (a GRU's missing b_hh,
+    a zero ∂L/∂h_n)."""
     buf = getattr(_kept, "zeros", None)
     nbytes = n * DTYPES[dtype][1]
     if buf is None or buf.numel() < nbytes:

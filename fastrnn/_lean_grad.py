@@ -45,12 +45,12 @@ class Step(torch.autograd.Function):
         n = _checks.full_lengths_kept(1, B, x.device)
         hs = x.new_empty(2, B, H)  # h0, h1: what the backward's products read
         h = x.new_empty(B, H)  # y and h_n at once: one step writes the same values to both
-        hp = _lean.zeros(B * H, x.dtype) if h0 is None else h0.data_ptr()
+        hp = _lean.ptr(h0)  # NULL: zeros, and step 0 multiplies nothing
         args = (1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _lean.ptr(b_ih))
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
         if name == "lstm":
             c, cs, gates = x.new_empty(B, H), x.new_empty(2, B, H), x.new_empty(1, B, G)
-            cp = _lean.zeros(B * H, x.dtype) if c0 is None else c0.data_ptr()
+            cp = _lean.ptr(c0)
             rc = lib.bound("lstm_forward_x", dt)(
                 *args, _lean.ptr(b_hh), hp, cp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
                 h.data_ptr(), c.data_ptr(), gates.data_ptr(), cs.data_ptr(), hs.data_ptr())
@@ -79,28 +79,28 @@ class Step(torch.autograd.Function):
         lib, dt, _ = _lean.library(), *_lean.DTYPES[x.dtype]
         n = _checks.full_lengths_kept(1, B, x.device)
         dh, zeros = dh.contiguous(), _lean.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
-        dA, dh0 = x.new_empty(B, G), x.new_empty(B, H)
-        lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
+        need = ctx.needs_input_grad
+        dA, dh0 = x.new_empty(B, G), x.new_empty(B, H) if need[2] else None  # (NULL: unwanted,
+        lib.lib.fastrnn_set_num_threads(torch.get_num_threads())         # no product at step 0)
         dc0 = da_n = None
         if name == "lstm":
             gates, cs = saved
             dc0 = x.new_empty(B, H)
             rc = lib.bound("lstm_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, dc.contiguous().data_ptr(), gates.data_ptr(),
-                cs.data_ptr(), w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), dh0.data_ptr(),
+                cs.data_ptr(), w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), _lean.ptr(dh0),
                 dc0.data_ptr())
         elif name == "gru":
             gates, a_n = saved
             da_n = x.new_empty(B, H)
             rc = lib.bound("gru_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, gates.data_ptr(), a_n.data_ptr(), hs.data_ptr(),
-                w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), da_n.data_ptr(), dh0.data_ptr())
+                w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), da_n.data_ptr(), _lean.ptr(dh0))
         else:
             rc = lib.bound(name + "_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, hs.data_ptr(), w_hh.data_ptr(), n.data_ptr(),
-                dA.data_ptr(), dh0.data_ptr())
+                dA.data_ptr(), _lean.ptr(dh0))
         lib.raise_for(rc)
-        need = ctx.needs_input_grad
         # ∂L/∂A: dA itself, but for GRU, whose A's n block is r ⊙ (W_hn h + b_hn): dA_n there
         dA_hh = dA if da_n is None else torch.cat([dA[:, :2 * H], da_n], 1)
         dx = _grads.input_grad(dA, w_ih) if need[1] else None
@@ -110,8 +110,7 @@ class Step(torch.autograd.Function):
             dw_hh = torch.zeros_like(w_hh) if ctx.zero_h0 else _grads.gram(dA_hh, hs[0])
         db_ih = dA.sum(0) if need[6] else None
         db_hh = (db_ih if da_n is None and db_ih is not None else dA_hh.sum(0)) if need[7] else None
-        grads = (dx, dh0 if need[2] else None, dc0 if need[3] else None, dw_ih, dw_hh, db_ih,
-                 db_hh)
+        grads = (dx, dh0, dc0 if need[3] else None, dw_ih, dw_hh, db_ih, db_hh)
         if torch.is_grad_enabled():  # create_graph: these may not be differentiated again
             grads = _Backward.apply(*grads)
         return (None, *grads)

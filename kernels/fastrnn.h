@@ -17,6 +17,10 @@
  * returns FASTRNN_OK (0) or an error code, with a message from fastrnn_last_error()
  * (thread-local).
  *
+ * Missing states (CPU library): in forward_x[_infer] h0 and c0 may be NULL, meaning zeros, and
+ * step 0 then multiplies nothing by W_hh; in backward dh0 may be NULL when ∂L/∂h0 is not wanted,
+ * and step 0's product by W_hh is skipped.
+ *
  * The region between the CDEF markers is read by cffi and must hold declarations only.
  */
 #ifndef FASTRNN_H

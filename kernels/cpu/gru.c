@@ -56,7 +56,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
   fr_weights w;
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
-  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  fr_state0(hs, h0, BH, &w);
   const int P = fr_team(B, G, H);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, S, Sg, gx, in, &w, b_hh, lengths,
                            y, gates, a_n, hs));
@@ -148,7 +148,7 @@ int SFXV(fastrnn_gru_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, cons
                                const real *W_ih, const real *b_ih, const real *h0,
                                const real *W_hh, const real *b_hh, const int64_t *lengths,
                                real *y, real *h_n, real *gates, real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, h0, W_hh, b_hh, lengths,
                         y, h_n, gates, a_n, hs);
   return e;
@@ -159,7 +159,7 @@ int SFXV(fastrnn_gru_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H
                                      const real *h0, const real *W_hh, const real *b_hh,
                                      const int64_t *lengths, real *y, real *h_n, real *gates,
                                      real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y,
                         h_n, gates, a_n, hs);
   return e;
@@ -169,7 +169,7 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
                               const real *gates, const real *a_n, const real *hs,
                               const real *W_hh, const int64_t *lengths, real *dGx, real *dA_n,
                               real *dh0) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0);
+  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n);
   if (e) return e;
   fr_weights w;
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 1))
@@ -179,11 +179,17 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
     fr_weights_free(&w);
     return fr_nomem("fastrnn_gru_backward", "dA's ring");
   }
-  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+  real *dh = fr_dstate0(dh0, dh_n, B * H, &w);
+  if (!dh) {
+    fr_weights_free(&w);
+    fr_work_free(dAr);
+    return fr_nomem("fastrnn_gru_backward", "∂L/∂h_t");
+  }
   const int P = fr_team(B, 3 * H, H);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
-                            dGx, dA_n, dAr, dh0));
+                            dGx, dA_n, dAr, dh));
   fr_weights_free(&w);
   fr_work_free(dAr);
+  fr_dstate0_free(dh, dh0);
   return FASTRNN_OK;
 }

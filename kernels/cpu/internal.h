@@ -102,6 +102,7 @@ typedef struct {
   int64_t H, K, gates;
   int backward;
   int bf16;          /* packed in bfloat16 pairs for rows_times_bf16 (bf16.h) */
+  int none0;         /* step 0 has no product: forward, h0 is zeros; backward, ∂L/∂h0 unwanted */
 } fr_weights;
 
 /* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
@@ -123,7 +124,7 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
                                   int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
-  w->packed = NULL, w->active = NULL;
+  w->packed = NULL, w->active = NULL, w->none0 = 0;
   w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (T == 1 || (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= 512))) return 0;
@@ -132,6 +133,33 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   if (w->packed) return 0;
   free(w->active);
   return FASTRNN_ENOMEM;
+}
+
+/* Slot 0 of a state buffer [S,B,·] (n = B·· values): s0 copied, or, when s0 is NULL (the CPU
+ * library's forward_x: a missing initial state), zeros — and then step 0 of w (if given) has no
+ * product to run. */
+static inline void fr_state0(real *slot, const real *s0, int64_t n, fr_weights *w) {
+  if (s0) {
+    memcpy(slot, s0, (size_t)n * sizeof(real));
+    return;
+  }
+  memset(slot, 0, (size_t)n * sizeof(real));
+  if (w) w->none0 = 1;
+}
+
+/* The backward's running ∂L/∂h_t [B,·] (n values), starting from dh_n: dh0 itself, or, when dh0
+ * is NULL (∂L/∂h0 not wanted: the CPU library's backward), a work buffer, and then step 0 of w
+ * has no product to run. NULL when out of memory; free with fr_dstate0_free. */
+static inline real *fr_dstate0(real *dh0, const real *dh_n, int64_t n, fr_weights *w) {
+  real *dh = dh0 ? dh0 : fr_work_alloc((size_t)n * sizeof(real));
+  if (!dh) return NULL;
+  w->none0 = !dh0;
+  memcpy(dh, dh_n, (size_t)n * sizeof(real));
+  return dh;
+}
+
+static inline void fr_dstate0_free(real *dh, const real *dh0) {
+  if (dh != dh0) fr_work_free(dh);
 }
 
 /* Packs the panels of output units [j0, j1) (a thread's slice, fr_slice; backward: of K): all
@@ -195,6 +223,13 @@ FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, re
  * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. */
 FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real *a, int64_t j0,
                             int64_t j1) {
+  if (t == 0 && w->none0) {  /* h0 = 0: a = 0 */
+    const int64_t G = w->gates * w->H;
+    for (int64_t b = 0; b < w->active[0]; b++)
+      for (int64_t q = 0; q < w->gates; q++)
+        memset(a + b * G + q * w->H + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+    return;
+  }
   fr_forward_product(w, w->active[t], h, a + j0, w->gates * w->H, w->H, j0, j1);
 }
 
@@ -303,6 +338,7 @@ FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, r
  * dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
 FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
                              int64_t j1) {
+  if (t == 0 && w->none0) return;  /* ∂L/∂h0 is not wanted */
   fr_backward_product(w, w->active[t], dA, dh, j0, j1, 1);
 }
 #endif

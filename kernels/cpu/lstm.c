@@ -90,8 +90,8 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, i
     fr_weights_free(&w);
     return fr_nomem(fn, "W_hr's workspace");
   }
-  memcpy(hs, h0, (size_t)BR * sizeof(real));
-  memcpy(cs, c0, (size_t)BH * sizeof(real));
+  fr_state0(hs, h0, BR, &w);
+  fr_state0(cs, c0, BH, NULL);
   /* a step's multiply-adds: B·4H·R for the gates, B·R·H more for a projection */
   const int P = fr_team(B, W_hr ? 5 * R : G, H);
   const fr_weights *pr = W_hr ? &wr : NULL;
@@ -195,15 +195,22 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
     fr_weights_free(&w);
     return fr_nomem(fn, "∂L/∂r_t");
   }
-  memcpy(dh0, dh_n, (size_t)(B * R) * sizeof(real));
+  real *dh = fr_dstate0(dh0, dh_n, B * R, &w);
+  if (!dh) {
+    fr_weights_free(&w);
+    if (W_hr) fr_weights_free(&wr);
+    fr_work_free(dr);
+    return fr_nomem(fn, "∂L/∂h_t");
+  }
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_team(B, W_hr ? 5 * R : 4 * H, H);
   const fr_weights *pr = W_hr ? &wr : NULL;
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, R, dy, gates, cs, &w, pr,
-                            lengths, dA, dh0, dc0, du, dr));
+                            lengths, dA, dh, dc0, du, dr));
   fr_weights_free(&w);
   if (W_hr) fr_weights_free(&wr);
   fr_work_free(dr);
+  fr_dstate0_free(dh, dh0);
   return FASTRNN_OK;
 }
 
@@ -231,7 +238,7 @@ int SFXV(fastrnn_lstm_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, con
                                 const real *h0, const real *c0, const real *W_hh,
                                 const int64_t *lengths, real *y, real *h_n, real *c_n,
                                 real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
                         NULL, lengths, y, h_n, c_n, gates, cs, hs, NULL);
   return e;
@@ -242,7 +249,7 @@ int SFXV(fastrnn_lstm_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t 
                                       const real *b_hh, const real *h0, const real *c0,
                                       const real *W_hh, const int64_t *lengths, real *y,
                                       real *h_n, real *c_n, real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, NULL,
                         lengths, y, h_n, c_n, gates, cs, hs, NULL);
   return e;
@@ -252,7 +259,7 @@ int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                const real *dc_n, const real *gates, const real *cs,
                                const real *W_hh, const int64_t *lengths, real *dA, real *dh0,
                                real *dc0) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dc0);
   if (!e) e = backward(__func__, T, B, H, H, dy, dh_n, dc_n, gates, cs, W_hh, NULL, lengths, dA,
                        dh0, dc0, NULL);
   return e;
@@ -294,8 +301,8 @@ int SFXV(fastrnn_lstmp_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, in
                                  const real *W_hh, const real *W_hr, const int64_t *lengths,
                                  real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs,
                                  real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates,
-           cs, hs, rs);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs, hs,
+           rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward_x(__func__, T, B, I, H, R, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
                         W_hr, lengths, y, h_n, c_n, gates, cs, hs, rs);
@@ -308,8 +315,8 @@ int SFXV(fastrnn_lstmp_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t
                                        const real *W_hh, const real *W_hr,
                                        const int64_t *lengths, real *y, real *h_n, real *c_n,
                                        real *gates, real *cs, real *hs, real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates,
-           cs, hs, rs);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs, hs,
+           rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward_x(__func__, T, B, I, H, R, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, W_hr,
                         lengths, y, h_n, c_n, gates, cs, hs, rs);
@@ -321,8 +328,8 @@ int SFXV(fastrnn_lstmp_backward)(int64_t T, int64_t B, int64_t H, int64_t R, con
                                 const real *cs, const real *W_hh, const real *W_hr,
                                 const int64_t *lengths, real *dA, real *dh0, real *dc0,
                                 real *du) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA, dh0,
-           dc0, du);
+  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA, dc0,
+           du);
   e = check_R(__func__, e, R);
   if (!e) e = backward(__func__, T, B, H, R, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA,
                        dh0, dc0, du);

@@ -44,7 +44,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
   fr_weights w;
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
-  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  fr_state0(hs, h0, BH, &w);
   const int P = fr_team(B, H, H);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y,
                            hs));
@@ -102,11 +102,16 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
   const char *fn = relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward";
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 1))
     return fr_nomem(fn, "W_hh's workspace");
-  memcpy(dh0, dh_n, (size_t)(B * H) * sizeof(real));
+  real *dh = fr_dstate0(dh0, dh_n, B * H, &w);
+  if (!dh) {
+    fr_weights_free(&w);
+    return fr_nomem(fn, "∂L/∂h_t");
+  }
   const int P = fr_team(B, H, H);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA,
-                            dh0));
+                            dh));
   fr_weights_free(&w);
+  fr_dstate0_free(dh, dh0);
   return FASTRNN_OK;
 }
 
@@ -128,7 +133,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
   int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
                                      const real *dh_n, const real *hs, const real *W_hh,       \
                                      const int64_t *lengths, real *dA, real *dh0) {            \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA, dh0); \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA);       \
     if (!e) e = backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                 \
     return e;                                                                                  \
   }                                                                                            \
@@ -136,7 +141,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                       const real *x, const real *W_ih, const real *b_ih,       \
                                       const real *b_hh, const real *h0, const real *W_hh,      \
                                       const int64_t *lengths, real *y, real *h_n, real *hs) {  \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
     if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,    \
                           lengths, y, h_n, hs);                                                \
     return e;                                                                                  \
@@ -146,7 +151,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                             const real *b_hh, const real *h0,                  \
                                             const real *W_hh, const int64_t *lengths, real *y, \
                                             real *h_n, real *hs) {                             \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, h0, W_hh, lengths, y, h_n, hs);               \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
     if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh,        \
                           lengths, y, h_n, hs);                                                \
     return e;                                                                                  \
