@@ -96,15 +96,17 @@ class _Fast(torch.autograd.Function):
         dgx, *rest = ctx.cell.grad(ctx, *grads)
         x, w_ih = ctx.saved_tensors[-2:]
         T, B, G = dgx.shape
-        d, rows = dgx.reshape(T * B, G), ctx.rows
+        d, x, rows = dgx.reshape(T * B, G), x.reshape(T * B, -1), ctx.rows
+        if rows is not None:  # only these rows count (the others' ∂L/∂G_x is zero): taken once
+            d, x = d.index_select(0, rows), x.index_select(0, rows)
         need = ctx.needs_input_grad
         dx = None
-        if need[1] and rows is None:
-            dx = _grads.input_grad(d, w_ih).view(T, B, -1)
-        elif need[1]:  # the ended rows' dx is zero
-            part = _grads.input_grad(d.index_select(0, rows), w_ih)
-            dx = part.new_zeros(T * B, part.shape[1]).index_copy_(0, rows, part).view(T, B, -1)
-        dw_ih = _grads.gram(d, x.reshape(T * B, -1), rows) if need[2] else None
+        if need[1]:
+            dx = _grads.input_grad(d, w_ih)
+            if rows is not None:  # the ended rows' dx is zero
+                dx = dx.new_zeros(T * B, dx.shape[1]).index_copy_(0, rows, dx)
+            dx = dx.view(T, B, -1)
+        dw_ih = _grads.gram(d, x) if need[2] else None
         db = d.sum(0) if need[3] or need[4] else None
         return (None, dx, dw_ih, db if need[3] else None, db if need[4] else None, *rest)
 

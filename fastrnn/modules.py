@@ -16,7 +16,7 @@ device and dtype; `last_backend` says which backend the last forward ran on.
 """
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks, _lean, dispatch, functional
 
@@ -30,6 +30,19 @@ def _reverse(x, lengths):
     n = lengths.to(x.device)[None, :]
     idx = torch.where(t < n, n - 1 - t, t)  # an involution: applying it twice is the identity
     return x.gather(0, idx[:, :, None].expand_as(x))
+
+
+def _unpack(data, batch_sizes):
+    """A packed batch's data [N,I] (batch_sizes [T], sorted by length) as x [T,B,I], zero past each
+    sequence's end, with lengths [B] and rows [N], the flat indices into [T·B] of the packed rows
+    (their order: time-major, each step a prefix of the batch). One index copy, where
+    pad_packed_sequence copies step by step (T copies forward, T more in backward: 6 of a GRU's
+    100 ms training step at T = 200)."""
+    T, B = batch_sizes.shape[0], int(batch_sizes[0])
+    live = torch.arange(B)[None, :] < batch_sizes[:, None]  # [T,B]: (t, b) still running
+    rows = live.reshape(-1).nonzero().squeeze(1).to(data.device)
+    x = data.new_zeros(T * B, data.shape[1]).index_copy(0, rows, data).view(T, B, -1)
+    return x, live.sum(0).to(data.device), rows
 
 
 def _exporting():
@@ -86,10 +99,10 @@ class _Recurrent:
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
         packed = isinstance(input, PackedSequence)
-        sorted_idx = unsorted_idx = lengths = None
+        sorted_idx = unsorted_idx = lengths = rows = None
         if packed:
             data, batch_sizes, sorted_idx, unsorted_idx = input
-            x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))  # sorted order
+            x, lengths, rows = _unpack(data, batch_sizes)  # in sorted order
             batched, check_input = True, data
             if hx is not None:
                 hx = self.permute_hidden(hx, sorted_idx)
@@ -106,16 +119,19 @@ class _Recurrent:
         self.check_forward_args(check_input, hx, batch_sizes)
         low = _autocast_dtype(self, x)
         with dispatch.bf16_products(low == torch.bfloat16):
-            out = self._forward(x, hx, lengths, batched, packed, sorted_idx, unsorted_idx)
+            out = self._forward(x, hx, lengths, batched, packed and (rows, batch_sizes),
+                                sorted_idx, unsorted_idx)
         return out if low is None else _cast(out, low)
 
     def _forward(self, x, hx, lengths, batched, packed, sorted_idx, unsorted_idx):
+        """packed: False, or the input's (rows, batch_sizes) (see _unpack)."""
         out, h_n = self._layers(x, hx, lengths)
         if self.batch_first and batched and not packed:
             out = out.transpose(0, 1)
         if packed:
-            out = pack_padded_sequence(out, lengths)
-            out = PackedSequence(out.data, out.batch_sizes, sorted_idx, unsorted_idx)
+            rows, batch_sizes = packed
+            data = out.reshape(-1, out.shape[2]).index_select(0, rows)
+            out = PackedSequence(data, batch_sizes, sorted_idx, unsorted_idx)
             return out, self.permute_hidden(h_n, unsorted_idx)
         if not batched:
             out = out.squeeze(1)
