@@ -12,12 +12,7 @@ no-grad step (see fastrnn._lean), with gradients enabled and something requiring
 """
 import torch
 
-from . import _checks, _grads, _lean
-
-
-def _no_double_backward():
-    raise RuntimeError("fastrnn: second derivatives of the kernel backends are not supported; "
-                       "use backend='eager' for double backward")
+from . import _checks, _grads, _lean, autograd
 
 
 class _Backward(torch.autograd.Function):
@@ -28,9 +23,7 @@ class _Backward(torch.autograd.Function):
     def forward(ctx, *grads):
         return grads
 
-    @staticmethod
-    def backward(ctx, *_):
-        _no_double_backward()
+    backward = staticmethod(autograd._no_double_backward)
 
 
 class Step(torch.autograd.Function):
