@@ -4,12 +4,12 @@ gradients — on the native kernels with as little Python around it as possible.
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
 API's checks, six output buffers, cffi) a cell call cost 30–40 µs, slower than torch.nn's cell.
 Here, when nothing needs the general path — no gradients (but for a cell's step, which has
-its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64
-input, states of the shapes torch.nn checks, the native backend usable and chosen, no
-projection, no dropout in training — each layer allocates its outputs and makes one foreign
-call; the kernel's scratch is the calling thread's own buffer, kept between calls, and missing
-initial states are NULL, which the kernels read as zeros (multiplying nothing at step 0). Anything else returns None and the caller
-takes the general path, errors included.
+its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64 input, states
+of the shapes torch.nn checks, the native backend usable and chosen, no projection, no dropout
+in training — each layer allocates its outputs and makes one foreign call; the kernel's scratch
+is the calling thread's own buffer, kept between calls, and missing initial states are NULL,
+which the kernels read as zeros (multiplying nothing at step 0). Anything else returns None and
+the caller takes the general path, errors included.
 """
 import threading
 

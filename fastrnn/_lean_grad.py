@@ -34,7 +34,7 @@ class Step(torch.autograd.Function):
     def forward(ctx, name, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         B, I = x.shape
         G, H = w_hh.shape
-        lib, dt, size = _lean.library(), *_lean.DTYPES[x.dtype]
+        lib, dt = _lean.library(), _lean.DTYPES[x.dtype][0]
         n = _checks.full_lengths_kept(1, B, x.device)
         hs = x.new_empty(2, B, H)  # h0, h1: what the backward's products read
         h = x.new_empty(B, H)  # y and h_n at once: one step writes the same values to both
@@ -69,7 +69,7 @@ class Step(torch.autograd.Function):
     def backward(ctx, dh, dc=None):
         x, w_ih, w_hh, hs, *saved = ctx.saved_tensors
         name, (B, I), (G, H) = ctx.name, x.shape, w_hh.shape
-        lib, dt, _ = _lean.library(), *_lean.DTYPES[x.dtype]
+        lib, dt = _lean.library(), _lean.DTYPES[x.dtype][0]
         n = _checks.full_lengths_kept(1, B, x.device)
         dh, zeros = dh.contiguous(), _lean.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
@@ -102,7 +102,9 @@ class Step(torch.autograd.Function):
         if need[5]:
             dw_hh = torch.zeros_like(w_hh) if ctx.zero_h0 else _grads.gram(dA_hh, hs[0])
         db_ih = dA.sum(0) if need[6] else None
-        db_hh = (db_ih if da_n is None and db_ih is not None else dA_hh.sum(0)) if need[7] else None
+        db_hh = None
+        if need[7]:  # (RNN, LSTM: the same sum as db_ih)
+            db_hh = db_ih if da_n is None and db_ih is not None else dA_hh.sum(0)
         grads = (dx, dh0, dc0 if need[3] else None, dw_ih, dw_hh, db_ih, db_hh)
         if torch.is_grad_enabled():  # create_graph: these may not be differentiated again
             grads = _Backward.apply(*grads)
