@@ -56,11 +56,12 @@ def running(ctx, lengths, hs):
     return ctx.rows
 
 
-def input_grad(d, w_ih):
+def input_grad(d, w_ih, step=False):
     """∂L/∂x = d w_ih [N,I] for d = ∂L/∂G_x [N,G] (contiguous), w_ih [G,I]: on the kernels' tiles
-    where dispatch.input_grad_on_tiles says they beat torch's BLAS — unless the backward itself is
-    being differentiated (create_graph), which only the differentiable product can be."""
-    if torch.is_grad_enabled() or not dispatch.input_grad_on_tiles(d, w_ih.shape[1]):
+    where dispatch.input_grad_on_tiles says they beat torch's BLAS (`step`: in a cell's one-step
+    backward) — unless the backward itself is being differentiated (create_graph), which only the
+    differentiable product can be."""
+    if torch.is_grad_enabled() or not dispatch.input_grad_on_tiles(d, w_ih.shape[1], step):
         return d @ w_ih
     dx = d.new_empty(d.shape[0], w_ih.shape[1])
     dispatch.load("native").input_grad(d[None], w_ih.contiguous(), dx[None])

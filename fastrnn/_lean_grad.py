@@ -96,7 +96,7 @@ class Step(torch.autograd.Function):
         lib.raise_for(rc)
         # ∂L/∂A: dA itself, but for GRU, whose A's n block is r ⊙ (W_hn h + b_hn): dA_n there
         dA_hh = dA if da_n is None else torch.cat([dA[:, :2 * H], da_n], 1)
-        dx = _grads.input_grad(dA, w_ih) if need[1] else None
+        dx = _grads.input_grad(dA, w_ih, step=True) if need[1] else None
         dw_ih = _grads.gram(dA, x) if need[4] else None
         dw_hh = None
         if need[5]:

@@ -39,3 +39,29 @@ def test_input_grad_refuses_bad_arguments():
     assert "expected I >= 1, got I=0" in message()
     assert fn(2, 3, 4, 8, d.data_ptr(), 0, dx.data_ptr()) == 1
     assert "'W_ih' is NULL" in message()
+
+
+def test_the_rule_takes_the_tiles_on_amd_only_and_at_any_size_in_a_step(monkeypatch):
+    """dispatch.input_grad_on_tiles: AMD CPUs from 2^22 multiply-adds, or at any size in a cell's
+    one-step backward; never elsewhere, never for a GPU tensor or an unsupported dtype; and a cell
+    step's dx then comes from the tiles (equal to fastrnn_input_grad's result bitwise)."""
+    small, large = torch.randn(32, 128), torch.randn(1024, 512)
+    for vendor, want in (("AuthenticAMD", True), ("GenuineIntel", False)):
+        monkeypatch.setattr(dispatch, "cpuinfo", lambda *keys, v=vendor: v)
+        assert dispatch.input_grad_on_tiles(small, 128) is False
+        assert dispatch.input_grad_on_tiles(large, 128) is want
+        assert dispatch.input_grad_on_tiles(small, 128, step=True) is want
+        assert dispatch.input_grad_on_tiles(small.half(), 128, step=True) is False
+    monkeypatch.setattr(dispatch, "cpuinfo", lambda *keys: "AuthenticAMD")
+    torch.manual_seed(0)
+    cell = fastrnn.RNNCell(16, 24)
+    x = torch.randn(8, 16, requires_grad=True)
+    calls = []
+    real = dispatch.load("native").input_grad
+    monkeypatch.setattr(dispatch.load("native"), "input_grad",
+                        lambda *a: (calls.append(a[0].clone()), real(*a)))
+    cell(x).sum().backward()
+    assert len(calls) == 1
+    dx = torch.empty(1, 8, 16)
+    real(calls[0], cell.weight_ih.detach(), dx)
+    assert torch.equal(x.grad, dx[0])
