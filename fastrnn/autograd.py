@@ -430,7 +430,7 @@ def _gru_hh_grads(dGx, dA_n, hs, rows=None):
     H = G // 3
     d_rz, d_n = dGx.reshape(T * B, G)[:, :2 * H], dA_n.reshape(T * B, H)
     h = hs[:-1].reshape(T * B, H)
-    if rows is not None:  # (see _running)
+    if rows is not None:  # (see _grads.running)
         d_rz, d_n, h = (t.index_select(0, rows) for t in (d_rz, d_n, h))
     return (torch.cat([_grads.gram(d_rz, h), _grads.gram(d_n, h)]),
             torch.cat([d_rz.sum(0), d_n.sum(0)]))

@@ -3,6 +3,8 @@ beyond the one-layer float32 grid — single steps of cells and of 2-layer modul
 training step, packed ragged batches, LSTM projections, bfloat16 modules and autocast — each
 point torch.nn's module against fastrnn's with the same state_dict, interleaved medians.
 """
+import contextlib
+import functools
 import json
 import os
 import time
@@ -27,14 +29,13 @@ def _pair(cls_name, *args, dtype=torch.float32, **kw):
 def _infer(m, *inputs, autocast=False):
     """m(*inputs) without gradients (under autocast to bfloat16 if asked: entering even a
     disabled autocast costs 2 µs, a tenth of a one-step call, so it is entered only then)."""
+    low = contextlib.nullcontext
     if autocast:
-        def call():
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                m(*inputs)
-    else:
-        def call():
-            with torch.no_grad():
-                m(*inputs)
+        low = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
+
+    def call():
+        with torch.no_grad(), low():
+            m(*inputs)
     return call
 
 
