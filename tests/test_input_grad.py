@@ -19,10 +19,9 @@ def test_input_grad_is_the_product(T, B, G, I, dtype, variant):
     g = torch.Generator().manual_seed(0)
     d = torch.randn(T, B, G, generator=g, dtype=dtype)
     w = torch.randn(G, I, generator=g, dtype=dtype)
-    dx = torch.full((T, B, I), float("nan"), dtype=dtype)
     try:
         fastrnn.set_cpu_variant(variant)
-        dispatch.load("native").input_grad(d, w, dx)
+        dx = dispatch.load("native").input_grad(d.view(T * B, G), w).view(T, B, I)
     finally:
         fastrnn.set_cpu_variant(None)
     want = d.double() @ w.double()
@@ -59,9 +58,7 @@ def test_the_rule_takes_the_tiles_on_amd_only_and_at_any_size_in_a_step(monkeypa
     calls = []
     real = dispatch.load("native").input_grad
     monkeypatch.setattr(dispatch.load("native"), "input_grad",
-                        lambda *a: (calls.append(a[0].clone()), real(*a)))
+                        lambda *a: calls.append(a[0].clone()) or real(*a))
     cell(x).sum().backward()
     assert len(calls) == 1
-    dx = torch.empty(1, 8, 16)
-    real(calls[0], cell.weight_ih.detach(), dx)
-    assert torch.equal(x.grad, dx[0])
+    assert torch.equal(x.grad, real(calls[0], cell.weight_ih.detach()))

@@ -6,6 +6,8 @@ FASTRNN_CPU_VARIANT or set with fastrnn.set_cpu_variant — to compare them, or 
 """
 import os
 
+import torch
+
 from . import Library, fused_functions, kernel_functions
 
 library = Library("cpu")
@@ -14,9 +16,17 @@ library = Library("cpu")
 rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x = fused_functions(library)
 
 
-def input_grad(dgx, w_ih, dx):
-    """dx [T,B,I] = dgx [T,B,G] · w_ih [G,I] (fastrnn_input_grad)."""
-    library.call("input_grad", dgx.shape[2], dgx, w_ih, dx, I=w_ih.shape[1])
+def input_grad(d, w_ih):
+    """d [N,G] · w_ih [G,I] -> dx [N,I] (fastrnn_input_grad), d contiguous. One foreign call and
+    nothing else: in a cell's training step library.call's generic Python (views, pointer lists)
+    cost 6 µs around a 7.5 µs product (B = 32, H = 128)."""
+    (N, G), I = d.shape, w_ih.shape[1]
+    w = w_ih.contiguous()
+    dx = d.new_empty(N, I)
+    fn = library.bound("input_grad", "f32" if d.dtype == torch.float32 else "f64")
+    library.lib.fastrnn_set_num_threads(torch.get_num_threads())
+    library.raise_for(fn(1, N, I, G, d.data_ptr(), w.data_ptr(), dx.data_ptr()))
+    return dx
 
 
 def set_variant(name):

@@ -185,7 +185,7 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
     fr_work_free(dAr);
     return fr_nomem("fastrnn_gru_backward", "∂L/∂h_t");
   }
-  const int P = fr_team(B, 3 * H, H);
+  const int P = fr_backward_team(&w, T, 0, B, 3 * H, H);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
                             dGx, dA_n, dAr, dh));
   fr_weights_free(&w);

@@ -162,6 +162,15 @@ static inline void fr_dstate0_free(real *dh, const real *dh0) {
   if (dh != dh0) fr_work_free(dh);
 }
 
+/* The team of a backward: as fr_team, but one thread for a single step whose ∂L/∂h0 is not
+ * wanted (w->none0) and that has no other product (`more`: LSTMP's W_hr): it multiplies nothing
+ * (fr_step_backward skips step 0), and its pointwise math is not worth waking a team (a cell's
+ * training step calls it every step). */
+static inline int fr_backward_team(const fr_weights *w, int64_t T, int more, int64_t B, int64_t G,
+                                   int64_t H) {
+  return T == 1 && w->none0 && !more ? 1 : fr_team(B, G, H);
+}
+
 /* Packs the panels of output units [j0, j1) (a thread's slice, fr_slice; backward: of K): all
  * the thread will read. */
 static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) {

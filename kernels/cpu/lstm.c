@@ -203,7 +203,7 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
     return fr_nomem(fn, "∂L/∂h_t");
   }
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
-  const int P = fr_team(B, W_hr ? 5 * R : 4 * H, H);
+  const int P = fr_backward_team(&w, T, W_hr != NULL, B, W_hr ? 5 * R : 4 * H, H);
   const fr_weights *pr = W_hr ? &wr : NULL;
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, R, dy, gates, cs, &w, pr,
                             lengths, dA, dh, dc0, du, dr));

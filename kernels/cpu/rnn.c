@@ -107,7 +107,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
     fr_weights_free(&w);
     return fr_nomem(fn, "∂L/∂h_t");
   }
-  const int P = fr_team(B, H, H);
+  const int P = fr_backward_team(&w, T, 0, B, H, H);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA,
                             dh));
   fr_weights_free(&w);
