@@ -118,14 +118,23 @@ class _Recurrent:
         hx = self._initial_state(hx, x)
         self.check_forward_args(check_input, hx, batch_sizes)
         low = _autocast_dtype(self, x)
+        # without gradients, straight to the kernel when nothing needs the general path
+        lean = None if lengths is not None else _lean.layers(self, x, *self._split(hx), low)
+        if lean is not None:
+            return self._output(lean, batched, False, sorted_idx, unsorted_idx)
         with dispatch.bf16_products(low == torch.bfloat16):
-            out = self._forward(x, hx, lengths, batched, packed and (rows, batch_sizes),
-                                sorted_idx, unsorted_idx)
+            out = self._output(self._layers(x, hx, lengths), batched,
+                               packed and (rows, batch_sizes), sorted_idx, unsorted_idx)
         return out if low is None else _cast(out, low)
 
-    def _forward(self, x, hx, lengths, batched, packed, sorted_idx, unsorted_idx):
-        """packed: False, or the input's (rows, batch_sizes) (see _unpack)."""
-        out, h_n = self._layers(x, hx, lengths)
+    def _split(self, hx):
+        """(h0, c0), c0 None but for an LSTM."""
+        return hx if self.mode == "LSTM" else (hx, None)
+
+    def _output(self, layers_out, batched, packed, sorted_idx, unsorted_idx):
+        """The module's output from its layers' (out [T,B,·], h_n): in the input's layout.
+        packed: False, or the input's (rows, batch_sizes) (see _unpack)."""
+        out, h_n = layers_out
         if self.batch_first and batched and not packed:
             out = out.transpose(0, 1)
         if packed:
@@ -150,11 +159,7 @@ class _Recurrent:
     def _layers(self, x, hx, lengths):
         D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
-        h0, c0 = hx if lstm else (hx, None)
-        # without gradients, straight to the kernel when nothing needs the general path
-        lean = None if lengths is not None else _lean.layers(self, x, h0, c0)
-        if lean is not None:
-            return lean
+        h0, c0 = self._split(hx)
         # (through __dict__: nn.Module's setattr is slow)
         self.__dict__["last_backend"] = functional.resolve_backend(x, self.backend)
         h_n, c_n = [], []

@@ -14,9 +14,10 @@ SHAPES = [dict(T=1, B=1, I=3, H=64),                       # a cell step: W_hh r
           dict(T=2, B=3, I=5, H=37, lengths=[2, 1, 2]),     # T·B below every tile height
           dict(T=3, B=1, I=4, H=130),                       # one row, H past two column blocks
           dict(T=4, B=9, I=3, H=70, lengths=[4, 1, 3, 4, 2, 4, 1, 3, 4]),  # a tile and leftovers
-          dict(T=3, B=16, I=6, H=96)]                       # whole tiles, 2 threads a step
+          dict(T=3, B=16, I=6, H=96),                       # whole tiles, 2 threads a step
+          dict(T=3, B=17, I=6, H=96)]                       # the rows split, some left over
 CASES = [(cell, kw) for cell in GATES for kw in SHAPES]
-CASES += [("lstm", kw | dict(proj=p)) for kw, p in zip(SHAPES, (17, 5, 64, 33, 40))]  # LSTMP
+CASES += [("lstm", kw | dict(proj=p)) for kw, p in zip(SHAPES, (17, 5, 64, 33, 40, 40))]  # LSTMP
 IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}{'P%d' % k['proj'] if 'proj' in k else ''}"
        for c, k in CASES]
 
@@ -42,9 +43,12 @@ def test_variant_matches_reference(variant, cell, kw):
         assert err <= float32_limit(nn_err), f"{k}: {err:.2e} vs torch.nn {nn_err:.2e}"
 
 
+@pytest.mark.parametrize("B,H", [(5, 200), (17, 96)], ids=["units", "rows"])
 @pytest.mark.parametrize("cell", list(GATES))
-def test_variant_is_bitwise_the_same_on_any_thread_count(variant, cell):
-    c, before = Case(cell, T=3, B=16, I=6, H=96), torch.get_num_threads()
+def test_variant_is_bitwise_the_same_on_any_thread_count(variant, cell, B, H):
+    """Two threads split a step's hidden units (few rows) or, from two whole tiles of rows each,
+    the batch's rows (B = 17 leaves rows over on every variant: FR_MR is 8, 6 or 4)."""
+    c, before = Case(cell, T=3, B=B, I=6, H=H), torch.get_num_threads()
     try:
         runs = []
         for n in (1, 2, 1):

@@ -66,6 +66,45 @@ static inline int fr_team(int64_t B, int64_t G, int64_t H) {
   return P < 1 ? 1 : (int)P;
 }
 
+/* A thread's share of a loop over the steps: rows [b0, b1) of the batch and units [j0, j1) of
+ * every gate block. Split by units (fr_slice: all rows), the threads meet at a barrier every
+ * step, before the next product reads all of h_t; split by rows (all units), each thread runs
+ * whole rows — independent recurrences — through every step and never waits for another. */
+typedef struct {
+  int64_t b0, b1, j0, j1;
+  int rows;  /* split by rows */
+} fr_part;
+
+/* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows,
+ * evenly or at least four (so that a thread's extra tile or the rows left over weigh little),
+ * over more than one step (a single step reads W in place, and each thread would read all of
+ * it), and every row must run all T steps (packed lengths, longest first, would load the first
+ * thread most). Against the unit split, LSTM inference, 2 threads, Zen 4, bitwise the same:
+ * float32 T = 32, B = 64, H = 256 20.5 → 12.9 ms; H = 1024 184 → 177; B = 16, H = 256 2.90 →
+ * 2.82, H = 1024 50.2 → 50.5; with bfloat16 products T = 100, B = 16, H = 256 5.4–5.6 → 4.9 (the
+ * barrier's wait and the states crossing between the cores every step are gone). */
+static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths) {
+  const int64_t tiles = B / FR_MR;
+  if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < 4 * P)) return 0;
+  for (int64_t b = 0; b < B; b++)
+    if (lengths[b] < T) return 0;
+  return 1;
+}
+
+/* Thread p's part of P: by rows (whole tiles; the last thread also takes the rows left over)
+ * or by units (fr_slice), B rows and H units in all. */
+static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
+  fr_part q = {0, B, 0, H, rows};
+  if (rows) {
+    const int64_t tiles = B / FR_MR;
+    q.b0 = tiles * p / P * FR_MR;
+    q.b1 = p == P - 1 ? B : tiles * (p + 1) / P * FR_MR;
+  } else {
+    fr_slice(H, p, P, &q.j0, &q.j1);
+  }
+  return q;
+}
+
 /* Runs `call` (a loop part, which asks fr_thread() and fr_team_size()) on a team of P threads,
  * where P is a variable of that name; with P = 1 outside any parallel region, whose entry costs
  * about a microsecond even when an if clause turns it off — most of a small cell's call. */
@@ -199,6 +238,14 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
     pack_panels(K, H, w->W + q * H * K, 1, K, w->packed + q * block, p0, p1);
 }
 
+/* Packs thread p's share of P (the panels of its units, fr_slice; backward: of K): split by
+ * units all it reads, split by rows its share of what every thread reads (then a barrier). */
+static inline void fr_weights_pack_part(const fr_weights *w, int p, int P) {
+  int64_t j0, j1;
+  fr_slice(w->backward ? w->K : w->H, p, P, &j0, &j1);
+  fr_weights_pack(w, j0, j1);
+}
+
 static inline void fr_weights_free(fr_weights *w) {
   fr_work_free(w->packed);
   free(w->active);
@@ -228,18 +275,18 @@ FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, re
   }
 }
 
-/* Forward, step t, a thread's units [j0, j1) of every gate block, for the rows still running:
- * a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,H], a [B,G]. */
-FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real *a, int64_t j0,
-                            int64_t j1) {
+/* Forward, step t, a thread's rows [b0, b1) and units [j0, j1) of every gate block, for the rows
+ * still running: a[b][q·H + j] = Σ_k h[b][k] W_hh[q·H + j][k], h [B,K], a [B,G]. */
+FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real *a, int64_t b0,
+                            int64_t b1, int64_t j0, int64_t j1) {
+  const int64_t G = w->gates * w->H, end = w->active[t] < b1 ? w->active[t] : b1;
   if (t == 0 && w->none0) {  /* h0 = 0: a = 0 */
-    const int64_t G = w->gates * w->H;
-    for (int64_t b = 0; b < w->active[0]; b++)
+    for (int64_t b = b0; b < end; b++)
       for (int64_t q = 0; q < w->gates; q++)
         memset(a + b * G + q * w->H + j0, 0, (size_t)(j1 - j0) * sizeof(real));
     return;
   }
-  fr_forward_product(w, w->active[t], h, a + j0, w->gates * w->H, w->H, j0, j1);
+  if (end > b0) fr_forward_product(w, end - b0, h + b0 * w->K, a + b0 * G + j0, G, w->H, j0, j1);
 }
 
 /* The input projection G_x = x W_ihᵀ + b inside the forward loop, so that it never exists over
@@ -280,33 +327,37 @@ static inline void fr_input_free(fr_input *in) {
   fr_work_free(in->buf);
 }
 
-/* A thread's slice of the chunk buffer: [Tc·B, gates, j1 − j0]. */
-static inline real *fr_input_slice(const fr_input *in, int64_t B, int64_t j0) {
-  return in->buf + in->Tc * B * in->w.gates * j0;
+/* A thread's part of the chunk buffer: [Tc·(b1 − b0), gates, j1 − j0] (one of b0, j0 is 0). */
+static inline real *fr_input_slice(const fr_input *in, int64_t B, const fr_part *q) {
+  return in->buf + in->Tc * in->w.gates * (q->b0 * in->w.H + B * q->j0);
 }
 
-/* The thread's units [j0, j1) of G_x for the steps t0 .. min(t0 + Tc, T) into its slice xc —
- * for every row, or, given lengths, for each step's rows still running (the others are never
- * read: an ended row carries its state), in one product when all are, else one per step
- * (packed lengths 20–200, B = 32, H = I = 256, T = 200, Zen 4, 2 threads, inference, results
- * bitwise the same: LSTM 30.3 → 26.5 ms, GRU 22.6 → 19.7). */
+/* The thread's part (rows [b0, b1), units [j0, j1)) of G_x for the steps t0 .. min(t0 + Tc, T)
+ * into its slice xc, [steps, b1 − b0, gates, j1 − j0] — for every row, or, given lengths, for
+ * each step's rows still running (the others are never read: an ended row carries its state),
+ * in one product when all rows are the thread's and all run, else one per step (packed lengths
+ * 20–200, B = 32, H = I = 256, T = 200, Zen 4, 2 threads, inference, results bitwise the same:
+ * LSTM 30.3 → 26.5 ms, GRU 22.6 → 19.7). */
 FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B, real *xc,
-                           int64_t j0, int64_t j1) {
+                           const fr_part *part) {
+  const int64_t j0 = part->j0, j1 = part->j1, b0 = part->b0, M = part->b1 - part->b0;
   const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H, K = in->w.K;
   const int64_t t1 = t0 + in->Tc < T ? t0 + in->Tc : T;
   const int64_t *active = in->w.active;
-  if (!active || active[t1 - 1] == B) {
+  if (M == B && (!active || active[t1 - 1] == B)) {
     fr_forward_product(&in->w, (t1 - t0) * B, in->x + t0 * B * K, xc, gates * n, n, j0, j1);
   } else {
-    for (int64_t t = t0; t < t1; t++)
-      if (active[t])
-        fr_forward_product(&in->w, active[t], in->x + t * B * K, xc + (t - t0) * B * gates * n,
-                           gates * n, n, j0, j1);
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t end = active && active[t] < part->b1 ? active[t] : part->b1;
+      if (end > b0)
+        fr_forward_product(&in->w, end - b0, in->x + (t * B + b0) * K,
+                           xc + (t - t0) * M * gates * n, gates * n, n, j0, j1);
+    }
   }
   const real *b1 = in->bias[0], *b2 = in->bias[1];
   if (!b1 && !b2) return;
-  for (int64_t m = 0; m < (t1 - t0) * B; m++) {
-    if (active && m % B >= active[t0 + m / B]) continue;
+  for (int64_t m = 0; m < (t1 - t0) * M; m++) {
+    if (active && b0 + m % M >= active[t0 + m / M]) continue;
     for (int64_t q = 0; q < gates; q++) {
       real *c = xc + (m * gates + q) * n;
       const int64_t o = q * H + j0;

@@ -12,7 +12,7 @@ static void project(const fr_weights *wr, int64_t t, int64_t B, int64_t R, const
                     const real *r_t, const real *h_prev, real *h_t, real *y_t, int64_t k0,
                     int64_t k1) {
   const size_t n = (size_t)(k1 - k0) * sizeof(real);
-  fr_step_forward(wr, t, r_t, h_t, k0, k1);
+  fr_step_forward(wr, t, r_t, h_t, 0, B, k0, k1);
   for (int64_t b = 0; b < B; b++) {
     const int64_t o = b * R + k0;
     if (t >= lengths[b]) {
@@ -24,34 +24,39 @@ static void project(const fr_weights *wr, int64_t t, int64_t B, int64_t R, const
   }
 }
 
-/* Thread p of P runs every step for its units [j0, j1) of H (and [k0, k1) of R); w is W_hh, wr
- * W_hr or NULL (fr_weights). S state slots (T+1 or 2) and Sg gate slots (T or 1), as in
- * fastrnn.h. G_x comes from gx [T,B,4H], or, when `in` is set, is computed chunk by chunk from x
- * (fr_input). */
-static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t R, int64_t S,
-                         int64_t Sg, const real *gx, const fr_input *in, const fr_weights *w,
-                         const fr_weights *wr, const int64_t *lengths, real *y, real *gates,
-                         real *cs, real *hs, real *rs) {
+/* Thread p of P runs every step for its part (fr_part: its units [j0, j1) of every row, or all
+ * units of its rows [b0, b1)) and, with a projection (split by units only), its units [k0, k1)
+ * of R; w is W_hh, wr W_hr or NULL (fr_weights). S state slots (T+1 or 2) and Sg gate slots (T
+ * or 1), as in fastrnn.h. G_x comes from gx [T,B,4H], or, when `in` is set, is computed chunk
+ * by chunk from x (fr_input). */
+static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int64_t R,
+                         int64_t S, int64_t Sg, const real *gx, const fr_input *in,
+                         const fr_weights *w, const fr_weights *wr, const int64_t *lengths,
+                         real *y, real *gates, real *cs, real *hs, real *rs) {
   const int64_t BH = B * H, BR = B * R, G = 4 * H;
-  int64_t j0, j1, k0, k1;
-  fr_slice(H, p, P, &j0, &j1);
+  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
+  int64_t k0, k1;
   fr_slice(R, p, P, &k0, &k1);
-  fr_weights_pack(w, j0, j1);
-  if (in) fr_weights_pack(&in->w, j0, j1);
+  fr_weights_pack_part(w, p, P);
+  if (in) fr_weights_pack_part(&in->w, p, P);
   if (wr) fr_weights_pack(wr, k0, k1);
+  if (rows) {
+    fr_barrier();  /* every thread reads every panel */
+  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
-  real *xc = in ? fr_input_slice(in, B, j0) : NULL;
+  real *xc = in ? fr_input_slice(in, B, &q) : NULL;
   const int64_t xs = in ? j1 - j0 : H, xrow = in ? 4 * (j1 - j0) : G;
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BR, *c_prev = cs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BR, *c_t = cs + ((t + 1) % S) * BH;
     real *r_t = wr ? rs + (t % Sg) * BH : h_t;  /* o_t ⊙ tanh c_t */
     real *a = gates + (t % Sg) * B * G;
-    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
-    const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * B * G + j0;
-    fr_step_forward(w, t, h_prev, a, j0, j1);
-    for (int64_t b = 0; b < B; b++) {
+    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, &q);
+    const real *xt = in ? xc + (t % in->Tc) * M * xrow : gx + (t * B + q.b0) * G + j0;
+    fr_step_forward(w, t, h_prev, a, q.b0, q.b1, j0, j1);
+    for (int64_t b = q.b0; b < q.b1; b++) {
       /* without a projection r_t is h_t and y_t too; with one, y_t comes from project() */
       real *rb = r_t + b * H, *cb = c_t + b * H, *yb = wr ? rb : y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
@@ -61,7 +66,7 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
         continue;
       }
       real *ab = a + b * G;
-      const real *xb = xt + b * xrow - j0, *cp = c_prev + b * H;
+      const real *xb = xt + (b - q.b0) * xrow - j0, *cp = c_prev + b * H;
       #pragma omp simd
       for (int64_t j = j0; j < j1; j++) {
         yb[j] = rb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[xs + j],
@@ -70,7 +75,9 @@ static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t 
                                  &cb[j]);
       }
     }
-    fr_barrier();  /* the next product (step t+1's, or the projection's) reads all of it */
+    if (!rows) {
+      fr_barrier();  /* the next product (step t+1's, or the projection's) reads all */
+    }
     if (wr) {
       project(wr, t, B, R, lengths, r_t, h_prev, h_t, y + t * BR, k0, k1);
       fr_barrier();
@@ -94,8 +101,9 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, i
   fr_state0(cs, c0, BH, NULL);
   /* a step's multiply-adds: B·4H·R for the gates, B·R·H more for a projection */
   const int P = fr_team(B, W_hr ? 5 * R : G, H);
+  const int rows = !W_hr && fr_by_rows(P, T, B, lengths);  /* (a projection: by units) */
   const fr_weights *pr = W_hr ? &wr : NULL;
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, R, S, Sg, gx, in, &w, pr,
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, R, S, Sg, gx, in, &w, pr,
                            lengths, y, gates, cs, hs, rs));
   memcpy(h_n, hs + (T % S) * BR, (size_t)BR * sizeof(real));
   memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));

@@ -2,38 +2,44 @@
  * Compiled once per element type and CPU variant (see cell_math.h). */
 #include "internal.h"
 
-/* Thread p of P runs every step for its units [j0, j1); w is W_hh (fr_weights). S state slots: T+1
- * keep every h_t for backward, 2 keep only the last two (inference). G_x comes from gx [T,B,H],
- * or, when `in` is set, is computed chunk by chunk from x (fr_input). */
-static void forward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+/* Thread p of P runs every step for its part (fr_part: its units [j0, j1) of every row, or all
+ * units of its rows [b0, b1)); w is W_hh (fr_weights). S state slots: T+1 keep every h_t for
+ * backward, 2 keep only the last two (inference). G_x comes from gx [T,B,H], or, when `in` is
+ * set, is computed chunk by chunk from x (fr_input). */
+static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int relu,
                          int64_t S, const real *gx, const fr_input *in, const fr_weights *w,
                          const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
-  int64_t j0, j1;
-  fr_slice(H, p, P, &j0, &j1);
-  fr_weights_pack(w, j0, j1);
-  if (in) fr_weights_pack(&in->w, j0, j1);
+  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
+  fr_weights_pack_part(w, p, P);
+  if (in) fr_weights_pack_part(&in->w, p, P);
+  if (rows) {
+    fr_barrier();  /* every thread reads every panel */
+  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  real *xc = in ? fr_input_slice(in, B, j0) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
+  real *xc = in ? fr_input_slice(in, B, &q) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
   const int64_t xrow = in ? j1 - j0 : H;
   for (int64_t t = 0; t < T; t++) {
     const real *h_prev = hs + (t % S) * BH;
     real *h_t = hs + ((t + 1) % S) * BH;
-    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, j0, j1);
-    const real *xt = in ? xc + (t % in->Tc) * B * xrow : gx + t * BH + j0;
-    fr_step_forward(w, t, h_prev, h_t, j0, j1);
-    for (int64_t b = 0; b < B; b++) {
+    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, &q);
+    const real *xt = in ? xc + (t % in->Tc) * M * xrow : gx + (t * B + q.b0) * H + j0;
+    fr_step_forward(w, t, h_prev, h_t, q.b0, q.b1, j0, j1);
+    for (int64_t b = q.b0; b < q.b1; b++) {
       real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
       if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
         memcpy(hb + j0, h_prev + b * H + j0, n);
         memset(yb + j0, 0, n);
         continue;
       }
-      const real *xb = xt + b * xrow - j0;
+      const real *xb = xt + (b - q.b0) * xrow - j0;
       #pragma omp simd
       for (int64_t j = j0; j < j1; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + xb[j], relu);
     }
-    fr_barrier();  /* the next step's product reads all of h_t */
+    if (!rows) {
+      fr_barrier();  /* the next step's product reads all of h_t */
+    }
   }
 }
 
@@ -45,9 +51,9 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
   fr_state0(hs, h0, BH, &w);
-  const int P = fr_team(B, H, H);
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), T, B, H, relu, S, gx, in, &w, lengths, y,
-                           hs));
+  const int P = fr_team(B, H, H), rows = fr_by_rows(P, T, B, lengths);
+  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, S, gx, in, &w,
+                           lengths, y, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
   fr_weights_free(&w);
   return FASTRNN_OK;
