@@ -93,18 +93,21 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
  * into the other, and the barrier of step t−1 comes before anyone writes slot t again. Only its n
  * block, dA_n, is kept (its r and z blocks are dGx's): one T·B·3H output fewer, whose fresh pages
  * cost more than the step's math. */
-static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
+static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H,
                           const real *dy, const real *gates, const real *a_n,
                           const real *hs, const fr_weights *w,
                           const int64_t *lengths, real *dGx, real *dA_n, real *dAr,
                           real *dh0) {
   const int64_t G = 3 * H;
-  int64_t j0, j1;
-  fr_slice(H, p, P, &j0, &j1);
-  fr_weights_pack(w, j0, j1);
+  const fr_part part = fr_part_of(p, P, rows, B, H);
+  const int64_t j0 = part.j0, j1 = part.j1;
+  fr_weights_pack_part(w, p, P);
+  if (rows) {
+    fr_barrier();  /* every thread reads every panel */
+  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = part.b0; b < part.b1; b++) {
       real *dxb = dGx + (t * B + b) * G, *dab = dAr + ((t & 1) * B + b) * G;
       real *dnb = dA_n + (t * B + b) * H, *dhb = dh0 + b * H;
       if (t >= lengths[b]) {
@@ -126,8 +129,10 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H,
         dab[2 * H + j] = dnb[j] = dxb[2 * H + j] * gb[j];
       }
     }
-    fr_barrier();  /* the product below reads all of dA_t */
-    fr_step_backward(w, t, dAr + (t & 1) * B * G, dh0, j0, j1);
+    if (!rows) {
+      fr_barrier();  /* the product below reads all of dA_t */
+    }
+    fr_step_backward(w, t, dAr + (t & 1) * B * G, dh0, part.b0, part.b1, j0, j1);
   }
 }
 
@@ -191,8 +196,9 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
     fr_work_free(dAr);
     return fr_nomem("fastrnn_gru_backward", "∂L/∂h_t");
   }
-  const int P = fr_backward_team(&w, T, 0, B, 3 * H, H);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, dy, gates, a_n, hs, &w, lengths,
+  const int P = fr_backward_team(&w, T, 0, B, 3 * H, H), rows = fr_by_rows(P, T, B, lengths);
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, dy, gates, a_n, hs, &w,
+                            lengths,
                             dGx, dA_n, dAr, dh));
   fr_weights_free(&w);
   fr_work_free(dAr);

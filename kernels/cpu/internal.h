@@ -394,11 +394,12 @@ FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, r
     rows_times(M, j1 - j0, G, A, G, w->W + j0, FR_NR, K, C + j0, K, accumulate);
 }
 
-/* Backward, step t, a thread's output units [j0, j1) of K, for the rows still running:
- * dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
-FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t j0,
-                             int64_t j1) {
-  if (t == 0 && w->none0) return;  /* ∂L/∂h0 is not wanted */
-  fr_backward_product(w, w->active[t], dA, dh, j0, j1, 1);
+/* Backward, step t, a thread's rows [b0, b1) and output units [j0, j1) of K, for the rows still
+ * running: dh[b][j] += Σ_g dA[b][g] W[g][j], dA [B,G], dh [B,K]. */
+FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, real *dh, int64_t b0,
+                             int64_t b1, int64_t j0, int64_t j1) {
+  const int64_t end = w->active[t] < b1 ? w->active[t] : b1;
+  if ((t == 0 && w->none0) || end <= b0) return;  /* (none0: ∂L/∂h0 is not wanted) */
+  fr_backward_product(w, end - b0, dA + b0 * w->gates * w->H, dh + b0 * w->K, j0, j1, 1);
 }
 #endif

@@ -133,16 +133,20 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
  * sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves
  * them as they are. With a projection, ∂L/∂r_t = ∂L/∂h_t W_hr goes through dr [B,H], and each
  * step's ∂L/∂h_t is kept in du [T,B,R] (zero past a sequence's end) for dW_hr. */
-static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t R,
+static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int64_t R,
                           const real *dy, const real *gates, const real *cs,
                           const fr_weights *w, const fr_weights *wr, const int64_t *lengths,
                           real *dA, real *dh0, real *dc0, real *du, real *dr) {
   const int64_t G = 4 * H;
-  int64_t j0, j1, k0, k1;
-  fr_slice(H, p, P, &j0, &j1);
-  fr_slice(R, p, P, &k0, &k1);
-  fr_weights_pack(w, k0, k1);
+  const fr_part part = fr_part_of(p, P, rows, B, H);  /* (a projection: by units) */
+  const int64_t j0 = part.j0, j1 = part.j1, b0 = part.b0, b1 = part.b1;
+  int64_t k0 = 0, k1 = R;
+  if (!rows) fr_slice(R, p, P, &k0, &k1);
+  fr_weights_pack_part(w, p, P);
   if (wr) fr_weights_pack(wr, j0, j1);
+  if (rows) {
+    fr_barrier();  /* every thread reads every panel */
+  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real), nk = (size_t)(k1 - k0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     if (wr) {  /* ∂L/∂h_t = dy_t + what step t+1 sent back; then ∂L/∂r_t = ∂L/∂h_t W_hr */
@@ -157,9 +161,9 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t
       }
       fr_barrier();  /* the product below reads all of ∂L/∂h_t */
       for (int64_t b = 0; b < wr->active[t]; b++) memset(dr + b * H + j0, 0, n);
-      fr_step_backward(wr, t, dh0, dr, j0, j1);
+      fr_step_backward(wr, t, dh0, dr, 0, B, j0, j1);
     }
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = b0; b < b1; b++) {
       real *dAb = dA + (t * B + b) * G, *dhb = dh0 + b * H, *dcb = dc0 + b * H;
       if (t >= lengths[b]) {
         for (int64_t q = 0; q < 4; q++) memset(dAb + q * H + j0, 0, n);
@@ -178,11 +182,13 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int64_t
                           dcb[j], &dAb[j], &dAb[H + j], &dAb[2 * H + j], &dAb[3 * H + j]);
       if (!wr) memset(dhb + j0, 0, n);  /* consumed: the product below adds step t's part */
     }
-    fr_barrier();  /* the product below reads all of dA[t] (and ∂L/∂h_t has been read) */
+    if (!rows) {
+      fr_barrier();  /* the product below reads all of dA[t] (and ∂L/∂h_t has been read) */
+    }
     if (wr)
       for (int64_t b = 0; b < B; b++)
         if (t < lengths[b]) memset(dh0 + b * R + k0, 0, nk);
-    fr_step_backward(w, t, dA + t * B * G, dh0, k0, k1);
+    fr_step_backward(w, t, dA + t * B * G, dh0, b0, b1, k0, k1);
   }
 }
 
@@ -212,8 +218,9 @@ static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, 
   }
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   const int P = fr_backward_team(&w, T, W_hr != NULL, B, W_hr ? 5 * R : 4 * H, H);
+  const int rows = !W_hr && fr_by_rows(P, T, B, lengths);
   const fr_weights *pr = W_hr ? &wr : NULL;
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, R, dy, gates, cs, &w, pr,
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, R, dy, gates, cs, &w, pr,
                             lengths, dA, dh, dc0, du, dr));
   fr_weights_free(&w);
   if (W_hr) fr_weights_free(&wr);

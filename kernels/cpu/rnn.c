@@ -73,17 +73,21 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
   return e;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles as the
- * running ∂L/∂h_t. A sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so
- * adding dA·W_hh leaves them as they are. */
-static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int relu,
+/* Thread p of P walks back in time for its part (fr_part: units [j0, j1) of every row, or all
+ * units of rows [b0, b1)); w is W_hh (fr_weights). dh0 doubles as the running ∂L/∂h_t. A
+ * sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves
+ * them as they are. */
+static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int relu,
                           const real *dy, const real *hs, const fr_weights *w,
                           const int64_t *lengths, real *dA, real *dh0) {
-  int64_t j0, j1;
-  fr_slice(H, p, P, &j0, &j1);
-  fr_weights_pack(w, j0, j1);
+  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const int64_t j0 = q.j0, j1 = q.j1;
+  fr_weights_pack_part(w, p, P);
+  if (rows) {
+    fr_barrier();  /* every thread reads every panel */
+  }
   for (int64_t t = T - 1; t >= 0; t--) {
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = q.b0; b < q.b1; b++) {
       real *dAb = dA + (t * B + b) * H, *dhb = dh0 + b * H;
       if (t >= lengths[b]) {
         memset(dAb + j0, 0, (size_t)(j1 - j0) * sizeof(real));
@@ -96,8 +100,10 @@ static void backward_part(int p, int P, int64_t T, int64_t B, int64_t H, int rel
         dhb[j] = 0;
       }
     }
-    fr_barrier();  /* the product below reads all of dA[t] */
-    fr_step_backward(w, t, dA + t * B * H, dh0, j0, j1);
+    if (!rows) {
+      fr_barrier();  /* the product below reads all of dA[t] */
+    }
+    fr_step_backward(w, t, dA + t * B * H, dh0, q.b0, q.b1, j0, j1);
   }
 }
 
@@ -113,9 +119,9 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
     fr_weights_free(&w);
     return fr_nomem(fn, "∂L/∂h_t");
   }
-  const int P = fr_backward_team(&w, T, 0, B, H, H);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), T, B, H, relu, dy, hs, &w, lengths, dA,
-                            dh));
+  const int P = fr_backward_team(&w, T, 0, B, H, H), rows = fr_by_rows(P, T, B, lengths);
+  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, dy, hs, &w,
+                            lengths, dA, dh));
   fr_weights_free(&w);
   fr_dstate0_free(dh, dh0);
   return FASTRNN_OK;
