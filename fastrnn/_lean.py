@@ -137,6 +137,8 @@ def _layers(module, x, h0, c0, wide, low):
             h_n.append(out[1])
             c_n.append(out[2])
         xin = outs[0] if D == 1 else torch.cat(outs, 1)
+        if wide and layer + 1 < module.num_layers:  # a bfloat16 module's layers pass bfloat16 on
+            xin = _widened(xin.to(x.dtype), "x")
     module.__dict__["last_backend"] = "native"
     h_n = torch.stack(h_n)
     y, state = (xin if T > 1 else xin[None]), ((h_n, torch.stack(c_n)) if lstm else h_n)

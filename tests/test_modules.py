@@ -431,6 +431,45 @@ def test_the_lean_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("low", ["bfloat16", "autocast"])
+@pytest.mark.parametrize("kw", [dict(T=6), dict(T=1, num_layers=2, bidirectional=True),
+                                dict(T=6, num_layers=3, bias=False)])
+def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatch):
+    """A bfloat16 module, or LSTM and RNN under autocast to bfloat16, without gradients: the lean
+    path (x and the weights widened into the calling thread's kept buffers, fastrnn/_lean.py)
+    gives the general path's numbers and dtypes, bitwise, call after call."""
+    if "native" not in fastrnn.backends():
+        pytest.skip("the lean path runs on native")
+    from fastrnn import _lean
+    torch.manual_seed(0)
+    kw = dict(kw)
+    T = kw.pop("T")
+    m = getattr(fastrnn, mode)(5, 6, **kw)
+    if low == "bfloat16":
+        m = m.bfloat16()
+    x = torch.randn(T, 3, 5, dtype=next(m.parameters()).dtype)
+    flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
+    taken = []
+
+    def recorded(*args):
+        taken.append(layers(*args) is not None)
+        return layers(*args)
+
+    layers = _lean.layers
+    for call in range(2):  # the second call reuses the kept buffers
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=low == "autocast"):
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "layers", recorded)
+                lean = flat(m(x * (call + 1)))
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "layers", lambda *a: None)
+                general = flat(m(x * (call + 1)))
+        assert taken[-1] == (low == "bfloat16" or mode != "GRU")  # (autocast GRU is float32)
+        for a, b in zip(lean, general):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 @pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN"])
 def test_a_bias_written_through_data_is_seen_by_the_next_step(mode):
     """`p.data` writes move no version counter: nothing about the biases may be kept between

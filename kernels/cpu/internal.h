@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../cell_math.h"
 #include "../common.h"
@@ -66,45 +67,6 @@ static inline int fr_team(int64_t B, int64_t G, int64_t H) {
   return P < 1 ? 1 : (int)P;
 }
 
-/* A thread's share of a loop over the steps: rows [b0, b1) of the batch and units [j0, j1) of
- * every gate block. Split by units (fr_slice: all rows), the threads meet at a barrier every
- * step, before the next product reads all of h_t; split by rows (all units), each thread runs
- * whole rows — independent recurrences — through every step and never waits for another. */
-typedef struct {
-  int64_t b0, b1, j0, j1;
-  int rows;  /* split by rows */
-} fr_part;
-
-/* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows,
- * evenly or at least four (so that a thread's extra tile or the rows left over weigh little),
- * over more than one step (a single step reads W in place, and each thread would read all of
- * it), and every row must run all T steps (packed lengths, longest first, would load the first
- * thread most). Against the unit split, LSTM inference, 2 threads, Zen 4, bitwise the same:
- * float32 T = 32, B = 64, H = 256 20.5 → 12.9 ms; H = 1024 184 → 177; B = 16, H = 256 2.90 →
- * 2.82, H = 1024 50.2 → 50.5; with bfloat16 products T = 100, B = 16, H = 256 5.4–5.6 → 4.9 (the
- * barrier's wait and the states crossing between the cores every step are gone). */
-static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths) {
-  const int64_t tiles = B / FR_MR;
-  if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < 4 * P)) return 0;
-  for (int64_t b = 0; b < B; b++)
-    if (lengths[b] < T) return 0;
-  return 1;
-}
-
-/* Thread p's part of P: by rows (whole tiles; the last thread also takes the rows left over)
- * or by units (fr_slice), B rows and H units in all. */
-static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
-  fr_part q = {0, B, 0, H, rows};
-  if (rows) {
-    const int64_t tiles = B / FR_MR;
-    q.b0 = tiles * p / P * FR_MR;
-    q.b1 = p == P - 1 ? B : tiles * (p + 1) / P * FR_MR;
-  } else {
-    fr_slice(H, p, P, &q.j0, &q.j1);
-  }
-  return q;
-}
-
 /* Runs `call` (a loop part, which asks fr_thread() and fr_team_size()) on a team of P threads,
  * where P is a variable of that name; with P = 1 outside any parallel region, whose entry costs
  * about a microsecond even when an if clause turns it off — most of a small cell's call. */
@@ -143,6 +105,66 @@ typedef struct {
   int bf16;          /* packed in bfloat16 pairs for rows_times_bf16 (bf16.h) */
   int none0;         /* step 0 has no product: forward, h0 is zeros; backward, ∂L/∂h0 unwanted */
 } fr_weights;
+
+/* A thread's share of a loop over the steps: rows [b0, b1) of the batch and units [j0, j1) of
+ * every gate block. Split by units (fr_slice: all rows), the threads meet at a barrier every
+ * step, before the next product reads all of h_t; split by rows (all units), each thread runs
+ * whole rows — independent recurrences — through every step and never waits for another. */
+typedef struct {
+  int64_t b0, b1, j0, j1;
+  int rows;  /* split by rows */
+} fr_part;
+
+/* The last-level cache in bytes, as the C library reports it (32 MB where it does not). */
+static inline int64_t fr_l3_bytes(void) {
+  static int64_t l3 = -1;
+  if (l3 < 0) {
+    long v = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    l3 = v > 0 ? v : (int64_t)32 << 20;
+  }
+  return l3;
+}
+
+/* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows,
+ * evenly or at least four (so that a thread's extra tile or the rows left over weigh little),
+ * over more than one step (a single step reads W in place, and each thread would read all of
+ * it), every row must run all T steps (packed lengths, longest first, would load the first
+ * thread most), and W (w: W_hh as the loop reads it) must take at most a quarter of the last-level
+ * cache, for each thread now streams all of it every step where each streamed its own part.
+ * Against the unit split, float32, T = 32, 2 threads, Zen 4 (32 MB L3), bitwise the same:
+ * inference LSTM B = 64, H = 256 11.45 → 11.29 ms, H = 512 (W_hh 4 MB) 47.8 → 44.9, GRU B = 64,
+ * H = 256 12.1 → 9.3, H = 512 38.2 → 32.1, RNN B = 64, H = 64 0.43 → 0.32; training LSTM B = 64,
+ * H = 64 4.06 → 3.55, GRU B = 64, H = 256 30.8 → 28.3; with bfloat16 products LSTM T = 100,
+ * B = 16, H = 256 5.4–5.6 → 4.9 (the barrier's wait and the states crossing between the cores
+ * every step are gone) — but LSTM B = 64, H = 1024 (W_hh 16 MB) 181 → 186 ms and GRU (12 MB)
+ * 141 → 147. */
+static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths,
+                             const fr_weights *w) {
+  const int64_t tiles = B / FR_MR;
+  const int64_t bytes = w->gates * w->H * w->K * (w->bf16 ? 2 : (int64_t)sizeof(real));
+  if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < 4 * P) || 4 * bytes > fr_l3_bytes())
+    return 0;
+  for (int64_t b = 0; b < B; b++)
+    if (lengths[b] < T) return 0;
+  return 1;
+}
+
+/* Thread p's part of P: by rows (whole tiles; the last thread also takes the rows left over)
+ * or by units (fr_slice), B rows and H units in all. */
+static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
+  fr_part q = {0, B, 0, H, rows};
+  if (rows) {
+    const int64_t tiles = B / FR_MR;
+    q.b0 = tiles * p / P * FR_MR;
+    q.b1 = p == P - 1 ? B : tiles * (p + 1) / P * FR_MR;
+  } else {
+    fr_slice(H, p, P, &q.j0, &q.j1);
+  }
+  return q;
+}
 
 /* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
  * fr_weights_pack: in parallel, and into its own core's cache), and, given the lengths (W_hh), the

@@ -51,7 +51,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
   fr_state0(hs, h0, BH, &w);
-  const int P = fr_team(B, H, H), rows = fr_by_rows(P, T, B, lengths);
+  const int P = fr_team(B, H, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, S, gx, in, &w,
                            lengths, y, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
@@ -119,7 +119,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
     fr_weights_free(&w);
     return fr_nomem(fn, "∂L/∂h_t");
   }
-  const int P = fr_backward_team(&w, T, 0, B, H, H), rows = fr_by_rows(P, T, B, lengths);
+  const int P = fr_backward_team(&w, T, 0, B, H, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, dy, hs, &w,
                             lengths, dA, dh));
   fr_weights_free(&w);
