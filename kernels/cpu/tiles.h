@@ -110,21 +110,25 @@ FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int6
  * (see tile), rows of A and C lda and ldc apart: one step's recurrent product, or a thread's
  * columns of it. Each element is a sum over k in order, however the tiles fall, so the result
  * does not depend on the number of threads. A row left over from the FR_MR-row tiles (always,
- * when M < FR_MR) takes up to four column blocks per tile instead of one, for 8 accumulators too. */
+ * when M < FR_MR) takes up to four column blocks per tile instead of one, for 8 accumulators too.
+ * The tiles of one column block run down all the rows before the next block: a block (K·FR_NR
+ * values, 128 kB at K = 1024) stays in L2 for every row tile where, row tile by row tile, the whole
+ * of a large W streamed from L3 once per tile (LSTM T = 32, B = 64, H = 1024, Zen 4, 2 threads:
+ * inference 198 → 184 ms, training step 663 → 632; smaller W unchanged). */
 FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
                        const real *restrict P, int64_t ps, int64_t ldp, real *restrict C,
                        int64_t ldc, int accumulate) {
   const int64_t full = N / FR_NR, rest = N - full * FR_NR;
-  int64_t m = 0;
-  for (; m + FR_MR <= M; m += FR_MR) {
-    const real *Am = A + m * lda;
-    real *Cm = C + m * ldc;
-    for (int64_t q = 0; q < full; q++)
-      tile(FR_MR, 1, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
-    if (rest)
-      tile(FR_MR, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, Cm + full * FR_NR, ldc,
+  const int64_t Mt = M / FR_MR * FR_MR;  /* rows in whole tiles */
+  for (int64_t q = 0; q < full; q++)  /* panels outside: each streams from memory once a call */
+    for (int64_t m = 0; m < Mt; m += FR_MR)
+      tile(FR_MR, 1, 0, K, A + m * lda, lda, P + q * ps, ps, ldp, C + m * ldc + q * FR_NR, ldc,
            accumulate);
-  }
+  if (rest)
+    for (int64_t m = 0; m < Mt; m += FR_MR)
+      tile(FR_MR, 0, (int)rest, K, A + m * lda, lda, P + full * ps, ps, ldp,
+           C + m * ldc + full * FR_NR, ldc, accumulate);
+  int64_t m = Mt;
   for (; m < M; m++) {
     const real *Am = A + m * lda;
     real *Cm = C + m * ldc;
