@@ -13,13 +13,8 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
                          const real *b_hh, const int64_t *lengths, real *y,
                          real *gates, real *a_n, real *hs) {
   const int64_t BH = B * H, G = 3 * H;
-  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const fr_part q = fr_begin(p, P, rows, B, H, w, in);
   const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
-  fr_weights_pack_part(w, p, P);
-  if (in) fr_weights_pack_part(&in->w, p, P);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
   real *xc = in ? fr_input_slice(in, B, &q) : NULL;
@@ -99,12 +94,8 @@ static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t 
                           const int64_t *lengths, real *dGx, real *dA_n, real *dAr,
                           real *dh0) {
   const int64_t G = 3 * H;
-  const fr_part part = fr_part_of(p, P, rows, B, H);
+  const fr_part part = fr_begin(p, P, rows, B, H, w, NULL);
   const int64_t j0 = part.j0, j1 = part.j1;
-  fr_weights_pack_part(w, p, P);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = part.b0; b < part.b1; b++) {

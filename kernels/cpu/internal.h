@@ -349,6 +349,20 @@ static inline void fr_input_free(fr_input *in) {
   fr_work_free(in->buf);
 }
 
+/* Thread p's part of P (fr_part_of) at the start of a loop, with its share of W (w, and W_ih's,
+ * in->w, unless `in` is NULL) packed — and, split by rows, after a barrier: every thread then
+ * reads every panel. */
+static inline fr_part fr_begin(int p, int P, int rows, int64_t B, int64_t H, const fr_weights *w,
+                               const fr_input *in) {
+  const fr_part q = fr_part_of(p, P, rows, B, H);
+  fr_weights_pack_part(w, p, P);
+  if (in) fr_weights_pack_part(&in->w, p, P);
+  if (rows) {
+    fr_barrier();
+  }
+  return q;
+}
+
 /* A thread's part of the chunk buffer: [Tc·(b1 − b0), gates, j1 − j0] (one of b0, j0 is 0). */
 static inline real *fr_input_slice(const fr_input *in, int64_t B, const fr_part *q) {
   return in->buf + in->Tc * in->w.gates * (q->b0 * in->w.H + B * q->j0);

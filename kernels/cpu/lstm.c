@@ -34,16 +34,11 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
                          const fr_weights *w, const fr_weights *wr, const int64_t *lengths,
                          real *y, real *gates, real *cs, real *hs, real *rs) {
   const int64_t BH = B * H, BR = B * R, G = 4 * H;
-  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const fr_part q = fr_begin(p, P, rows, B, H, w, in);
   const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
   int64_t k0, k1;
   fr_slice(R, p, P, &k0, &k1);
-  fr_weights_pack_part(w, p, P);
-  if (in) fr_weights_pack_part(&in->w, p, P);
   if (wr) fr_weights_pack(wr, k0, k1);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   /* G_x of row (t, b), gate q, unit j is xb[q·xs + j − j0]: in gx, or in the thread's chunk */
   real *xc = in ? fr_input_slice(in, B, &q) : NULL;
@@ -138,15 +133,11 @@ static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t 
                           const fr_weights *w, const fr_weights *wr, const int64_t *lengths,
                           real *dA, real *dh0, real *dc0, real *du, real *dr) {
   const int64_t G = 4 * H;
-  const fr_part part = fr_part_of(p, P, rows, B, H);  /* (a projection: by units) */
+  const fr_part part = fr_begin(p, P, rows, B, H, w, NULL);  /* (a projection: by units) */
   const int64_t j0 = part.j0, j1 = part.j1, b0 = part.b0, b1 = part.b1;
   int64_t k0 = 0, k1 = R;
   if (!rows) fr_slice(R, p, P, &k0, &k1);
-  fr_weights_pack_part(w, p, P);
   if (wr) fr_weights_pack(wr, j0, j1);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real), nk = (size_t)(k1 - k0) * sizeof(real);
   for (int64_t t = T - 1; t >= 0; t--) {
     if (wr) {  /* ∂L/∂h_t = dy_t + what step t+1 sent back; then ∂L/∂r_t = ∂L/∂h_t W_hr */

@@ -10,13 +10,8 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
                          int64_t S, const real *gx, const fr_input *in, const fr_weights *w,
                          const int64_t *lengths, real *y, real *hs) {
   const int64_t BH = B * H;
-  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const fr_part q = fr_begin(p, P, rows, B, H, w, in);
   const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
-  fr_weights_pack_part(w, p, P);
-  if (in) fr_weights_pack_part(&in->w, p, P);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   real *xc = in ? fr_input_slice(in, B, &q) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
   const int64_t xrow = in ? j1 - j0 : H;
@@ -80,12 +75,8 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
 static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int relu,
                           const real *dy, const real *hs, const fr_weights *w,
                           const int64_t *lengths, real *dA, real *dh0) {
-  const fr_part q = fr_part_of(p, P, rows, B, H);
+  const fr_part q = fr_begin(p, P, rows, B, H, w, NULL);
   const int64_t j0 = q.j0, j1 = q.j1;
-  fr_weights_pack_part(w, p, P);
-  if (rows) {
-    fr_barrier();  /* every thread reads every panel */
-  }
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t b = q.b0; b < q.b1; b++) {
       real *dAb = dA + (t * B + b) * H, *dhb = dh0 + b * H;
