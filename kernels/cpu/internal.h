@@ -112,7 +112,6 @@ typedef struct {
  * whole rows — independent recurrences — through every step and never waits for another. */
 typedef struct {
   int64_t b0, b1, j0, j1;
-  int rows;  /* split by rows */
 } fr_part;
 
 /* The last-level cache in bytes, as the C library reports it (32 MB where it does not). */
@@ -155,7 +154,7 @@ static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths
 /* Thread p's part of P: by rows (whole tiles; the last thread also takes the rows left over)
  * or by units (fr_slice), B rows and H units in all. */
 static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
-  fr_part q = {0, B, 0, H, rows};
+  fr_part q = {0, B, 0, H};
   if (rows) {
     const int64_t tiles = B / FR_MR;
     q.b0 = tiles * p / P * FR_MR;
