@@ -66,3 +66,40 @@ def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match=r"CPU variant: expected one of .* got 'sse9'"):
         fastrnn.set_cpu_variant("sse9")
     assert fastrnn.cpu_variant() == VARIANTS[0]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_ops_rows_split_is_bitwise_the_one_thread_result(variant, cell):
+    """The custom ops take G_x ready (what torch.compile and export record): with the batch's rows
+    split between two threads (B = 17, rows left over on every variant) the outputs and the
+    gradients of G_x, h0 (c0) and W_hh are the one-thread ones, bitwise."""
+    from fastrnn import autograd
+    T, B, H = 4, 17, 96
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell] * H
+    g = torch.Generator().manual_seed(0)
+    n = torch.full((B,), T)
+    base = [torch.randn(T, B, G, generator=g), torch.randn(B, H, generator=g),
+            torch.randn(B, H, generator=g), torch.randn(G, H, generator=g) * H**-0.5,
+            torch.randn(G, generator=g)]
+
+    def run(threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            gx, h0, c0, w_hh, b_hh = [t.clone().requires_grad_(True) for t in base]
+            if cell == "rnn":
+                out = autograd.rnn_forward(gx, h0, w_hh, n, False, True, "native")
+                inputs = (gx, h0, w_hh)
+            elif cell == "lstm":
+                out = autograd.lstm_forward(gx, h0, c0, w_hh, n, True, "native")
+                inputs = (gx, h0, c0, w_hh)
+            else:
+                out = autograd.gru_forward(gx, h0, w_hh, b_hh, n, True, "native")
+                inputs = (gx, h0, w_hh, b_hh)
+            grads = torch.autograd.grad(out[0].square().sum() + out[1].sum(), inputs)
+            return [out[0].detach(), out[1].detach(), *grads]
+        finally:
+            torch.set_num_threads(before)
+
+    for a, b in zip(run(1), run(2)):
+        assert torch.equal(a, b)
