@@ -450,13 +450,13 @@ def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatc
         m = m.bfloat16()
     x = torch.randn(T, 3, 5, dtype=next(m.parameters()).dtype)
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
-    taken = []
+    taken, layers = [], _lean.layers
 
     def recorded(*args):
-        taken.append(layers(*args) is not None)
-        return layers(*args)
+        out = layers(*args)
+        taken.append(out is not None)
+        return out
 
-    layers = _lean.layers
     for call in range(2):  # the second call reuses the kept buffers
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=low == "autocast"):
             with monkeypatch.context() as mp:
