@@ -25,6 +25,7 @@ import torch
 from . import _checks, _lean_grad, dispatch
 
 DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
+WIDE = (torch.bfloat16,)  # run on the float32 kernels, widened (layers)
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
 _library = None  # the native library, bound on first use (importing it costs 0.7 µs a call)
 
@@ -91,11 +92,11 @@ def layers(module, x, h0, c0, low=None):
     reads the same in both directions. A bfloat16 x (and module) runs widened (see the module
     docstring), and so does a float32 one with `low` = bfloat16, the dtype the module returns
     under autocast; the results come in that dtype."""
-    wide = x.dtype == torch.bfloat16
+    wide = x.dtype in WIDE
     if (x.dim() != 3 or torch.is_grad_enabled() or getattr(module, "proj_size", 0)
             or (module.dropout and module.training)
-            or not (_usable(module.backend, x) or (wide and _usable(module.backend, x, WIDE))
-                    or (low == torch.bfloat16 and _usable(module.backend, x, autocast=True)))):
+            or not _usable(module.backend, x, WIDE if wide else DTYPES,
+                           autocast=not wide and low == torch.bfloat16)):
         return None
     low = low or x.dtype
     if wide or low != x.dtype:
@@ -202,7 +203,6 @@ def _scratch(nbytes):
     return buf.data_ptr()
 
 
-WIDE = (torch.bfloat16,)  # run on the float32 kernels, widened (layers)
 KEEP_MAX = 1 << 25  # bytes: a larger buffer is allocated per call, its page faults small beside
 # the work it holds (and a thread keeps no more than a few of these)
 

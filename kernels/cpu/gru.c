@@ -81,11 +81,13 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
   return e;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1); w is W_hh (fr_weights). dh0 doubles
- * as the running ∂L/∂h_t; it already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero
- * rows of dA, of ended sequences, add nothing). dA_t = ∂L/∂A at step t goes to a ring of two
+/* Thread p of P walks back in time for its part (fr_part: units [j0, j1) of every row, or all
+ * units of rows [b0, b1)); w is W_hh (fr_weights). dh0 doubles as the running ∂L/∂h_t; it
+ * already holds the direct term ∂L/∂h_t·z when dA·W_hh is added (zero rows of dA, of ended
+ * sequences, add nothing). dA_t = ∂L/∂A at step t goes to a ring of two
  * slots, dAr [2,B,3H]: the product reads slot t while a thread already past it writes step t−1's
- * into the other, and the barrier of step t−1 comes before anyone writes slot t again. Only its n
+ * into the other, and the barrier of step t−1 comes before anyone writes slot t again (split by
+ * rows, each thread reads and writes only its own rows of the ring: no barrier). Only its n
  * block, dA_n, is kept (its r and z blocks are dGx's): one T·B·3H output fewer, whose fresh pages
  * cost more than the step's math. */
 static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H,
@@ -189,8 +191,7 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   }
   const int P = fr_backward_team(&w, T, 0, B, 3 * H, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, dy, gates, a_n, hs, &w,
-                            lengths,
-                            dGx, dA_n, dAr, dh));
+                            lengths, dGx, dA_n, dAr, dh));
   fr_weights_free(&w);
   fr_work_free(dAr);
   fr_dstate0_free(dh, dh0);

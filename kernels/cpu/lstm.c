@@ -123,7 +123,8 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
   return e;
 }
 
-/* Thread p of P walks back in time for its units [j0, j1) of H and [k0, k1) of R; w is W_hh, wr
+/* Thread p of P walks back in time for its part (fr_part: units [j0, j1) of H for every row and
+ * [k0, k1) of R, or, without a projection, all units of rows [b0, b1)); w is W_hh, wr
  * W_hr or NULL (fr_weights). dh0 [B,R], dc0 [B,H] double as the running ∂L/∂h_t, ∂L/∂c_t. A
  * sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves
  * them as they are. With a projection, ∂L/∂r_t = ∂L/∂h_t W_hr goes through dr [B,H], and each
