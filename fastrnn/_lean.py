@@ -79,112 +79,149 @@ def step(cell, x, hx):
             return None
         cell.__dict__["last_backend"] = "native"
         return _lean_grad.Step.apply(name, x, h0, c0, *w)
-    out = _run(name, 1, x, h0, c0, *w)
-    if out is None:
+    G = w[1].shape[0]
+    if not (_weight(w[0], (G, I), x.dtype) and _weight(w[1], (G, H), x.dtype) and (
+            w[2] is None or (_weight(w[2], (G,), x.dtype) and _weight(w[3], (G,), x.dtype)))):
         return None
+    h = x.new_empty(B, H)  # (one step writes y and h_n alike: one buffer)
+    c = x.new_empty(B, H) if name == "lstm" else None
+    library().lib.fastrnn_set_num_threads(torch.get_num_threads())
+    if _call(name, 1, B, I, H, x.dtype, x.data_ptr(), *w, ptr(h0), ptr(c0), h.data_ptr(),
+             h.data_ptr(), ptr(c)) != 0:
+        return None  # on an error the general path raises it
     cell.__dict__["last_backend"] = "native"
-    return out[1:] if name == "lstm" else out[1]
+    return (h, c) if name == "lstm" else h
 
 
-def layers(module, x, h0, c0, low=None):
-    """module's layers on x [T,B,I], h0 (c0) [L·D,B,H], without gradients: (y [T,B,D·H], h_n
-    (, c_n)), or None when the general path must run. Bidirectional only for one step, which
-    reads the same in both directions. A bfloat16 x (and module) runs widened (see the module
-    docstring), and so does a float32 one with `low` = bfloat16, the dtype the module returns
-    under autocast; the results come in that dtype."""
+_STEMS_OF_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+
+
+def forward(module, input, hx, low):
+    """module(input, hx) for an RNN, LSTM or GRU without gradients, unpacked: (output, h_n) as
+    torch.nn returns them, or None when the general path must run. `low`: the dtype torch.nn
+    returns under autocast (fastrnn.modules._autocast_dtype), or None. Bidirectional only for one
+    step, which reads the same in both directions. A bfloat16 input (and module) runs widened
+    (see the module docstring), and so does a float32 one with `low` = bfloat16; the results
+    come in that dtype.
+
+    The outputs are allocated in their final shapes and each layer-direction's kernel writes
+    its h_n (c_n) straight into its row of them; missing initial states are NULL; a stack's
+    inner layers write into this thread's kept buffers (at one step, into their h_n rows)."""
+    if (torch.is_grad_enabled() or not isinstance(input, torch.Tensor)
+            or getattr(module, "proj_size", 0) or (module.dropout and module.training)):
+        return None
+    batched = input.dim() == 3
+    if batched:
+        x = input.transpose(0, 1) if module.batch_first else input
+    elif input.dim() == 2:
+        x = input.unsqueeze(1)
+    else:
+        return None
     wide = x.dtype in WIDE
-    if (x.dim() != 3 or torch.is_grad_enabled() or getattr(module, "proj_size", 0)
-            or (module.dropout and module.training)
-            or not _usable(module.backend, x, WIDE if wide else DTYPES,
-                           autocast=not wide and low == torch.bfloat16)):
+    if not _usable(module.backend, x, WIDE if wide else DTYPES,
+                   autocast=not wide and low == torch.bfloat16):
         return None
-    low = low or x.dtype
-    if wide or low != x.dtype:
-        with dispatch.bf16_products():
-            return _layers(module, x, h0, c0, wide, low)
-    return _layers(module, x, h0, c0, False, None)
+    h0, c0 = (hx if module.mode == "LSTM" else (hx, None)) if hx is not None else (None, None)
+    if low is None and not wide:
+        return _stack(module, input, x, h0, c0, batched, False, None)
+    with dispatch.bf16_products():
+        return _stack(module, input, x, h0, c0, batched, wide, low or x.dtype)
 
 
-def _layers(module, x, h0, c0, wide, low):
-    """layers() once decided: wide, x and the weights are widened to float32 first; low, the
-    float32 results are rounded to it (and y kept in this thread's buffers until then)."""
-    T, B = x.shape[:2]
-    D, H = 2 if module.bidirectional else 1, module.hidden_size
-    lstm = module.mode == "LSTM"
-    name = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}[
-        module.mode]
-    shape = (module.num_layers * D, B, H)
-    if (B == 0 or (T > 1 and D == 2) or not _same(h0, shape, x)
-            or (lstm and not _same(c0, shape, x))):
+def _stack(module, input, x, h0, c0, batched, wide, low):
+    """forward() once decided: x [T,B,I] the input time-major; wide, x and the weights are
+    widened to float32 first; low, the float32 results are rounded to it."""
+    T, B, I = x.shape
+    L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
+    name = _STEMS_OF_MODES[module.mode]
+    state = (L * D, B, H) if batched else (L * D, H)
+    if (B == 0 or (T > 1 and D == 2) or (h0 is not None and not _same(h0, state, x))
+            or (c0 is not None and not _same(c0, state, x))):
         return None
-    xin, h_n, c_n = x if T > 1 else x[0], [], []  # (one step: [B,·] throughout)
+    lstm = name == "lstm"
+    if lstm and (h0 is None) != (c0 is None):
+        return None
+    dtype = torch.float32 if low else x.dtype
+    size = DTYPES[dtype][1]
     if wide:
-        xin = _widened(xin, "x")
-    for layer in range(module.num_layers):
-        outs = []
+        x = _widened(x, "x")
+        h0, c0 = _widened(h0, "h0"), _widened(c0, "c0")
+    y_shape = (*input.shape[:-1], D * H)  # (laid out as [T,B,D·H]: x is contiguous)
+    y = _buffer("y", y_shape, dtype) if low else input.new_empty(y_shape)
+    h_n = _buffer("h_n", state, dtype) if low else input.new_empty(state)
+    c_n = None if not lstm else _buffer("c_n", state, dtype) if low else input.new_empty(state)
+    fw, n = module._flat_weights, 4 if module.bias else 2
+    G, BH = {"lstm": 4, "gru": 3}.get(name, 1) * H, B * H * size
+    h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
+    library().lib.fastrnn_set_num_threads(torch.get_num_threads())
+    xin = x
+    for layer in range(L):
+        last = layer + 1 == L
         for d in range(D):
             k = layer * D + d
-            w = module._weights(k)
-            if w[0].dtype != x.dtype or xin.shape[-1] != w[0].shape[1]:
-                return None
-            h, c = h0[k], c0[k] if lstm else None
+            w = fw[k * n:k * n + n]
+            w_ih, w_hh = w[0], w[1]
+            b_ih, b_hh = (w[2], w[3]) if n == 4 else (None, None)
             if wide:
-                w = [_widened(t, f"w{i}") for i, t in enumerate(w[:4])]
-                h, c = h.float(), c if c is None else c.float()
-            y = _buffer(f"y{layer % 2}", (T, B, H)) if low and T > 1 and D == 1 else None
-            out = _run(name, T, xin, h, c, *w[:4], y=y)
-            if out is None:
+                if w_ih.dtype != input.dtype:
+                    return None
+                w_ih, w_hh = _widened(w_ih, "w_ih"), _widened(w_hh, "w_hh")
+                b_ih, b_hh = _widened(b_ih, "b_ih"), _widened(b_hh, "b_hh")
+            if not (_weight(w_ih, (G, xin.shape[-1]), dtype) and _weight(w_hh, (G, H), dtype)
+                    and (b_ih is None or (_weight(b_ih, (G,), dtype)
+                                          and _weight(b_hh, (G,), dtype)))):
                 return None
-            outs.append(out[0])
-            h_n.append(out[1])
-            c_n.append(out[2])
-        xin = outs[0] if D == 1 else torch.cat(outs, 1)
-        if wide and layer + 1 < module.num_layers:  # a bfloat16 module's layers pass bfloat16 on
-            xin = _widened(xin.to(x.dtype), "x")
+            hk = hnp + k * BH
+            if T == 1 and not (last and D == 1):  # y is h_n's row: the next layer reads it
+                yp = hk
+            elif last:
+                yp = y.data_ptr()
+            else:
+                yp = _buffer(f"y{layer % 2}", (T, B, H), dtype).data_ptr()
+            if _call(name, T, B, xin.shape[-1], H, dtype, xin.data_ptr(), w_ih, w_hh, b_ih,
+                     b_hh, h0p and h0p + k * BH, c0p and c0p + k * BH, yp, hk,
+                     cnp and cnp + k * BH) != 0:
+                return None  # on an error the general path raises it
+        if D == 2:  # one step: the layer's output is its two h_n rows side by side
+            rows = h_n.view(L * D, B, H)[2 * layer:2 * layer + 2]
+            xin = torch.cat(tuple(rows), 1, out=y.view(B, 2 * H) if last else None)
+        elif not last:
+            xin = h_n.view(L, B, H)[layer] if T == 1 else _buffer(
+                f"y{layer % 2}", (T, B, H), dtype)
+        if wide and not last:  # a bfloat16 module's layers pass bfloat16 on
+            xin = _widened(xin.to(input.dtype), "x")
     module.__dict__["last_backend"] = "native"
-    h_n = torch.stack(h_n)
-    y, state = (xin if T > 1 else xin[None]), ((h_n, torch.stack(c_n)) if lstm else h_n)
     if low:
-        y, state = y.to(low), tuple(s.to(low) for s in state) if lstm else state.to(low)
-    return y, state
+        y, h_n, c_n = y.to(low), h_n.to(low), c_n if c_n is None else c_n.to(low)
+    return y, ((h_n, c_n) if lstm else h_n)
 
 
-def _run(name, T, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y=None):
-    """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x ([T,B,I], or [B,I] for one
-    step; contiguous) from h0 (c0) [B,H] (None: zeros): (y, h_n, c_n or None), y [T,B,H] (into
-    `y` if given) — for one step h_n itself. None when the kernel refuses."""
-    B, I = x.shape[-2:]
-    H = w_hh.shape[1]
-    if w_ih.dtype != x.dtype or w_hh.dtype != x.dtype or not (
-            w_ih.is_contiguous() and w_hh.is_contiguous()):
-        return None
-    G, size = w_ih.shape[0], DTYPES[x.dtype][1]
-    fn = _kernel(name, x.dtype)
-    n = _checks.full_lengths_kept(T, B, x.device)  # (no trace here: _usable said so)
-    h0 = ptr(h0)  # (NULL: zeros, and step 0 multiplies nothing)
-    h_n = x.new_empty(B, H)
-    if y is None:  # (one step writes y and h_n alike: one buffer)
-        y = h_n if T == 1 else x.new_empty(T, B, H)
-    yp, c_n = y.data_ptr(), None
-    _library.lib.fastrnn_set_num_threads(torch.get_num_threads())
+def _weight(t, shape, dtype):
+    return t.shape == shape and t.dtype == dtype and t.is_contiguous()
+
+
+def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp):
+    """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [T,B,I] at address xp from
+    h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
+    kernel's return code. At one step y may be h_n (yp = hnp)."""
+    fn, G, size = _kernel(name, dtype), w_hh.shape[0], DTYPES[dtype][1]
+    n = _checks.full_lengths_kept(T, B, _CPU).data_ptr()  # (no trace here: _usable said so)
     if name == "lstm":
-        c0 = ptr(c0)
-        c_n = x.new_empty(B, H)
         s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0, c0,
-                w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), c_n.data_ptr(), s,
-                s + B * G * size, s + (B * G + 2 * B * H) * size)
-    elif name == "gru":
+        return fn(T, B, I, H, xp, w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0p, c0p,
+                  w_hh.data_ptr(), n, yp, hnp, cnp, s, s + B * G * size,
+                  s + (B * G + 2 * B * H) * size)
+    if name == "gru":
         s = _scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
-        b = ptr(b_hh) or zeros(G, x.dtype)  # the kernel always reads b_hh
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), h0, w_hh.data_ptr(), b,
-                n.data_ptr(), yp, h_n.data_ptr(), s, s + B * G * size,
-                s + (B * G + B * H) * size)
-    else:
-        s = _scratch(2 * B * H * size)  # hs [2,B,H]
-        rc = fn(T, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0,
-                w_hh.data_ptr(), n.data_ptr(), yp, h_n.data_ptr(), s)
-    return (y, h_n, c_n) if rc == 0 else None  # on an error the general path raises it
+        b = ptr(b_hh) or zeros(G, dtype)  # the kernel always reads b_hh
+        return fn(T, B, I, H, xp, w_ih.data_ptr(), ptr(b_ih), h0p, w_hh.data_ptr(), b, n, yp,
+                  hnp, s, s + B * G * size, s + (B * G + B * H) * size)
+    s = _scratch(2 * B * H * size)  # hs [2,B,H]
+    return fn(T, B, I, H, xp, w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0p, w_hh.data_ptr(), n,
+              yp, hnp, s)
+
+
+_CPU = torch.device("cpu")
 
 
 def ptr(t):
@@ -207,19 +244,19 @@ KEEP_MAX = 1 << 25  # bytes: a larger buffer is allocated per call, its page fau
 # the work it holds (and a thread keeps no more than a few of these)
 
 
-def _buffer(slot, shape):
-    """A float32 tensor of `shape`: this thread's buffer `slot`, reused between calls (so written
-    without page faults), or a new one above KEEP_MAX bytes. What it holds is the caller's until
-    its next call: never hand it out."""
+def _buffer(slot, shape, dtype=torch.float32):
+    """A tensor of `shape` and dtype: this thread's buffer `slot`, reused between calls (so
+    written without page faults), or a new one above KEEP_MAX bytes. What it holds is the
+    caller's until its next call: never hand it out."""
     n = 1
     for d in shape:
         n *= d
-    if n * 4 > KEEP_MAX:
-        return torch.empty(shape)
+    if n * DTYPES[dtype][1] > KEEP_MAX:
+        return torch.empty(shape, dtype=dtype)
     bufs = _kept.__dict__.setdefault("buffers", {})
-    buf = bufs.get(slot)
+    buf = bufs.get((slot, dtype))
     if buf is None or buf.numel() < n:
-        buf = bufs[slot] = torch.empty(n)
+        buf = bufs[slot, dtype] = torch.empty(n, dtype=dtype)
     return buf[:n].view(shape)
 
 

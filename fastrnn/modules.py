@@ -95,6 +95,10 @@ class _Recurrent:
         return [w[0], w[1], *b, w[-1] if getattr(self, "proj_size", 0) else None]
 
     def forward(self, input, hx=None):
+        if not isinstance(input, PackedSequence):  # without gradients, straight to the kernels
+            out = _lean.forward(self, input, hx, _autocast_dtype(self, input))  # when it can
+            if out is not None:  # (never while tracing or compiling, so never while exporting)
+                return out
         if _exporting():  # torch.nn's forward exports as the standard ONNX LSTM / GRU / RNN node
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
@@ -118,10 +122,6 @@ class _Recurrent:
         hx = self._initial_state(hx, x)
         self.check_forward_args(check_input, hx, batch_sizes)
         low = _autocast_dtype(self, x)
-        # without gradients, straight to the kernel when nothing needs the general path
-        lean = None if lengths is not None else _lean.layers(self, x, *self._split(hx), low)
-        if lean is not None:
-            return self._output(lean, batched, False, sorted_idx, unsorted_idx)
         with dispatch.bf16_products(low == torch.bfloat16):
             out = self._output(self._layers(x, hx, lengths), batched,
                                packed and (rows, batch_sizes), sorted_idx, unsorted_idx)

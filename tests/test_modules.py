@@ -412,7 +412,7 @@ def test_the_lean_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
     lean_runs = T == 1 or not (kw.get("bidirectional") or kw.get("batch_first"))
     h = torch.randn(kw.get("num_layers", 1) * D, 3, 6)
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
-    results, layers = [], _lean.layers
+    results, layers = [], _lean.forward
 
     def recorded(*args):
         results.append(layers(*args))
@@ -421,14 +421,41 @@ def test_the_lean_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
     for hx in (None, (h, h.clone()) if mode == "LSTM" else h):
         with torch.no_grad():
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "layers", recorded)
+                mp.setattr(_lean, "forward", recorded)
                 lean = m(x, hx)
             assert (results[-1] is not None) == lean_runs
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "layers", lambda *a: None)
+                mp.setattr(_lean, "forward", lambda *a: None)
                 general = m(x, hx)
         for a, b in zip(flat(lean), flat(general)):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("form", ["unbatched", "batch_first B=1", "one step, 2 layers"])
+def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeypatch):
+    """The lean call allocates its outputs in their final shapes (unbatched, batch-first) and
+    writes each layer's h_n (c_n) in place: the general path's numbers and shapes, bitwise."""
+    if "native" not in fastrnn.backends():
+        pytest.skip("the lean path runs on native")
+    from fastrnn import _lean
+    torch.manual_seed(0)
+    L = 2 if form.startswith("one step") else 1
+    m = getattr(fastrnn, mode)(5, 6, num_layers=L, batch_first="batch_first" in form).to(dtype)
+    x = {"unbatched": torch.randn(4, 5), "batch_first B=1": torch.randn(1, 4, 5),
+         "one step, 2 layers": torch.randn(1, 3, 5)}[form].to(dtype)
+    h = torch.randn(L, *x.shape[1:-1] if form != "batch_first B=1" else (1,), 6, dtype=dtype)
+    flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
+    for hx in (None, (h, h * 0.5) if mode == "LSTM" else h):
+        with torch.no_grad():
+            taken = _lean.forward(m, x, hx, None)
+            with monkeypatch.context() as mp:
+                mp.setattr(_lean, "forward", lambda *a: None)
+                general = m(x, hx)
+        assert taken is not None
+        for a, b in zip(flat(taken), flat(general), strict=True):
+            assert a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
@@ -450,7 +477,7 @@ def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatc
         m = m.bfloat16()
     x = torch.randn(T, 3, 5, dtype=next(m.parameters()).dtype)
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
-    taken, layers = [], _lean.layers
+    taken, layers = [], _lean.forward
 
     def recorded(*args):
         out = layers(*args)
@@ -460,10 +487,10 @@ def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatc
     for call in range(2):  # the second call reuses the kept buffers
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=low == "autocast"):
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "layers", recorded)
+                mp.setattr(_lean, "forward", recorded)
                 lean = flat(m(x * (call + 1)))
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "layers", lambda *a: None)
+                mp.setattr(_lean, "forward", lambda *a: None)
                 general = flat(m(x * (call + 1)))
         assert taken[-1] == (low == "bfloat16" or mode != "GRU")  # (autocast GRU is float32)
         for a, b in zip(lean, general):
