@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from fastrnn.cli import main
 
@@ -21,6 +22,28 @@ def test_bench_writes_a_report(tmp_path, capsys):
         assert r["seconds"]["torch.nn"] > 0 and r["seconds"]["gemm floor"] > 0
     assert (out / "speedup_lstm.png").stat().st_size > 1000
     assert (out / "time_per_step.png").stat().st_size > 1000
+    # each point read against the machine's sgemm peak, and what ran named
+    assert results["meta"]["sgemm peak GFLOP/s"] > 0
+    assert "sgemm peak" in report and "auto % peak" in report and "auto ran" in report
+    import fastrnn
+    if "native" in fastrnn.backends():
+        variant = fastrnn.dispatch.cpu_variant()
+        for r in results["results"]:
+            assert r["ran"]["auto"] == "native" + (f" {variant}" if variant else "")
+            assert r["ran"]["torch.nn"] == "torch.nn"
+
+
+def test_bench_training_step_updates_the_weights_in_place():
+    """The timed training step ends with an optimizer step: the weights change in place (the
+    same tensors), so nothing kept from them across calls can look better than in training."""
+    from fastrnn.bench.points import Inputs, Point, module_call
+    inp = Inputs(Point("lstm", 2, 3, 4, 5, pass_="train"))
+    call = module_call(inp, "auto")
+    m = call.module
+    w = m.weight_hh_l0
+    before, version = w.detach().clone(), w._version
+    call()
+    assert m.weight_hh_l0 is w and w._version > version and not torch.equal(w, before)
 
 
 def test_bench_memory_column(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """What a measurement ran on: CPU, vector extensions, threads, versions, GPU, load."""
 import os
 import platform
+import time
 
 import numpy
 import torch
@@ -54,6 +55,22 @@ def describe(threads=None):
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cudnn"] = torch.backends.cudnn.version()
     return info
+
+
+def sgemm_peak(device="cpu", dtype=torch.float32, n=2048, reps=5):
+    """GFLOP/s of the fastest of `reps` n×n×n torch.matmul products on `device` with torch's
+    threads: the machine's measured GEMM peak, against which a point's GEMM flops are read."""
+    a = torch.rand(n, n, dtype=dtype, device=device)
+    b, c = torch.rand_like(a), torch.empty_like(a)
+    torch.matmul(a, b, out=c)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.matmul(a, b, out=c)
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
 
 
 def busy(load_before, cores=None):

@@ -13,17 +13,21 @@ How to read it: **speed-up** = torch.nn time / fastrnn time, so above 1 fastrnn 
 (the input projection over all T·B rows plus the T per-step recurrent products; for training also
 the backward ones and the weight gradients), timed alone with torch.matmul in the same run: 1.0
 would mean the recurrence's pointwise work and all overhead cost nothing. **GFLOP/s** counts those
-GEMM flops only. Times are medians of interleaved repetitions (every candidate once per round).
-The `forward` pass runs under no_grad (inference); `train` is one forward plus backward.
+GEMM flops only, and **% peak** reads them against the machine's sgemm peak (the fastest of
+five 2048×2048×2048 torch.matmul products, before and after the run, same threads); **ran**
+names the backend and CPU variant that ran. Times are medians of interleaved repetitions (every
+candidate once per round). The `forward` pass runs under no_grad (inference); `train` is one
+training step: forward, backward, and an SGD step updating the weights in place.
 **peak MiB** (with --memory, training points on the CPU) is the peak resident memory of a fresh
 process running that point once after a warm-up run, minus its resident size just before."""
 
 
-def row(point, times):
-    """One result: the point, its times, and the derived ratios."""
+def row(point, times, ran=None):
+    """One result: the point, its times, the derived ratios, and what ran ({candidate: e.g.
+    'native avx512'})."""
     t_nn, t_floor = times[BASELINE], times[FLOOR]
     flops = point.flops()
-    return {"point": point.asdict(), "flops": flops, "seconds": times,
+    return {"point": point.asdict(), "flops": flops, "seconds": times, "ran": ran or {},
             "speedup": {k: t_nn / v for k, v in times.items() if k not in (BASELINE, FLOOR)},
             "x_floor": {k: v / t_floor for k, v in times.items() if k != FLOOR},
             "gflops": {k: flops / v / 1e9 for k, v in times.items()}}
@@ -33,25 +37,31 @@ def _ms(s):
     return f"{s * 1e3:.3g}"
 
 
-def _table(rows, backends, engines=()):
+def _table(rows, backends, engines=(), peak=None):
     memory = [n for n in [BASELINE, *backends] if all(n in r.get("peak_mib", {}) for r in rows)]
     engines = [e for e in engines if all(e in r["seconds"] for r in rows)]
     head = ["cell", "T", "B", "I", "H", "torch.nn ms", "floor ms", "torch.nn ×floor"]
+    pct = (lambda r, n: f"{100 * r['gflops'][n] / peak:.0f}") if peak else None
+    head += ["torch.nn % peak"] if pct else []
     for b in backends:
         head += [f"{b} ms", f"{b} speed-up", f"{b} ×floor", f"{b} GFLOP/s"]
+        head += [f"{b} % peak"] if pct else []
+        head += ["auto ran"] if b == "auto" and all(b in r.get("ran", {}) for r in rows) else []
     for e in engines:  # the first backend against the engine: above 1 fastrnn is faster
-        head += [f"{e} ms", f"{backends[0]} vs {e}"]
+        head += [f"{e} ms", f"{backends[0]} vs {e}"] + ([f"{e} % peak"] if pct else [])
     head += [f"{n} peak MiB" for n in memory]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         p, s = r["point"], r["seconds"]
         cells = [p["cell"], p["T"], p["B"], p["I"], p["H"], _ms(s[BASELINE]), _ms(s[FLOOR]),
-                 f"{r['x_floor'][BASELINE]:.2f}"]
+                 f"{r['x_floor'][BASELINE]:.2f}"] + ([pct(r, BASELINE)] if pct else [])
         for b in backends:
             cells += [_ms(s[b]), f"**{r['speedup'][b]:.2f}**", f"{r['x_floor'][b]:.2f}",
                       f"{r['gflops'][b]:.1f}"]
+            cells += [pct(r, b)] if pct else []
+            cells += [r["ran"][b]] if b == "auto" and "auto ran" in head else []
         for e in engines:
-            cells += [_ms(s[e]), f"**{s[e] / s[backends[0]]:.2f}**"]
+            cells += [_ms(s[e]), f"**{s[e] / s[backends[0]]:.2f}**"] + ([pct(r, e)] if pct else [])
         cells += [f"{r['peak_mib'][n]:.1f}" for n in memory]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -61,11 +71,14 @@ def _geomean(xs):
     return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else float("nan")
 
 
-def write(out_dir, rows, backends, machine, load_before, load_after, busy, engines=()):
-    """Write REPORT.md, results.json and the plots into out_dir; return the REPORT.md path."""
+def write(out_dir, rows, backends, machine, load_before, load_after, busy, engines=(),
+          peak=None):
+    """Write REPORT.md, results.json and the plots into out_dir; return the REPORT.md path.
+    peak: the machine's sgemm GFLOP/s (machine.sgemm_peak), or None."""
     os.makedirs(out_dir, exist_ok=True)
     meta = {"machine": machine, "load average before": load_before,
-            "load average after": load_after, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            "load average after": load_after, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "sgemm peak GFLOP/s": peak}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": rows}, f, indent=1)
     plots = _plots(out_dir, rows, backends)
@@ -74,7 +87,9 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy, engin
            f"vector extensions: {', '.join(machine['vector extensions']) or 'none found'}), "
            f"torch {machine['torch']} with **{machine['torch threads']} threads for every "
            f"candidate** (native's recurrence uses them at ≥ 2^16 multiply-adds a thread a step; "
-           f"numba's runs on 1), numba {machine['numba']}."
+           f"numba's runs on 1), numba {machine['numba']}; native CPU variant "
+           f"{machine['native CPU variant']}"
+           + (f"; sgemm peak **{peak:.0f} GFLOP/s**." if peak else ".")
            + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}." if "gpu" in machine else ""), ""]
     md += [f"Load average (1 min): {load_before:.2f} before, {load_after:.2f} after."]
     if busy:
@@ -101,7 +116,7 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy, engin
             md.append(f"- {backends[0]} against the best of torch.nn and {', '.join(timed)}: "
                       f"geometric mean **{_geomean(best):.2f}×**, wins "
                       f"{sum(x > 1 for x in best)} of {len(best)} points")
-        md += ["", _table(sel, backends, engines), ""]
+        md += ["", _table(sel, backends, engines, peak), ""]
     md += [f"![{os.path.splitext(p)[0]}]({p})" for p in plots]
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w") as f:

@@ -116,10 +116,14 @@ def run(args):
     info = machine.describe()
     print(f"fastrnn bench: {len(points)} points, backends {', '.join(backends)} vs torch.nn, "
           f"{torch.get_num_threads()} torch threads, {info['cpu']}", file=sys.stderr)
+    dtype = getattr(torch, args.dtype)
+    peak = machine.sgemm_peak(args.device, dtype)
     rows = []
     for p in tqdm(points, desc="bench", unit="point", file=sys.stderr, disable=None):
-        times = timing.measure(candidates(p, backends, engines=args.baselines), rounds=args.rounds)
-        rows.append(report.row(p, times))
+        calls = candidates(p, backends, engines=args.baselines)
+        times = timing.measure(calls, rounds=args.rounds)
+        rows.append(report.row(p, times, {n: f.ran() for n, f in calls.items()
+                                          if hasattr(f, "ran")}))
         if args.memory and p.pass_ == "train" and p.device == "cpu":
             rows[-1]["peak_mib"] = {n: memory.peak_mb(p, n) for n in [BASELINE, *backends]}
         tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "
@@ -128,10 +132,11 @@ def run(args):
                    + "".join(f"  {e} {times[e] * 1e3:.3f} ms" for e in args.baselines if e in times)
                    + f"  floor {times[FLOOR] * 1e3:.3f} ms", file=sys.stderr)
     load_after = machine.load_average()
+    peak = max(peak, machine.sgemm_peak(args.device, dtype))  # (the faster of before and after)
     busy = machine.busy(load_before)
     if busy:
         print(f"warning: load average was {load_before:.2f} before the run: other work is "
               "running, the ratios are unreliable", file=sys.stderr)
     path = report.write(args.out, rows, backends, info, load_before, load_after, busy,
-                        engines=args.baselines)
+                        engines=args.baselines, peak=peak)
     print(f"report written to {path}")
