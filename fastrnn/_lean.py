@@ -79,9 +79,7 @@ def step(cell, x, hx):
             return None
         cell.__dict__["last_backend"] = "native"
         return _lean_grad.Step.apply(name, x, h0, c0, *w)
-    G = w[1].shape[0]
-    if not (_weight(w[0], (G, I), x.dtype) and _weight(w[1], (G, H), x.dtype) and (
-            w[2] is None or (_weight(w[2], (G,), x.dtype) and _weight(w[3], (G,), x.dtype)))):
+    if not _weights_fit(*w, _GATES[name] * H, I, H, x.dtype):
         return None
     h = x.new_empty(B, H)  # (one step writes y and h_n alike: one buffer)
     c = x.new_empty(B, H) if name == "lstm" else None
@@ -94,6 +92,7 @@ def step(cell, x, hx):
 
 
 _STEMS_OF_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
 def forward(module, input, hx, low):
@@ -151,7 +150,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     h_n = _buffer("h_n", state, dtype) if low else input.new_empty(state)
     c_n = None if not lstm else _buffer("c_n", state, dtype) if low else input.new_empty(state)
     fw, n = module._flat_weights, 4 if module.bias else 2
-    G, BH = {"lstm": 4, "gru": 3}.get(name, 1) * H, B * H * size
+    G, BH = _GATES[name] * H, B * H * size
     h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
     library().lib.fastrnn_set_num_threads(torch.get_num_threads())
     xin = x
@@ -167,9 +166,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
                     return None
                 w_ih, w_hh = _widened(w_ih, "w_ih"), _widened(w_hh, "w_hh")
                 b_ih, b_hh = _widened(b_ih, "b_ih"), _widened(b_hh, "b_hh")
-            if not (_weight(w_ih, (G, xin.shape[-1]), dtype) and _weight(w_hh, (G, H), dtype)
-                    and (b_ih is None or (_weight(b_ih, (G,), dtype)
-                                          and _weight(b_hh, (G,), dtype)))):
+            if not _weights_fit(w_ih, w_hh, b_ih, b_hh, G, xin.shape[-1], H, dtype):
                 return None
             hk = hnp + k * BH
             if T == 1 and not (last and D == 1):  # y is h_n's row: the next layer reads it
@@ -196,8 +193,14 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     return y, ((h_n, c_n) if lstm else h_n)
 
 
-def _weight(t, shape, dtype):
-    return t.shape == shape and t.dtype == dtype and t.is_contiguous()
+def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype):
+    """Whether the weights are what the kernel reads: w_ih [G,I], w_hh [G,H], b_ih, b_hh [G] or
+    both None, of dtype and contiguous (whatever was assigned to them, through .data too)."""
+    return (w_ih.shape == (G, I) and w_hh.shape == (G, H) and w_ih.dtype == dtype
+            and w_hh.dtype == dtype and w_ih.is_contiguous() and w_hh.is_contiguous()
+            and (b_ih is None and b_hh is None or (
+                b_ih.shape == (G,) and b_hh.shape == (G,) and b_ih.dtype == dtype
+                and b_hh.dtype == dtype and b_ih.is_contiguous() and b_hh.is_contiguous())))
 
 
 def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp):
@@ -205,7 +208,8 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
     kernel's return code. At one step y may be h_n (yp = hnp)."""
     fn, G, size = _kernel(name, dtype), w_hh.shape[0], DTYPES[dtype][1]
-    n = _checks.full_lengths_kept(T, B, _CPU).data_ptr()  # (no trace here: _usable said so)
+    n = _lengths.get((T, B))
+    n = (_full_lengths(T, B) if n is None else n).data_ptr()
     if name == "lstm":
         s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
         return fn(T, B, I, H, xp, w_ih.data_ptr(), ptr(b_ih), ptr(b_hh), h0p, c0p,
@@ -221,7 +225,14 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
               yp, hnp, s)
 
 
-_CPU = torch.device("cpu")
+_lengths = {}  # (T, B): lengths [B], every row T steps (a dict: lru_cache's key costs 0.3 µs)
+
+
+def _full_lengths(T, B):
+    if len(_lengths) >= 256:
+        _lengths.clear()
+    n = _lengths[T, B] = _checks.full_lengths_kept(T, B, torch.device("cpu"))
+    return n  # (no trace here: _usable said so)
 
 
 def ptr(t):
