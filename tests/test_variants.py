@@ -43,11 +43,12 @@ def test_variant_matches_reference(variant, cell, kw):
         assert err <= float32_limit(nn_err), f"{k}: {err:.2e} vs torch.nn {nn_err:.2e}"
 
 
-@pytest.mark.parametrize("B,H", [(5, 200), (17, 96)], ids=["units", "rows"])
+@pytest.mark.parametrize("B,H", [(5, 200), (17, 96), (1, 256)], ids=["units", "rows", "one row"])
 @pytest.mark.parametrize("cell", list(GATES))
 def test_variant_is_bitwise_the_same_on_any_thread_count(variant, cell, B, H):
     """Two threads split a step's hidden units (few rows) or, from two whole tiles of rows each,
-    the batch's rows (B = 17 leaves rows over on every variant: FR_MR is 8, 6 or 4)."""
+    the batch's rows (B = 17 leaves rows over on every variant: FR_MR is 8, 6 or 4); a single
+    row from 2^15 multiply-adds a step (an RNN's H = 256)."""
     c, before = Case(cell, T=3, B=B, I=6, H=H), torch.get_num_threads()
     try:
         runs = []

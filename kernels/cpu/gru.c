@@ -58,7 +58,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
   fr_state0(hs, h0, BH, &w);
-  const int P = fr_team(B, G, H), rows = fr_by_rows(P, T, B, lengths, &w);
+  const int P = fr_team(T, B, G, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, S, Sg, gx, in, &w, b_hh,
                            lengths, y, gates, a_n, hs));
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));

@@ -95,7 +95,7 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, i
   fr_state0(hs, h0, BR, &w);
   fr_state0(cs, c0, BH, NULL);
   /* a step's multiply-adds: B·4H·R for the gates, B·R·H more for a projection */
-  const int P = fr_team(B, W_hr ? 5 * R : G, H);
+  const int P = fr_team(T, B, W_hr ? 5 * R : G, H);
   const int rows = !W_hr && fr_by_rows(P, T, B, lengths, &w);  /* (a projection: by units) */
   const fr_weights *pr = W_hr ? &wr : NULL;
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, R, S, Sg, gx, in, &w, pr,
