@@ -86,8 +86,8 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy, engin
     md += [f"Measured {meta['date']} on **{machine['cpu']}** ({machine['cores']} cores; "
            f"vector extensions: {', '.join(machine['vector extensions']) or 'none found'}), "
            f"torch {machine['torch']} with **{machine['torch threads']} threads for every "
-           f"candidate** (native's recurrence uses them at ≥ 2^16 multiply-adds a thread a step, 2^14 at B = 1; "
-           f"numba's runs on 1), numba {machine['numba']}; native CPU variant "
+           f"candidate** (native's recurrence uses them at ≥ 2^16 multiply-adds a thread a step, "
+           f"2^14 at B = 1; numba's runs on 1), numba {machine['numba']}; native CPU variant "
            f"{machine['native CPU variant']}"
            + (f"; sgemm peak **{peak:.0f} GFLOP/s**." if peak else ".")
            + (f" GPU: {machine['gpu']}, cuDNN {machine['cudnn']}." if "gpu" in machine else ""), ""]
