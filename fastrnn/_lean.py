@@ -1,17 +1,21 @@
-"""Calls — a cell's step, a module's layers on a sequence (one direction, or one step) without
+"""Calls — a cell's step, a module's forward on a sequence (one direction, or one step) without
 gradients — on the native kernels with as little Python around it as possible.
 
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
 API's checks, six output buffers, cffi) a cell call cost 30–40 µs, slower than torch.nn's cell.
 Here, when nothing needs the general path — no gradients (but for a cell's step, which has
 its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64 input, states
-of the shapes torch.nn checks, the native backend usable and chosen, no projection, no dropout
-in training — each layer allocates its outputs and makes one foreign call; the kernel's scratch
-is the calling thread's own buffer, kept between calls, and missing initial states are NULL,
-which the kernels read as zeros (multiplying nothing at step 0). Anything else returns None and
-the caller takes the general path, errors included.
+of the shapes torch.nn checks, weights of the shapes the kernel reads, the native backend usable
+and chosen, no projection, no dropout in training — a call allocates its outputs in their final
+shapes and makes one foreign call a layer and direction, which writes its rows of h_n (c_n) in
+place; the kernel's scratch is the calling thread's own buffer, kept between calls, and missing
+initial states are NULL, which the kernels read as zeros (multiplying nothing at step 0).
+Anything else returns None and the caller takes the general path, errors included. A module
+call is tried before the module's own plumbing (torch.nn's argument checks, initial-state
+zeros, per-layer states stacked): an LSTM's no-grad call at T = 1, B = 1, H = 64 went from
+41 to 18 µs (Zen 4), torch.nn's taking 93.
 
-A module's layers without gradients take bfloat16 too — a bfloat16 module, or LSTM and RNN
+A module's forward without gradients takes bfloat16 too — a bfloat16 module, or LSTM and RNN
 under autocast to bfloat16 — on the float32 kernels with bfloat16 products (as
 fastrnn.functional._widen does), the float32 copies of x and the weights and the float32 outputs
 in buffers kept by the calling thread rather than fresh ones (T = 100, B = 16, H = 256, Zen 4,
@@ -162,7 +166,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             w_ih, w_hh = w[0], w[1]
             b_ih, b_hh = (w[2], w[3]) if n == 4 else (None, None)
             if wide:
-                if w_ih.dtype != input.dtype:
+                if any(t.dtype != input.dtype for t in w):
                     return None
                 w_ih, w_hh = _widened(w_ih, "w_ih"), _widened(w_hh, "w_hh")
                 b_ih, b_hh = _widened(b_ih, "b_ih"), _widened(b_hh, "b_hh")
