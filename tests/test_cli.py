@@ -60,7 +60,7 @@ def test_bench_inference_engine_baselines(tmp_path, capsys):
     engines = ["onnxruntime"] + (["openvino"] if _has("openvino") else [])
     out = tmp_path / "rep"
     assert main(["bench", "--cells", "lstm,gru,rnn_tanh", "--batch", "2", "--hidden", "8",
-                 "--seq-len", "4", "--rounds", "1", "--baselines", ",".join(engines),
+                 "--seq-len", "4", "--rounds", "1", "--baselines", ",".join(["torch", *engines]),
                  "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())["results"]
     for r in results:  # the engines run at the forward (inference) points only

@@ -42,8 +42,9 @@ def add_parser(sub, name):
     p.add_argument("--backends", type=_args.name_list,
                    help="fastrnn backends to time (default: auto and every kernel backend here)")
     p.add_argument("--baselines", type=_args.name_list, default=[],
-                   help="inference engines timed beside torch.nn at forward points: onnxruntime, "
-                        "openvino (torch.nn's module exported to ONNX)")
+                   help="what fastrnn is timed against: torch (torch.nn, always timed) and the "
+                        "inference engines, at forward points: onnxruntime, openvino (torch.nn's "
+                        "module exported to ONNX), e.g. torch,onnxruntime,openvino")
     p.add_argument("--threads", type=_args.positive_int, help="torch threads for every candidate")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -108,6 +109,7 @@ def run(args):
         raise ValueError("--device cuda: no CUDA device is visible to torch")
     backends = _backends(args)
     from ..bench import engines
+    args.baselines = [e for e in args.baselines if e not in ("torch", BASELINE)]  # (always timed)
     for e in args.baselines:
         if engines.why_not(e):
             raise ValueError(f"--baselines: {engines.why_not(e)}")
