@@ -224,8 +224,10 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
     kernel's return code. At one step y may be h_n (yp = hnp)."""
     fn, G, size = _kernel(name, dtype), w_hh.shape[0], DTYPES[dtype][1]
-    n = _lengths.get((T, B))
-    n = (_full_lengths(T, B) if n is None else n).data_ptr()
+    lengths = _lengths.get((T, B))  # (a local: alive through the call whatever _lengths drops)
+    if lengths is None:
+        lengths = _full_lengths(T, B)
+    n = lengths.data_ptr()
     bi = 0 if b_ih is None else b_ih.data_ptr()  # (NULL: no bias; ptr() inline, 0.1 µs a call)
     bh = 0 if b_hh is None else b_hh.data_ptr()
     if name == "lstm":
