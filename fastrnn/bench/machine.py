@@ -42,7 +42,8 @@ def describe(threads=None):
         "cores": os.cpu_count(),
         "vector extensions": cpu_flags(),
         "torch threads": threads or torch.get_num_threads(),
-        # native: up to torch's count, one per 2^16 multiply-adds of a step (2^14 at B = 1); numba: 1
+        # native: up to torch's count, one per 2^16 multiply-adds of a step (2^14 at B = 1);
+        # numba: 1
         "fastrnn recurrence threads": f"native {threads or torch.get_num_threads()}, numba 1",
         "native CPU variant": _variant(),
         "python": platform.python_version(),
