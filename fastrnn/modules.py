@@ -64,6 +64,20 @@ def _autocast_dtype(module, x):
     return None
 
 
+def _check_hx(module, hx):
+    """hx as torch.nn takes it — a tuple (h_0, c_0) for an LSTM or LSTM cell, else one tensor —
+    or a TypeError naming it (a tensor given to an LSTM would otherwise unpack along its first
+    dimension)."""
+    lstm = isinstance(module, (torch.nn.LSTM, torch.nn.LSTMCell))
+    if lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2
+                     and all(isinstance(t, torch.Tensor) for t in hx)):
+        raise TypeError(f"{type(module).__name__}: hx: expected a tuple of two tensors "
+                        f"(h_0, c_0), got {type(hx).__name__}")
+    if not lstm and not isinstance(hx, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}: hx: expected a tensor, got "
+                        f"{type(hx).__name__}")
+
+
 def _cast(out, dtype):
     """out (tensors, tuples of them, a PackedSequence) with its floating-point tensors in dtype."""
     if isinstance(out, PackedSequence):
@@ -95,6 +109,8 @@ class _Recurrent:
         return [w[0], w[1], *b, w[-1] if getattr(self, "proj_size", 0) else None]
 
     def forward(self, input, hx=None):
+        if hx is not None:
+            _check_hx(self, hx)
         if not isinstance(input, PackedSequence):  # without gradients, straight to the kernels
             out = _lean.forward(self, input, hx, _autocast_dtype(self, input))  # when it can
             if out is not None:  # (never while tracing or compiling, so never while exporting)
@@ -217,6 +233,8 @@ class _Cell:
         return super().extra_repr() + f", backend={self.backend!r}"
 
     def forward(self, input, hx=None):
+        if hx is not None:
+            _check_hx(self, hx)
         out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
         if out is not None:  # (never while tracing or compiling, so never while exporting)
             return out

@@ -514,3 +514,20 @@ def test_a_bias_written_through_data_is_seen_by_the_next_step(mode):
         want = first(getattr(torch.nn, mode).forward(m, x))
     assert not torch.allclose(before, after)
     assert torch.allclose(after, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_hx_of_the_wrong_kind_is_a_clear_error(mode, grad):
+    """An LSTM's hx is a tuple (h_0, c_0), the others' one tensor: given the other kind torch.nn
+    raises a TypeError, and so does fastrnn (a tensor would otherwise unpack along its first
+    dimension into h_0 and c_0 and run)."""
+    cell = mode.endswith("Cell")
+    m = getattr(fastrnn, mode)(4, 5)
+    x = torch.randn(3, 4) if cell else torch.randn(6, 3, 4)
+    h = torch.randn(3, 5) if cell else torch.randn(1, 3, 5)
+    wrong = torch.stack([h, h]) if mode.startswith("LSTM") else (h, h)
+    with torch.set_grad_enabled(grad), pytest.raises(TypeError, match=f"{mode}: hx: expected"):
+        m(x, wrong)
+    with torch.set_grad_enabled(grad):  # the right kind runs
+        m(x, (h, h) if mode.startswith("LSTM") else h)
