@@ -99,7 +99,6 @@ def step(cell, x, hx):
     if name == "lstm":
         c = x.new_empty(B, H)
         cp = c.data_ptr()
-    library().lib.fastrnn_set_num_threads(torch.get_num_threads())
     if _call(name, 1, B, I, H, x.dtype, x.data_ptr(), *w, 0 if h0 is None else h0.data_ptr(),
              0 if c0 is None else c0.data_ptr(), hp, hp, cp) != 0:
         return None  # on an error the general path raises it
@@ -168,7 +167,6 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     fw, n = module._flat_weights, 4 if module.bias else 2
     G, BH = _GATES[name] * H, B * H * size
     h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
-    library().lib.fastrnn_set_num_threads(torch.get_num_threads())
     xin = x
     for layer in range(L):
         last = layer + 1 == L
@@ -222,7 +220,9 @@ def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype):
 def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp):
     """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [T,B,I] at address xp from
     h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
-    kernel's return code. At one step y may be h_n (yp = hnp)."""
+    kernel's return code. At one step y may be h_n (yp = hnp). The kernel runs on as many
+    threads as torch's (a per-thread setting of the library)."""
+    library().lib.fastrnn_set_num_threads(torch.get_num_threads())
     fn, G, size = _kernel(name, dtype), w_hh.shape[0], DTYPES[dtype][1]
     lengths = _lengths.get((T, B))  # (a local: alive through the call whatever _lengths drops)
     if lengths is None:

@@ -64,18 +64,20 @@ def _autocast_dtype(module, x):
     return None
 
 
-def _check_hx(module, hx):
-    """hx as torch.nn takes it — a tuple (h_0, c_0) for an LSTM or LSTM cell, else one tensor —
-    or a TypeError naming it (a tensor given to an LSTM would otherwise unpack along its first
-    dimension)."""
-    lstm = isinstance(module, (torch.nn.LSTM, torch.nn.LSTMCell))
-    if lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2
-                     and all(isinstance(t, torch.Tensor) for t in hx)):
-        raise TypeError(f"{type(module).__name__}: hx: expected a tuple of two tensors "
-                        f"(h_0, c_0), got {type(hx).__name__}")
-    if not lstm and not isinstance(hx, torch.Tensor):
+def _hx(module, hx):
+    """hx as torch.nn takes it — a tuple (h_0, c_0) for an LSTM or LSTM cell (a list too, made
+    a tuple here), else one tensor — or a TypeError naming it (a tensor given to an LSTM would
+    otherwise unpack along its first dimension)."""
+    if isinstance(module, (torch.nn.LSTM, torch.nn.LSTMCell)):
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2
+                and all(isinstance(t, torch.Tensor) for t in hx)):
+            raise TypeError(f"{type(module).__name__}: hx: expected a tuple of two tensors "
+                            f"(h_0, c_0), got {type(hx).__name__}")
+        return tuple(hx)
+    if not isinstance(hx, torch.Tensor):
         raise TypeError(f"{type(module).__name__}: hx: expected a tensor, got "
                         f"{type(hx).__name__}")
+    return hx
 
 
 def _cast(out, dtype):
@@ -110,15 +112,16 @@ class _Recurrent:
 
     def forward(self, input, hx=None):
         if hx is not None:
-            _check_hx(self, hx)
-        if not isinstance(input, PackedSequence):  # without gradients, straight to the kernels
-            out = _lean.forward(self, input, hx, _autocast_dtype(self, input))  # when it can
+            hx = _hx(self, hx)
+        packed = isinstance(input, PackedSequence)
+        low = _autocast_dtype(self, input.data if packed else input)
+        if not packed:  # without gradients, straight to the kernels when it can
+            out = _lean.forward(self, input, hx, low)
             if out is not None:  # (never while tracing or compiling, so never while exporting)
                 return out
         if _exporting():  # torch.nn's forward exports as the standard ONNX LSTM / GRU / RNN node
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
-        packed = isinstance(input, PackedSequence)
         sorted_idx = unsorted_idx = lengths = rows = None
         if packed:
             data, batch_sizes, sorted_idx, unsorted_idx = input
@@ -137,20 +140,14 @@ class _Recurrent:
                 hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
         hx = self._initial_state(hx, x)
         self.check_forward_args(check_input, hx, batch_sizes)
-        low = _autocast_dtype(self, x)
         with dispatch.bf16_products(low == torch.bfloat16):
-            out = self._output(self._layers(x, hx, lengths), batched,
-                               packed and (rows, batch_sizes), sorted_idx, unsorted_idx)
+            out = self._forward(x, hx, lengths, batched, packed and (rows, batch_sizes),
+                                sorted_idx, unsorted_idx)
         return out if low is None else _cast(out, low)
 
-    def _split(self, hx):
-        """(h0, c0), c0 None but for an LSTM."""
-        return hx if self.mode == "LSTM" else (hx, None)
-
-    def _output(self, layers_out, batched, packed, sorted_idx, unsorted_idx):
-        """The module's output from its layers' (out [T,B,·], h_n): in the input's layout.
-        packed: False, or the input's (rows, batch_sizes) (see _unpack)."""
-        out, h_n = layers_out
+    def _forward(self, x, hx, lengths, batched, packed, sorted_idx, unsorted_idx):
+        """packed: False, or the input's (rows, batch_sizes) (see _unpack)."""
+        out, h_n = self._layers(x, hx, lengths)
         if self.batch_first and batched and not packed:
             out = out.transpose(0, 1)
         if packed:
@@ -175,7 +172,7 @@ class _Recurrent:
     def _layers(self, x, hx, lengths):
         D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
-        h0, c0 = self._split(hx)
+        h0, c0 = hx if lstm else (hx, None)
         # (through __dict__: nn.Module's setattr is slow)
         self.__dict__["last_backend"] = functional.resolve_backend(x, self.backend)
         h_n, c_n = [], []
@@ -234,7 +231,7 @@ class _Cell:
 
     def forward(self, input, hx=None):
         if hx is not None:
-            _check_hx(self, hx)
+            hx = _hx(self, hx)
         out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
         if out is not None:  # (never while tracing or compiling, so never while exporting)
             return out

@@ -531,3 +531,20 @@ def test_hx_of_the_wrong_kind_is_a_clear_error(mode, grad):
         m(x, wrong)
     with torch.set_grad_enabled(grad):  # the right kind runs
         m(x, (h, h) if mode.startswith("LSTM") else h)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "LSTMCell"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_an_lstm_takes_hx_as_a_list_too(mode, grad):
+    """torch.nn takes an LSTM's (h_0, c_0) as a list as well: so does fastrnn, unbatched too."""
+    torch.manual_seed(0)
+    nn = getattr(torch.nn, mode)(4, 5)
+    m = getattr(fastrnn, mode)(4, 5)
+    m.load_state_dict(nn.state_dict())
+    x = torch.randn(4) if mode == "LSTMCell" else torch.randn(6, 4)
+    h = torch.randn(5) if mode == "LSTMCell" else torch.randn(1, 5)
+    with torch.set_grad_enabled(grad):
+        want, got = nn(x, [h, h * 0.5]), m(x, [h, h * 0.5])
+    flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
+    for a, b in zip(flat(got), flat(want), strict=True):
+        torch.testing.assert_close(a, b)
