@@ -97,10 +97,10 @@ class Step(torch.autograd.Function):
         # ∂L/∂A: dA itself, but for GRU, whose A's n block is r ⊙ (W_hn h + b_hn): dA_n there
         dA_hh = dA if da_n is None else torch.cat([dA[:, :2 * H], da_n], 1)
         dx = _grads.input_grad(dA, w_ih, step=True) if need[1] else None
-        dw_ih = _grads.gram(dA, x) if need[4] else None
+        dw_ih = _grads.gram(dA, x, step=True) if need[4] else None
         dw_hh = None
         if need[5]:
-            dw_hh = torch.zeros_like(w_hh) if ctx.zero_h0 else _grads.gram(dA_hh, hs[0])
+            dw_hh = torch.zeros_like(w_hh) if ctx.zero_h0 else _grads.gram(dA_hh, hs[0], step=True)
         db_ih = dA.sum(0) if need[6] else None
         db_hh = None
         if need[7]:  # (RNN, LSTM: the same sum as db_ih)
