@@ -43,7 +43,7 @@ def test_input_grad_refuses_bad_arguments():
 def test_the_rule_takes_the_tiles_on_amd_only_and_at_any_size_in_a_step(monkeypatch):
     """dispatch.input_grad_on_tiles: AMD CPUs from 2^22 multiply-adds, or at any size in a cell's
     one-step backward; never elsewhere, never for a GPU tensor or an unsupported dtype; and a cell
-    step's dx then comes from the tiles (equal to fastrnn_input_grad's result bitwise)."""
+    step's dx and dW_ih then come from the tiles (equal to fastrnn_input_grad's results bitwise)."""
     small, large = torch.randn(32, 128), torch.randn(1024, 512)
     for vendor, want in (("AuthenticAMD", True), ("GenuineIntel", False)):
         monkeypatch.setattr(dispatch, "cpuinfo", lambda *keys, v=vendor: v)
@@ -60,5 +60,9 @@ def test_the_rule_takes_the_tiles_on_amd_only_and_at_any_size_in_a_step(monkeypa
     monkeypatch.setattr(dispatch.load("native"), "input_grad",
                         lambda *a: calls.append(a[0].clone()) or real(*a))
     cell(x).sum().backward()
-    assert len(calls) == 1
-    assert torch.equal(x.grad, real(calls[0], cell.weight_ih.detach()))
+    assert len(calls) == 2  # dx = dA W_ih, then dW_ih = dAᵀ x (fastrnn._grads.gram, step)
+    dA = calls[0]
+    assert torch.equal(x.grad, real(dA, cell.weight_ih.detach()))
+    assert torch.equal(calls[1], dA.t())
+    assert torch.equal(cell.weight_ih.grad, real(dA.t().contiguous(), x.detach()))
+    assert torch.allclose(cell.weight_ih.grad, dA.t() @ x.detach(), rtol=1e-5, atol=1e-6)
