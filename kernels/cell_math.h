@@ -63,6 +63,26 @@ static inline float fr_tanhf(float a) {
   large = a < 0 ? -large : large;
   return x < 0.4f ? small : large;
 }
+
+/* e^a and tanh(a) for products in bfloat16 (the CPU's bf16 path), whose operands keep 8 bits of
+ * mantissa: e^r's Taylor polynomial to r^4 (relative error < 4.3e-5), and tanh without its
+ * small-argument series (absolute error ~1e-7 near 0). An LSTM's five per unit were a fifth of
+ * its bfloat16 forward (T = 100, B = 16, H = 256, Zen 4: 5.93 → 5.76 ms with these). */
+static inline float fr_expf_bf16(float a) {
+  a = a < -87.0f ? -87.0f : (a > 88.0f ? 88.0f : a);
+  const float shifter = 12582912.0f;
+  float n = (a * 1.44269504f + shifter) - shifter;
+  float r = (a - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * 4.16666667e-2f)));
+  union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23};
+  return p * scale.f;
+}
+
+static inline float fr_tanhf_bf16(float a) {
+  float x = a < 0 ? -a : a;
+  float t = 1.0f - 2.0f / (fr_expf_bf16(2.0f * x) + 1.0f);
+  return a < 0 ? -t : t;
+}
 #endif
 #define SFX_CUDA(name) FR_CAT(SFX(name), _cuda)
 
@@ -85,6 +105,19 @@ FR_INLINE real lstm_fwd(real ai, real af, real ag, real ao, real c_prev,
   *c = *f * c_prev + *i * *g;
   return *o * FR_TANH(*c);
 }
+
+#if !FASTRNN_F64 && !defined(__CUDACC__)
+/* lstm_fwd with products in bfloat16: the same, on fr_expf_bf16 and fr_tanhf_bf16. */
+FR_INLINE float lstm_fwd_bf16(float ai, float af, float ag, float ao, float c_prev,
+                              float *i, float *f, float *g, float *o, float *c) {
+  *i = 1.0f / (1.0f + fr_expf_bf16(-ai));
+  *f = 1.0f / (1.0f + fr_expf_bf16(-af));
+  *g = fr_tanhf_bf16(ag);
+  *o = 1.0f / (1.0f + fr_expf_bf16(-ao));
+  *c = *f * c_prev + *i * *g;
+  return *o * fr_tanhf_bf16(*c);
+}
+#endif
 
 /* LSTM backward for one element: dh, dc are ∂L/∂h_t, ∂L/∂c_t arriving from later steps.
  * Writes ∂L/∂a for each gate; returns ∂L/∂c_{t-1}. */

@@ -24,6 +24,32 @@ static void project(const fr_weights *wr, int64_t t, int64_t B, int64_t R, const
   }
 }
 
+/* The pointwise math of units [j0, j1) of one row at one step: the gates' pre-activations ab
+ * (recurrent, gate blocks H apart) plus xb (G_x, blocks xs apart), the old cell cp; writes the
+ * activated gates over ab, the new cell into cb, h into rb and yb. `bf16`: the products were in
+ * bfloat16, and so is the precision the math needs (lstm_fwd_bf16). */
+static inline __attribute__((always_inline)) void cell_math(
+    int bf16, int64_t H, int64_t xs, int64_t j0, int64_t j1, real *ab, const real *xb,
+    const real *cp, real *cb, real *rb, real *yb) {
+#if FR_BF16
+  if (bf16) {
+    #pragma omp simd
+    for (int64_t j = j0; j < j1; j++)
+      yb[j] = rb[j] = lstm_fwd_bf16(ab[j] + xb[j], ab[H + j] + xb[xs + j],
+                                    ab[2 * H + j] + xb[2 * xs + j],
+                                    ab[3 * H + j] + xb[3 * xs + j], cp[j], &ab[j], &ab[H + j],
+                                    &ab[2 * H + j], &ab[3 * H + j], &cb[j]);
+    return;
+  }
+#endif
+  (void)bf16;
+  #pragma omp simd
+  for (int64_t j = j0; j < j1; j++)
+    yb[j] = rb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[xs + j],
+                             ab[2 * H + j] + xb[2 * xs + j], ab[3 * H + j] + xb[3 * xs + j],
+                             cp[j], &ab[j], &ab[H + j], &ab[2 * H + j], &ab[3 * H + j], &cb[j]);
+}
+
 /* Thread p of P runs every step for its part (fr_part: its units [j0, j1) of every row, or all
  * units of its rows [b0, b1)) and, with a projection (split by units only), its units [k0, k1)
  * of R; w is W_hh, wr W_hr or NULL (fr_weights). S state slots (T+1 or 2) and Sg gate slots (T
@@ -60,15 +86,11 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
         memset(yb + j0, 0, n);  /* with a projection: r_t = 0, so dW_hr gets nothing there */
         continue;
       }
-      real *ab = a + b * G;
-      const real *xb = xt + (b - q.b0) * xrow - j0, *cp = c_prev + b * H;
-      #pragma omp simd
-      for (int64_t j = j0; j < j1; j++) {
-        yb[j] = rb[j] = lstm_fwd(ab[j] + xb[j], ab[H + j] + xb[xs + j],
-                                 ab[2 * H + j] + xb[2 * xs + j], ab[3 * H + j] + xb[3 * xs + j],
-                                 cp[j], &ab[j], &ab[H + j], &ab[2 * H + j], &ab[3 * H + j],
-                                 &cb[j]);
-      }
+      const real *xb = xt + (b - q.b0) * xrow - j0;
+      if (w->bf16)  /* (two calls: each inlined with its own constant) */
+        cell_math(1, H, xs, j0, j1, a + b * G, xb, c_prev + b * H, cb, rb, yb);
+      else
+        cell_math(0, H, xs, j0, j1, a + b * G, xb, c_prev + b * H, cb, rb, yb);
     }
     if (!rows) {
       fr_barrier();  /* the next product (step t+1's, or the projection's) reads all */
