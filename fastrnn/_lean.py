@@ -17,8 +17,10 @@ zeros, per-layer states stacked): an LSTM's no-grad call at T = 1, B = 1, H = 64
 
 A module's forward without gradients takes bfloat16 too — a bfloat16 module, or LSTM and RNN
 under autocast to bfloat16 — on the float32 kernels with bfloat16 products (as
-fastrnn.functional._widen does), the float32 copies of x and the weights and the float32 outputs
-in buffers kept by the calling thread rather than fresh ones (T = 100, B = 16, H = 256, Zen 4,
+fastrnn.functional._widen does), a bfloat16 module's weights read by the kernel as they are
+(<cell>_forward_x_infer_w16: packed for the bfloat16 products from the bfloat16 values, no
+widened copy), the float32 copies of x and the biases and the float32 outputs in buffers kept by
+the calling thread rather than fresh ones (T = 100, B = 16, H = 256, Zen 4,
 one-process A/B against the general path: bfloat16 GRU 5.18 → 4.91 ms, RNN 2.25 → 2.01, RNN
 under autocast 1.85 → 1.70; LSTM within the noise, 6.3–6.8 either way).
 """
@@ -46,13 +48,15 @@ def library():
 _kernels = {}  # (name, dtype, CPU variant): the bound function (Library.bound costs 0.3 µs)
 
 
-def _kernel(name, dtype):
-    """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype, in the CPU variant
-    the library runs now (library() has bound it)."""
-    key = (name, dtype, _library.variant)
+def _kernel(name, dtype, w16=False):
+    """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype — with w16, the one
+    taking bfloat16 weights (float32 only) — in the CPU variant the library runs now (library()
+    has bound it)."""
+    key = (name, dtype, w16, _library.variant)
     fn = _kernels.get(key)
     if fn is None:
-        fn = _kernels[key] = _library.bound(name + "_forward_x_infer", DTYPES[dtype][0])
+        stem = name + ("_forward_x_infer_w16" if w16 else "_forward_x_infer")
+        fn = _kernels[key] = _library.bound(stem, DTYPES[dtype][0])
     return fn
 
 
@@ -175,12 +179,12 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             w = fw[k * n:k * n + n]
             w_ih, w_hh = w[0], w[1]
             b_ih, b_hh = (w[2], w[3]) if n == 4 else (None, None)
-            if wide:
+            if wide:  # (the weights as they are: the kernel reads bfloat16 W_ih and W_hh)
                 if any(t.dtype != input.dtype for t in w):
                     return None
-                w_ih, w_hh = _widened(w_ih, "w_ih"), _widened(w_hh, "w_hh")
                 b_ih, b_hh = _widened(b_ih, "b_ih"), _widened(b_hh, "b_hh")
-            if not _weights_fit(w_ih, w_hh, b_ih, b_hh, G, xin.shape[-1], H, dtype):
+            if not _weights_fit(w_ih, w_hh, b_ih, b_hh, G, xin.shape[-1], H, dtype,
+                                input.dtype if wide else dtype):
                 return None
             hk = hnp + k * BH
             if T == 1 and not (last and D == 1):  # y is h_n's row: the next layer reads it
@@ -191,7 +195,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
                 yp = _buffer(f"y{layer % 2}", (T, B, H), dtype).data_ptr()
             if _call(name, T, B, xin.shape[-1], H, dtype, xin.data_ptr(), w_ih, w_hh, b_ih,
                      b_hh, h0p and h0p + k * BH, c0p and c0p + k * BH, yp, hk,
-                     cnp and cnp + k * BH) != 0:
+                     cnp and cnp + k * BH, w16=wide) != 0:
                 return None  # on an error the general path raises it
         if D == 2:  # one step: the layer's output is its two h_n rows side by side
             rows = h_n.view(L * D, B, H)[2 * layer:2 * layer + 2]
@@ -207,23 +211,27 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     return y, ((h_n, c_n) if lstm else h_n)
 
 
-def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype):
-    """Whether the weights are what the kernel reads: w_ih [G,I], w_hh [G,H], b_ih, b_hh [G] or
-    both None, of dtype and contiguous (whatever was assigned to them, through .data too)."""
-    return (w_ih.shape == (G, I) and w_hh.shape == (G, H) and w_ih.dtype == dtype
-            and w_hh.dtype == dtype and w_ih.is_contiguous() and w_hh.is_contiguous()
+def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype, w_dtype=None):
+    """Whether the weights are what the kernel reads: w_ih [G,I], w_hh [G,H] (of w_dtype if
+    given), b_ih, b_hh [G] or both None, of dtype and contiguous (whatever was assigned to them,
+    through .data too)."""
+    w_dtype = w_dtype or dtype
+    return (w_ih.shape == (G, I) and w_hh.shape == (G, H) and w_ih.dtype == w_dtype
+            and w_hh.dtype == w_dtype and w_ih.is_contiguous() and w_hh.is_contiguous()
             and (b_ih is None and b_hh is None or (
                 b_ih.shape == (G,) and b_hh.shape == (G,) and b_ih.dtype == dtype
                 and b_hh.dtype == dtype and b_ih.is_contiguous() and b_hh.is_contiguous())))
 
 
-def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp):
+def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp,
+          w16=False):
     """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [T,B,I] at address xp from
     h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
-    kernel's return code. At one step y may be h_n (yp = hnp). The kernel runs on as many
-    threads as torch's (a per-thread setting of the library)."""
+    kernel's return code. At one step y may be h_n (yp = hnp). w16: w_ih and w_hh are bfloat16
+    (dtype float32). The kernel runs on as many threads as torch's (a per-thread setting of the
+    library)."""
     library().lib.fastrnn_set_num_threads(torch.get_num_threads())
-    fn, G, size = _kernel(name, dtype), w_hh.shape[0], DTYPES[dtype][1]
+    fn, G, size = _kernel(name, dtype, w16), w_hh.shape[0], DTYPES[dtype][1]
     lengths = _lengths.get((T, B))  # (a local: alive through the call whatever _lengths drops)
     if lengths is None:
         lengths = _full_lengths(T, B)

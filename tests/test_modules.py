@@ -461,21 +461,35 @@ def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeyp
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("low", ["bfloat16", "autocast"])
 @pytest.mark.parametrize("kw", [dict(T=6), dict(T=1, num_layers=2, bidirectional=True),
-                                dict(T=6, num_layers=3, bias=False)])
+                                dict(T=6, num_layers=3, bias=False),
+                                dict(T=7, size=(37, 40, 9)), dict(T=1, size=(37, 40, 9))])
 def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatch):
     """A bfloat16 module, or LSTM and RNN under autocast to bfloat16, without gradients: the lean
-    path (x and the weights widened into the calling thread's kept buffers, fastrnn/_lean.py)
-    gives the general path's numbers and dtypes, bitwise, call after call."""
+    path (x and the biases widened into the calling thread's kept buffers, a bfloat16 module's
+    weights read by the kernel as they are: fastrnn/_lean.py) gives the general path's numbers
+    and dtypes, bitwise, call after call, on every CPU variant (where the weights are packed for
+    bfloat16 products, from the bfloat16 values; elsewhere widened by the kernel)."""
     if "native" not in fastrnn.backends():
         pytest.skip("the lean path runs on native")
     from fastrnn import _lean
+    from fastrnn._native import cpu
     torch.manual_seed(0)
     kw = dict(kw)
     T = kw.pop("T")
-    m = getattr(fastrnn, mode)(5, 6, **kw)
+    I, H, B = kw.pop("size", (5, 6, 3))
+    m = getattr(fastrnn, mode)(I, H, **kw)
     if low == "bfloat16":
         m = m.bfloat16()
-    x = torch.randn(T, 3, 5, dtype=next(m.parameters()).dtype)
+    x = torch.randn(T, B, I, dtype=next(m.parameters()).dtype)
+    for variant in cpu.library.variants or [None]:
+        with monkeypatch.context() as mp:
+            mp.setattr(cpu.library, "variant", variant)
+            _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch)
+
+
+def _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch):
+    """Two calls of m on x (the second reusing the kept buffers): lean == general, bitwise."""
+    from fastrnn import _lean
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
     taken, layers = [], _lean.forward
 

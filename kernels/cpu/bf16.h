@@ -38,14 +38,16 @@ FR_BF16_TARGET static inline void fr_round_row(const float *restrict src, int64_
   if (n & 1) d[n] = 0;
 }
 
-/* P [panels(N), pairs(K), FR_NR, 2] (bfloat16): Bm[k][n] = W[n][k] for W [N,K] (rows K apart),
- * packed as pack_panels packs the transpose, panels p0 .. p1, in the pair layout above. Sixteen
+/* P [panels(N), pairs(K), FR_NR, 2] (bfloat16): Bm[k][n] = W[n][k] for W [N,K] (rows K apart;
+ * float32, or W16 already bfloat16 when not NULL), packed as pack_panels packs the transpose,
+ * panels p0 .. p1, in the pair layout above. Sixteen
  * rows of W × 16 pairs at a time: each row's 32 values rounded into one register of 16 pairs,
  * the 16 registers transposed (fr_transpose16, tiles.h) into 16 pair-rows of the panel. An
  * LSTM's W [1024, 256], one thread, Zen 4 (kernels/lab/run 8 1024 256): 63.6 → 23.2 µs against
  * gathering each pair-row from an L1 copy of the panel's rounded rows (and gathering straight
  * across W's rows had taken 450 µs out of cache). */
 FR_BF16_TARGET static inline void pack_panels_bf16(int64_t K, int64_t N, const float *restrict W,
+                                                   const uint16_t *restrict W16,
                                                    uint16_t *restrict P, int64_t p0, int64_t p1) {
   const int64_t K2 = fr_pairs(K);
   for (int64_t p = p0; p < p1; p++) {
@@ -57,10 +59,16 @@ FR_BF16_TARGET static inline void pack_panels_bf16(int64_t K, int64_t N, const f
         const __mmask16 hi = (__mmask16)(nk >= 32 ? 0xffff : nk > 16 ? (1u << (nk - 16)) - 1 : 0);
         __m512i r[16];
         for (int i = 0; i < 16; i++) {
-          const float *row = W + (n0 + i) * K + k0;
-          r[i] = n0 + i < N ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + 16),
-                                                            _mm512_maskz_loadu_ps(lo, row))
-                            : _mm512_setzero_si512();
+          if (n0 + i >= N) {
+            r[i] = _mm512_setzero_si512();
+          } else if (W16) {  /* already bfloat16: the pairs as they lie */
+            const __mmask32 live = (__mmask32)(nk >= 32 ? 0xffffffffu : (1u << nk) - 1);
+            r[i] = _mm512_maskz_loadu_epi16(live, W16 + (n0 + i) * K + k0);
+          } else {
+            const float *row = W + (n0 + i) * K + k0;
+            r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + 16),
+                                                _mm512_maskz_loadu_ps(lo, row));
+          }
         }
         fr_transpose16(r);
         const int64_t ni = K2 - i0 < 16 ? K2 - i0 : 16;

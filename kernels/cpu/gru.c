@@ -52,11 +52,15 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
 static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
                    const real *gx, const fr_input *in, const real *h0, const real *W_hh,
                    const real *b_hh, const int64_t *lengths, real *y, real *h_n, real *gates,
-                   real *a_n, real *hs) {
+                   real *a_n, real *hs, const uint16_t *W_hh16) {
   const int64_t BH = B * H, G = 3 * H;
   fr_weights w;
   if (fr_weights_init(&w, 3, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
+  if (W_hh16 && fr_weights_bf16(&w, W_hh16)) {
+    fr_weights_free(&w);
+    return fr_nomem(fn, "W_hh's workspace");
+  }
   fr_state0(hs, h0, BH, &w);
   const int P = fr_team(T, B, G, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, S, Sg, gx, in, &w, b_hh,
@@ -70,13 +74,14 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
                      int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
                      const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
-                     real *y, real *h_n, real *gates, real *a_n, real *hs) {
+                     real *y, real *h_n, real *gates, real *a_n, real *hs,
+                     const uint16_t *W_ih16, const uint16_t *W_hh16) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 3, T, B, H, I, x, W_ih, b_ih, NULL, lengths))
+  if (fr_input_init(&in, 3, T, B, H, I, x, W_ih, b_ih, NULL, lengths, W_ih16))
     return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, S, Sg, NULL, &in, h0, W_hh, b_hh, lengths, y, h_n, gates,
-                        a_n, hs);
+                        a_n, hs, W_hh16);
   fr_input_free(&in);
   return e;
 }
@@ -134,7 +139,7 @@ int SFXV(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, c
                              real *h_n, real *gates, real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward(__func__, T, B, H, T + 1, T, gx, NULL, h0, W_hh, b_hh, lengths, y, h_n,
-                      gates, a_n, hs);
+                      gates, a_n, hs, NULL);
   return e;
 }
 
@@ -144,7 +149,7 @@ int SFXV(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real 
                                    real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward(__func__, T, B, H, 2, 1, gx, NULL, h0, W_hh, b_hh, lengths, y, h_n, gates,
-                      a_n, hs);
+                      a_n, hs, NULL);
   return e;
 }
 
@@ -154,7 +159,7 @@ int SFXV(fastrnn_gru_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, cons
                                real *y, real *h_n, real *gates, real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, h0, W_hh, b_hh, lengths,
-                        y, h_n, gates, a_n, hs);
+                        y, h_n, gates, a_n, hs, NULL, NULL);
   return e;
 }
 
@@ -165,7 +170,7 @@ int SFXV(fastrnn_gru_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H
                                      real *a_n, real *hs) {
   FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y,
-                        h_n, gates, a_n, hs);
+                        h_n, gates, a_n, hs, NULL, NULL);
   return e;
 }
 
@@ -197,3 +202,17 @@ int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, 
   fr_dstate0_free(dh, dh0);
   return FASTRNN_OK;
 }
+
+#if !FASTRNN_F64
+/* fastrnn_gru_forward_x_infer with W_ih and W_hh in bfloat16 (fr_weights_bf16). */
+int SFXV(fastrnn_gru_forward_x_infer_w16)(int64_t T, int64_t B, int64_t I, int64_t H,
+                                         const real *x, const uint16_t *W_ih, const real *b_ih,
+                                         const real *h0, const uint16_t *W_hh, const real *b_hh,
+                                         const int64_t *lengths, real *y, real *h_n,
+                                         real *gates, real *a_n, real *hs) {
+  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, NULL, b_ih, h0, NULL, b_hh, lengths, y,
+                        h_n, gates, a_n, hs, W_ih, W_hh);
+  return e;
+}
+#endif

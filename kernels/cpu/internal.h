@@ -103,6 +103,8 @@ static inline int fr_team_size(void) { return 1; }
  * backward: Bm = W [G,K] itself, whose K columns are the outputs: [panels(K),G,FR_NR]. */
 typedef struct {
   const real *W;     /* [G,K] as given */
+  const uint16_t *W16;  /* or, forward only, W in bfloat16 (fr_weights_bf16): W is NULL then */
+  real *widened;     /* W16 widened (and W pointing here) where not packed for bf16 products */
   real *packed;      /* NULL: read W in place */
   int64_t *active;   /* [T] rows each step's product covers (fr_active_rows), or NULL */
   int64_t H, K, gates;
@@ -189,7 +191,7 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
                                   int backward) {
   const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
-  w->packed = NULL, w->active = NULL, w->none0 = 0;
+  w->W16 = NULL, w->widened = NULL, w->packed = NULL, w->active = NULL, w->none0 = 0;
   w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (T == 1 || (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= 512))) return 0;
@@ -198,6 +200,29 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   if (w->packed) return 0;
   free(w->active);
   return FASTRNN_ENOMEM;
+}
+
+/* A forward's W given in bfloat16 (W16 [gates·H, K]) rather than float32, after fr_weights_init
+ * (with W NULL): packed for bfloat16 products, it is packed from W16 as it lies (no rounding, half
+ * the bytes of a float32 W); otherwise widened once into a work buffer that is then W. Either way
+ * the results are those of W16 widened by the caller, bitwise; a bfloat16 module's call saves
+ * that widening. Returns 0, or FASTRNN_ENOMEM (free w as usual then). */
+static inline int fr_weights_bf16(fr_weights *w, const uint16_t *W16) {
+  const int64_t G = w->gates * w->H, K = w->K;
+  if (w->bf16 && w->packed) {
+    w->W16 = W16;
+    return 0;
+  }
+  real *Wf = w->widened = fr_work_alloc((size_t)(G * K) * sizeof(real));
+  if (!Wf) return FASTRNN_ENOMEM;
+  for (int64_t i = 0; i < G * K; i++) {
+    const uint32_t u = (uint32_t)W16[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    Wf[i] = (real)f;
+  }
+  w->W = Wf;
+  return 0;
 }
 
 /* Slot 0 of a state buffer [S,B,·] (n = B·· values): s0 copied, or, when s0 is NULL (the CPU
@@ -256,7 +281,8 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
   if (w->bf16) {
     const int64_t block16 = fr_panels(H) * fr_pairs(K) * FR_NR * 2;
     for (int q = 0; q < w->gates; q++)
-      pack_panels_bf16(K, H, w->W + q * H * K, (uint16_t *)w->packed + q * block16, p0, p1);
+      pack_panels_bf16(K, H, w->W16 ? NULL : w->W + q * H * K, w->W16 ? w->W16 + q * H * K : NULL,
+                       (uint16_t *)w->packed + q * block16, p0, p1);
     return;
   }
 #endif
@@ -273,6 +299,7 @@ static inline void fr_weights_pack_part(const fr_weights *w, int p, int P) {
 }
 
 static inline void fr_weights_free(fr_weights *w) {
+  fr_work_free(w->widened);
   fr_work_free(w->packed);
   free(w->active);
 }
@@ -335,16 +362,21 @@ typedef struct {
  * GRU 34.6 → 33.1, 137 → 127, 136 → 130; H ≤ 256 within ±2 %; 1024 rows: no better. */
 #define FR_CHUNK_ROWS 256
 
-/* Packs W_ih as fr_weights_init does and allocates the chunk buffer; with lengths [B], each step
- * computes only the rows still running (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to
+/* Packs W_ih (or W_ih16, in bfloat16: fr_weights_bf16) as fr_weights_init does and allocates the
+ * chunk buffer; with lengths [B], each step computes only the rows still running (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to
  * free then). */
 static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
                                 int64_t I, const real *x, const real *W_ih, const real *b_ih,
-                                const real *b_hh, const int64_t *lengths) {
+                                const real *b_hh, const int64_t *lengths,
+                                const uint16_t *W_ih16) {
   in->x = x, in->bias[0] = b_ih, in->bias[1] = b_hh;
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, lengths, 0)) return FASTRNN_ENOMEM;
+  if (W_ih16 && fr_weights_bf16(&in->w, W_ih16)) {
+    fr_weights_free(&in->w);
+    return FASTRNN_ENOMEM;
+  }
   in->buf = fr_work_alloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
   if (!in->buf) {
     fr_weights_free(&in->w);

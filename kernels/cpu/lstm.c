@@ -105,11 +105,16 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
 static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, int64_t S,
                    int64_t Sg, const real *gx, const fr_input *in, const real *h0,
                    const real *c0, const real *W_hh, const real *W_hr, const int64_t *lengths,
-                   real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs, real *rs) {
+                   real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs, real *rs,
+                   const uint16_t *W_hh16) {
   const int64_t BH = B * H, BR = B * R, G = 4 * H;
   fr_weights w, wr;
   if (fr_weights_init(&w, 4, T, B, H, R, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
+  if (W_hh16 && fr_weights_bf16(&w, W_hh16)) {
+    fr_weights_free(&w);
+    return fr_nomem(fn, "W_hh's workspace");
+  }
   if (W_hr && fr_weights_init(&wr, 1, T, B, R, H, W_hr, lengths, 0)) {
     fr_weights_free(&w);
     return fr_nomem(fn, "W_hr's workspace");
@@ -134,13 +139,14 @@ static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H,
                      int64_t S, int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
                      const real *b_hh, const real *h0, const real *c0, const real *W_hh,
                      const real *W_hr, const int64_t *lengths, real *y, real *h_n, real *c_n,
-                     real *gates, real *cs, real *hs, real *rs) {
+                     real *gates, real *cs, real *hs, real *rs, const uint16_t *W_ih16,
+                     const uint16_t *W_hh16) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh, lengths))
+  if (fr_input_init(&in, 4, T, B, H, I, x, W_ih, b_ih, b_hh, lengths, W_ih16))
     return fr_nomem(fn, "W_ih's workspace");
   const int e = forward(fn, T, B, H, R, S, Sg, NULL, &in, h0, c0, W_hh, W_hr, lengths, y, h_n,
-                        c_n, gates, cs, hs, rs);
+                        c_n, gates, cs, hs, rs, W_hh16);
   fr_input_free(&in);
   return e;
 }
@@ -248,7 +254,7 @@ int SFXV(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, 
                               real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward(__func__, T, B, H, H, T + 1, T, gx, NULL, h0, c0, W_hh, NULL, lengths, y,
-                      h_n, c_n, gates, cs, hs, NULL);
+                      h_n, c_n, gates, cs, hs, NULL, NULL);
   return e;
 }
 
@@ -258,7 +264,7 @@ int SFXV(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real
                                     real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward(__func__, T, B, H, H, 2, 1, gx, NULL, h0, c0, W_hh, NULL, lengths, y, h_n,
-                      c_n, gates, cs, hs, NULL);
+                      c_n, gates, cs, hs, NULL, NULL);
   return e;
 }
 
@@ -269,7 +275,7 @@ int SFXV(fastrnn_lstm_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, con
                                 real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
-                        NULL, lengths, y, h_n, c_n, gates, cs, hs, NULL);
+                        NULL, lengths, y, h_n, c_n, gates, cs, hs, NULL, NULL, NULL);
   return e;
 }
 
@@ -280,7 +286,7 @@ int SFXV(fastrnn_lstm_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t 
                                       real *h_n, real *c_n, real *gates, real *cs, real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
   if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, NULL,
-                        lengths, y, h_n, c_n, gates, cs, hs, NULL);
+                        lengths, y, h_n, c_n, gates, cs, hs, NULL, NULL, NULL);
   return e;
 }
 
@@ -307,7 +313,7 @@ int SFXV(fastrnn_lstmp_forward)(int64_t T, int64_t B, int64_t H, int64_t R, cons
            hs, rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward(__func__, T, B, H, R, T + 1, T, gx, NULL, h0, c0, W_hh, W_hr, lengths, y,
-                      h_n, c_n, gates, cs, hs, rs);
+                      h_n, c_n, gates, cs, hs, rs, NULL);
   return e;
 }
 
@@ -320,7 +326,7 @@ int SFXV(fastrnn_lstmp_forward_infer)(int64_t T, int64_t B, int64_t H, int64_t R
            hs, rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward(__func__, T, B, H, R, 2, 1, gx, NULL, h0, c0, W_hh, W_hr, lengths, y, h_n,
-                      c_n, gates, cs, hs, rs);
+                      c_n, gates, cs, hs, rs, NULL);
   return e;
 }
 
@@ -334,7 +340,7 @@ int SFXV(fastrnn_lstmp_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, in
            rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward_x(__func__, T, B, I, H, R, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
-                        W_hr, lengths, y, h_n, c_n, gates, cs, hs, rs);
+                        W_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, NULL, NULL);
   return e;
 }
 
@@ -348,7 +354,7 @@ int SFXV(fastrnn_lstmp_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t
            rs);
   e = check_R(__func__, e, R);
   if (!e) e = forward_x(__func__, T, B, I, H, R, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, W_hr,
-                        lengths, y, h_n, c_n, gates, cs, hs, rs);
+                        lengths, y, h_n, c_n, gates, cs, hs, rs, NULL, NULL);
   return e;
 }
 
@@ -364,3 +370,18 @@ int SFXV(fastrnn_lstmp_backward)(int64_t T, int64_t B, int64_t H, int64_t R, con
                        dh0, dc0, du);
   return e;
 }
+
+#if !FASTRNN_F64
+/* fastrnn_lstm_forward_x_infer with W_ih and W_hh in bfloat16 (fr_weights_bf16). */
+int SFXV(fastrnn_lstm_forward_x_infer_w16)(int64_t T, int64_t B, int64_t I, int64_t H,
+                                          const real *x, const uint16_t *W_ih, const real *b_ih,
+                                          const real *b_hh, const real *h0, const real *c0,
+                                          const uint16_t *W_hh, const int64_t *lengths, real *y,
+                                          real *h_n, real *c_n, real *gates, real *cs,
+                                          real *hs) {
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, NULL, b_ih, b_hh, h0, c0, NULL, NULL,
+                        lengths, y, h_n, c_n, gates, cs, hs, NULL, W_ih, W_hh);
+  return e;
+}
+#endif

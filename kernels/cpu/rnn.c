@@ -40,11 +40,16 @@ static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H
 
 static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, int64_t S,
                    const real *gx, const fr_input *in, const real *h0, const real *W_hh,
-                   const int64_t *lengths, real *y, real *h_n, real *hs) {
+                   const int64_t *lengths, real *y, real *h_n, real *hs,
+                   const uint16_t *W_hh16) {
   const int64_t BH = B * H;
   fr_weights w;
   if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
     return fr_nomem(fn, "W_hh's workspace");
+  if (W_hh16 && fr_weights_bf16(&w, W_hh16)) {
+    fr_weights_free(&w);
+    return fr_nomem(fn, "W_hh's workspace");
+  }
   fr_state0(hs, h0, BH, &w);
   const int P = fr_team(T, B, H, H), rows = fr_by_rows(P, T, B, lengths, &w);
   FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, S, gx, in, &w,
@@ -58,12 +63,13 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, in
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
                      int64_t S, const real *x, const real *W_ih, const real *b_ih,
                      const real *b_hh, const real *h0, const real *W_hh, const int64_t *lengths,
-                     real *y, real *h_n, real *hs) {
+                     real *y, real *h_n, real *hs, const uint16_t *W_ih16,
+                     const uint16_t *W_hh16) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh, lengths))
+  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh, lengths, W_ih16))
     return fr_nomem(fn, "W_ih's workspace");
-  const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs);
+  const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs, W_hh16);
   fr_input_free(&in);
   return e;
 }
@@ -123,14 +129,16 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(__func__, T, B, H, relu, T + 1, gx, NULL, h0, W_hh, lengths, y, h_n, hs);\
+    if (!e) e = forward(__func__, T, B, H, relu, T + 1, gx, NULL, h0, W_hh, lengths, y, h_n,   \
+                        hs, NULL);                                                             \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                           const real *h0, const real *W_hh,                   \
                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(__func__, T, B, H, relu, 2, gx, NULL, h0, W_hh, lengths, y, h_n, hs);    \
+    if (!e) e = forward(__func__, T, B, H, relu, 2, gx, NULL, h0, W_hh, lengths, y, h_n, hs,   \
+                        NULL);                                                                 \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
@@ -146,7 +154,7 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                       const int64_t *lengths, real *y, real *h_n, real *hs) {  \
     FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
     if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,    \
-                          lengths, y, h_n, hs);                                                \
+                          lengths, y, h_n, hs, NULL, NULL);                                    \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,        \
@@ -156,9 +164,28 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                             real *h_n, real *hs) {                             \
     FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
     if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh,        \
-                          lengths, y, h_n, hs);                                                \
+                          lengths, y, h_n, hs, NULL, NULL);                                    \
+    return e;                                                                                  \
+  }                                                                                            \
+  RNN_W16(name, relu)
+
+#if !FASTRNN_F64
+/* fastrnn_<name>_forward_x_infer with W_ih and W_hh in bfloat16 (fr_weights_bf16). */
+#define RNN_W16(name, relu)                                                                     \
+  int SFXV(fastrnn_##name##_forward_x_infer_w16)(int64_t T, int64_t B, int64_t I, int64_t H,    \
+                                                const real *x, const uint16_t *W_ih,           \
+                                                const real *b_ih, const real *b_hh,            \
+                                                const real *h0, const uint16_t *W_hh,          \
+                                                const int64_t *lengths, real *y, real *h_n,    \
+                                                real *hs) {                                    \
+    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
+    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, NULL, b_ih, b_hh, h0, NULL,        \
+                          lengths, y, h_n, hs, W_ih, W_hh);                                    \
     return e;                                                                                  \
   }
+#else
+#define RNN_W16(name, relu)
+#endif
 
 RNN_ENTRIES(rnn_tanh, 0)
 RNN_ENTRIES(rnn_relu, 1)
