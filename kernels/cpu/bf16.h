@@ -40,12 +40,11 @@ FR_BF16_TARGET static inline void fr_round_row(const float *restrict src, int64_
 
 /* P [panels(N), pairs(K), FR_NR, 2] (bfloat16): Bm[k][n] = W[n][k] for W [N,K] (rows K apart;
  * float32, or W16 already bfloat16 when not NULL), packed as pack_panels packs the transpose,
- * panels p0 .. p1, in the pair layout above. Sixteen
- * rows of W × 16 pairs at a time: each row's 32 values rounded into one register of 16 pairs,
- * the 16 registers transposed (fr_transpose16, tiles.h) into 16 pair-rows of the panel. An
- * LSTM's W [1024, 256], one thread, Zen 4 (kernels/lab/run 8 1024 256): 63.6 → 23.2 µs against
- * gathering each pair-row from an L1 copy of the panel's rounded rows (and gathering straight
- * across W's rows had taken 450 µs out of cache). */
+ * panels p0 .. p1, in the pair layout above. Sixteen rows of W × 16 pairs at a time: each row's
+ * 32 values (rounded) in one register of 16 pairs, the 16 registers transposed (fr_transpose16,
+ * tiles.h) into 16 pair-rows of the panel. An LSTM's W [1024, 256], one thread, Zen 4
+ * (kernels/lab/run 8 1024 256): 63.6 → 23.2 µs against gathering each pair-row from an L1 copy
+ * of the panel's rounded rows (and gathering straight across W's rows had taken 450 µs). */
 FR_BF16_TARGET static inline void pack_panels_bf16(int64_t K, int64_t N, const float *restrict W,
                                                    const uint16_t *restrict W16,
                                                    uint16_t *restrict P, int64_t p0, int64_t p1) {

@@ -281,8 +281,9 @@ static inline void fr_weights_pack(const fr_weights *w, int64_t j0, int64_t j1) 
   if (w->bf16) {
     const int64_t block16 = fr_panels(H) * fr_pairs(K) * FR_NR * 2;
     for (int q = 0; q < w->gates; q++)
-      pack_panels_bf16(K, H, w->W16 ? NULL : w->W + q * H * K, w->W16 ? w->W16 + q * H * K : NULL,
-                       (uint16_t *)w->packed + q * block16, p0, p1);
+      pack_panels_bf16(K, H, w->W16 ? NULL : w->W + q * H * K,
+                       w->W16 ? w->W16 + q * H * K : NULL, (uint16_t *)w->packed + q * block16,
+                       p0, p1);
     return;
   }
 #endif
@@ -363,8 +364,8 @@ typedef struct {
 #define FR_CHUNK_ROWS 256
 
 /* Packs W_ih (or W_ih16, in bfloat16: fr_weights_bf16) as fr_weights_init does and allocates the
- * chunk buffer; with lengths [B], each step computes only the rows still running (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to
- * free then). */
+ * chunk buffer; with lengths [B], each step computes only the rows still running
+ * (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
                                 int64_t I, const real *x, const real *W_ih, const real *b_ih,
                                 const real *b_hh, const int64_t *lengths,
