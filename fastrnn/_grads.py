@@ -3,7 +3,7 @@
 (`running`). Shape legend as in fastrnn.functional; N = T·B rows."""
 import torch
 
-from . import _checks, dispatch
+from . import _checks, _kept, dispatch
 
 ROWS = 1024  # rows of one float32 partial product in gram
 BATCH, BATCH_BYTES = 16, 1 << 25  # partial products one batched GEMM computes: at most so many
@@ -31,9 +31,11 @@ def gram(a, b, rows=None, step=False):
         return dispatch.load("native").input_grad(a.t().contiguous(), b)
     if rows is not None:
         a, b = a.index_select(0, rows), b.index_select(0, rows)
+    if a.is_cpu and torch.is_autocast_enabled("cpu"):  # (a bfloat16 GEMM's partials would be
+        low = torch.get_autocast_dtype("cpu")            # rounded: one GEMM)
+        return _rounded(a, "a", low).t() @ _rounded(b, "b", low)
     (N, G), K = a.shape, b.shape[1]
-    if (a.dtype != torch.float32 or N <= 2 * ROWS or a.device.type != "cpu"
-            or torch.is_autocast_enabled("cpu")):  # (a bfloat16 GEMM's partials would be rounded)
+    if a.dtype != torch.float32 or N <= 2 * ROWS or a.device.type != "cpu":
         return a.t() @ b
     m = max(1, min(BATCH, BATCH_BYTES // (G * K * 4)))  # partials a batched GEMM makes
     full, partials = N // ROWS * ROWS, []  # (level, sum of 2^level sums): a binary counter
@@ -54,6 +56,16 @@ def gram(a, b, rows=None, step=False):
     while partials:
         total = partials.pop()[1].add_(total)
     return total
+
+
+def _rounded(t, slot, dtype):
+    """t [N,·] as autocast rounds a float32 operand to dtype, but into this thread's buffer
+    `slot` (fastrnn._kept): dA's fresh bfloat16 copy faulted in its pages on every step (LSTM,
+    T = 100, B = 16, H = 256: 800 of them, 0.6 ms, twice a step). Traced, t is left to autocast
+    (a kept buffer made while tracing would be the tracer's)."""
+    if t.dtype != torch.float32 or torch.compiler.is_compiling():
+        return t
+    return _kept.buffer(slot, t.shape, dtype).copy_(t)
 
 
 def dW_hh(dA, hs, rows=None):

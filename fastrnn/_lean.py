@@ -24,11 +24,9 @@ the calling thread rather than fresh ones (T = 100, B = 16, H = 256, Zen 4,
 one-process A/B against the general path: bfloat16 GRU 5.18 → 4.91 ms, RNN 2.25 → 2.01, RNN
 under autocast 1.85 → 1.70; LSTM within the noise, 6.3–6.8 either way).
 """
-import threading
-
 import torch
 
-from . import _checks, _lean_grad, dispatch
+from . import _checks, _kept, _lean_grad, dispatch
 
 DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
 WIDE = (torch.bfloat16,)  # run on the float32 kernels, widened (layers)
@@ -165,9 +163,9 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
         x = _widened(x, "x")
         h0, c0 = _widened(h0, "h0"), _widened(c0, "c0")
     y_shape = (*input.shape[:-1], D * H)  # (laid out as [T,B,D·H]: x is contiguous)
-    y = _buffer("y", y_shape, dtype) if low else input.new_empty(y_shape)
-    h_n = _buffer("h_n", state, dtype) if low else input.new_empty(state)
-    c_n = None if not lstm else _buffer("c_n", state, dtype) if low else input.new_empty(state)
+    y = _kept.buffer("y", y_shape, dtype) if low else input.new_empty(y_shape)
+    h_n = _kept.buffer("h_n", state, dtype) if low else input.new_empty(state)
+    c_n = (_kept.buffer("c_n", state, dtype) if low else input.new_empty(state)) if lstm else None
     fw, n = module._flat_weights, 4 if module.bias else 2
     G, BH = _GATES[name] * H, B * H * size
     h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
@@ -192,7 +190,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             elif last:
                 yp = y.data_ptr()
             else:
-                yp = _buffer(f"y{layer % 2}", (T, B, H), dtype).data_ptr()
+                yp = _kept.buffer(f"y{layer % 2}", (T, B, H), dtype).data_ptr()
             if _call(name, T, B, xin.shape[-1], H, dtype, xin.data_ptr(), w_ih, w_hh, b_ih,
                      b_hh, h0p and h0p + k * BH, c0p and c0p + k * BH, yp, hk,
                      cnp and cnp + k * BH, w16=wide) != 0:
@@ -201,7 +199,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             rows = h_n.view(L * D, B, H)[2 * layer:2 * layer + 2]
             xin = torch.cat(tuple(rows), 1, out=y.view(B, 2 * H) if last else None)
         elif not last:
-            xin = h_n.view(L, B, H)[layer] if T == 1 else _buffer(
+            xin = h_n.view(L, B, H)[layer] if T == 1 else _kept.buffer(
                 f"y{layer % 2}", (T, B, H), dtype)
         if wide and not last:  # a bfloat16 module's layers pass bfloat16 on
             xin = _widened(xin.to(input.dtype), "x")
@@ -239,15 +237,15 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     bi = 0 if b_ih is None else b_ih.data_ptr()  # (NULL: no bias; ptr() inline, 0.1 µs a call)
     bh = 0 if b_hh is None else b_hh.data_ptr()
     if name == "lstm":
-        s = _scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
+        s = _kept.scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
         return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, c0p, w_hh.data_ptr(), n, yp,
                   hnp, cnp, s, s + B * G * size, s + (B * G + 2 * B * H) * size)
     if name == "gru":
-        s = _scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
+        s = _kept.scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
         return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, h0p, w_hh.data_ptr(),
-                  bh or zeros(G, dtype), n, yp, hnp, s, s + B * G * size,  # (b_hh always read)
-                  s + (B * G + B * H) * size)
-    s = _scratch(2 * B * H * size)  # hs [2,B,H]
+                  bh or _kept.zeros(G, dtype), n, yp, hnp, s,  # (b_hh always read)
+                  s + B * G * size, s + (B * G + B * H) * size)
+    s = _kept.scratch(2 * B * H * size)  # hs [2,B,H]
     return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, w_hh.data_ptr(), n, yp, hnp, s)
 
 
@@ -265,48 +263,6 @@ def ptr(t):
     return 0 if t is None else t.data_ptr()
 
 
-_kept = threading.local()  # per thread: the kernels' scratch; zeros (only ever read)
-
-
-def _scratch(nbytes):
-    """Address of this thread's scratch buffer of at least nbytes (the kernel's gates and state
-    ring, read by no one after the call), grown as needed: two threads never share one."""
-    buf = getattr(_kept, "scratch", None)
-    if buf is None or buf.numel() < nbytes:
-        buf = _kept.scratch = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
-    return buf.data_ptr()
-
-
-KEEP_MAX = 1 << 25  # bytes: a larger buffer is allocated per call, its page faults small beside
-# the work it holds (and a thread keeps no more than a few of these)
-
-
-def _buffer(slot, shape, dtype=torch.float32):
-    """A tensor of `shape` and dtype: this thread's buffer `slot`, reused between calls (so
-    written without page faults), or a new one above KEEP_MAX bytes. What it holds is the
-    caller's until its next call: never hand it out."""
-    n = 1
-    for d in shape:
-        n *= d
-    if n * DTYPES[dtype][1] > KEEP_MAX:
-        return torch.empty(shape, dtype=dtype)
-    bufs = _kept.__dict__.setdefault("buffers", {})
-    buf = bufs.get((slot, dtype))
-    if buf is None or buf.numel() < n:
-        buf = bufs[slot, dtype] = torch.empty(n, dtype=dtype)
-    return buf[:n].view(shape)
-
-
 def _widened(t, slot):
-    """t (bfloat16; None passes) as float32, in this thread's buffer `slot` (see _buffer)."""
-    return None if t is None else _buffer(slot, t.shape).copy_(t)
-
-
-def zeros(n, dtype):
-    """Address of at least n zeros of dtype, which the kernels only read (a GRU's missing b_hh,
-    a zero ∂L/∂h_n)."""
-    buf = getattr(_kept, "zeros", None)
-    nbytes = n * DTYPES[dtype][1]
-    if buf is None or buf.numel() < nbytes:
-        buf = _kept.zeros = torch.zeros(max(nbytes, 1 << 14), dtype=torch.uint8)
-    return buf.data_ptr()
+    """t (bfloat16; None passes) as float32, in this thread's buffer `slot` (fastrnn._kept)."""
+    return None if t is None else _kept.buffer(slot, t.shape).copy_(t)

@@ -12,7 +12,7 @@ no-grad step (see fastrnn._lean), with gradients enabled and something requiring
 """
 import torch
 
-from . import _checks, _grads, _lean, autograd
+from . import _checks, _grads, _kept, _lean, autograd
 
 
 class _Backward(torch.autograd.Function):
@@ -50,7 +50,7 @@ class Step(torch.autograd.Function):
             saved, out = (gates, cs), (h, c)
         elif name == "gru":
             gates, a_n = x.new_empty(1, B, G), x.new_empty(1, B, H)
-            bp = _lean.ptr(b_hh) or _lean.zeros(G, x.dtype)  # the kernel always reads b_hh
+            bp = _lean.ptr(b_hh) or _kept.zeros(G, x.dtype)  # the kernel always reads b_hh
             rc = lib.bound("gru_forward_x", dt)(
                 *args, hp, w_hh.data_ptr(), bp, n.data_ptr(), h.data_ptr(), h.data_ptr(),
                 gates.data_ptr(), a_n.data_ptr(), hs.data_ptr())
@@ -71,7 +71,7 @@ class Step(torch.autograd.Function):
         name, (B, I), (G, H) = ctx.name, x.shape, w_hh.shape
         lib, dt = _lean.library(), _lean.DTYPES[x.dtype][0]
         n = _checks.full_lengths_kept(1, B, x.device)
-        dh, zeros = dh.contiguous(), _lean.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
+        dh, zeros = dh.contiguous(), _kept.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
         dA, dh0 = x.new_empty(B, G), x.new_empty(B, H) if need[2] else None  # (NULL: unwanted,
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())         # no product at step 0)
