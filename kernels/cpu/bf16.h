@@ -104,16 +104,23 @@ FR_BF16_TARGET static inline void pack_rows_bf16(int64_t K, int64_t N, const flo
 
 /* C [mr, np·FR_NR] (+)= A · Bm for mr rows of A in pairs (a [mr, lda2] words) and np panels
  * (ps 16-bit values apart) over K2 pairs; only the first nl columns of the last panel are stored.
+ * Without `accumulate` the sums start from bias (every row's; NULL: zero), as tile's do.
  * Constant sizes when inlined, so the accumulators live in registers. */
 #define FR_BF16_TILE __attribute__((target("avx512bf16"), always_inline)) static inline
 FR_BF16_TILE void tile_bf16(int mr, int np, int nl, int64_t K2, const uint32_t *restrict a,
                             int64_t lda2, const uint16_t *restrict P, int64_t ps,
-                            float *restrict C, int64_t ldc, int accumulate) {
-  __m512 acc[FR_MR][8];
+                            const float *restrict bias, float *restrict C, int64_t ldc,
+                            int accumulate) {
+  __m512 acc[FR_MR][8], b[8];
+  for (int v = 0; v < 2 * np; v++) {  /* (the last panel's columns past nl: not read) */
+    const int n = v < 2 * np - 2 ? 16 : v == 2 * np - 2 ? (nl < 16 ? nl : 16) : nl - 16;
+    b[v] = bias && !accumulate && n > 0
+               ? _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), bias + v * 16)
+               : _mm512_setzero_ps();
+  }
   for (int r = 0; r < mr; r++)
     for (int v = 0; v < 2 * np; v++)
-      acc[r][v] = accumulate && v < 2 * np - 2 ? _mm512_loadu_ps(C + r * ldc + v * 16)
-                                                : _mm512_setzero_ps();
+      acc[r][v] = accumulate && v < 2 * np - 2 ? _mm512_loadu_ps(C + r * ldc + v * 16) : b[v];
   if (accumulate)  /* the last panel's columns past nl may not exist in C */
     for (int r = 0; r < mr; r++) {
       float t[32] = {0};
@@ -144,12 +151,14 @@ FR_BF16_TILE void tile_bf16(int mr, int np, int nl, int64_t K2, const uint32_t *
 
 #define FR_KC 256 /* pairs of A rounded at a time: FR_MR rows of them, 8 kB, on the stack */
 
-/* rows_times with bfloat16 operands: C [M,N] (+)= A [M,K] · Bm [K,N], Bm packed in pairs
- * (P, panels ps 16-bit values apart), A float32 rows lda apart, rounded FR_MR rows × FR_KC pairs
- * at a time; the sums run over k in order whatever the chunks, rows or threads. */
+/* rows_times with bfloat16 operands: C [M,N] (+)= A [M,K] · Bm [K,N], from bias [N] (see
+ * tile_bf16), Bm packed in pairs (P, panels ps 16-bit values apart), A float32 rows lda apart,
+ * rounded FR_MR rows × FR_KC pairs at a time; the sums run over k in order whatever the chunks,
+ * rows or threads. */
 FR_BF16_TARGET static void rows_times_bf16(int64_t M, int64_t N, int64_t K, const float *A,
-                                           int64_t lda, const uint16_t *P, int64_t ps, float *C,
-                                           int64_t ldc, int accumulate) {
+                                           int64_t lda, const uint16_t *P, int64_t ps,
+                                           const float *bias, float *C, int64_t ldc,
+                                           int accumulate) {
   _Static_assert(FR_NR == 32, "the pair layout holds 32 columns a panel");
   const int64_t full = N / FR_NR, rest = N - full * FR_NR, K2 = fr_pairs(K);
   uint32_t a[FR_MR * FR_KC];
@@ -161,13 +170,15 @@ FR_BF16_TARGET static void rows_times_bf16(int64_t M, int64_t N, int64_t K, cons
       for (int r = 0; r < mr; r++) fr_round_row(A + (m + r) * lda + k0, nk, a + r * FR_KC);
       const int acc = accumulate || i0 > 0;
       const uint16_t *Pk = P + i0 * 64;
+#define FR_BIAS(q) (bias ? bias + (q) * 32 : NULL)
       float *Cm = C + m * ldc;
       if (mr == FR_MR) {
         for (int64_t q = 0; q < full; q++)
-          tile_bf16(FR_MR, 1, 32, n2, a, FR_KC, Pk + q * ps, ps, Cm + q * 32, ldc, acc);
-        if (rest)
-          tile_bf16(FR_MR, 1, (int)rest, n2, a, FR_KC, Pk + full * ps, ps, Cm + full * 32, ldc,
+          tile_bf16(FR_MR, 1, 32, n2, a, FR_KC, Pk + q * ps, ps, FR_BIAS(q), Cm + q * 32, ldc,
                     acc);
+        if (rest)
+          tile_bf16(FR_MR, 1, (int)rest, n2, a, FR_KC, Pk + full * ps, ps, FR_BIAS(full),
+                    Cm + full * 32, ldc, acc);
         continue;
       }
       for (int r = 0; r < mr; r++) {  /* a leftover row takes up to four panels a tile */
@@ -175,15 +186,19 @@ FR_BF16_TARGET static void rows_times_bf16(int64_t M, int64_t N, int64_t K, cons
         float *Cr = Cm + r * ldc;
         int64_t q = 0;
         for (; q + 4 <= full; q += 4)
-          tile_bf16(1, 4, 32, n2, ar, FR_KC, Pk + q * ps, ps, Cr + q * 32, ldc, acc);
-        for (; q + 2 <= full; q += 2)
-          tile_bf16(1, 2, 32, n2, ar, FR_KC, Pk + q * ps, ps, Cr + q * 32, ldc, acc);
-        for (; q < full; q++)
-          tile_bf16(1, 1, 32, n2, ar, FR_KC, Pk + q * ps, ps, Cr + q * 32, ldc, acc);
-        if (rest)
-          tile_bf16(1, 1, (int)rest, n2, ar, FR_KC, Pk + full * ps, ps, Cr + full * 32, ldc,
+          tile_bf16(1, 4, 32, n2, ar, FR_KC, Pk + q * ps, ps, FR_BIAS(q), Cr + q * 32, ldc,
                     acc);
+        for (; q + 2 <= full; q += 2)
+          tile_bf16(1, 2, 32, n2, ar, FR_KC, Pk + q * ps, ps, FR_BIAS(q), Cr + q * 32, ldc,
+                    acc);
+        for (; q < full; q++)
+          tile_bf16(1, 1, 32, n2, ar, FR_KC, Pk + q * ps, ps, FR_BIAS(q), Cr + q * 32, ldc,
+                    acc);
+        if (rest)
+          tile_bf16(1, 1, (int)rest, n2, ar, FR_KC, Pk + full * ps, ps, FR_BIAS(full),
+                    Cr + full * 32, ldc, acc);
       }
+#undef FR_BIAS
     }
   }
 }

@@ -306,27 +306,29 @@ static inline void fr_weights_free(fr_weights *w) {
 }
 
 /* Forward product of a thread's units [j0, j1) of every gate block, for M rows of A [M,K]:
- * gate q's outputs C[m][q·qs + j − j0] = Σ_k A[m][k] W[q·H + j][k], rows of C ldc apart.
- * j0 is a multiple of FR_NR. */
-FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, real *C,
-                               int64_t ldc, int64_t qs, int64_t j0, int64_t j1) {
+ * gate q's outputs C[m][q·qs + j − j0] = bias[q·H + j] + Σ_k A[m][k] W[q·H + j][k], rows of C
+ * ldc apart (bias [G] or NULL: none). j0 is a multiple of FR_NR. */
+FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, const real *bias,
+                               real *C, int64_t ldc, int64_t qs, int64_t j0, int64_t j1) {
   const int64_t H = w->H, K = w->K, block = fr_panels(H) * K * FR_NR;
+#define FR_BIAS(q) (bias ? bias + (q) * H + j0 : NULL)
 #if FR_BF16
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(K) * FR_NR * 2, block16 = fr_panels(H) * ps;
     for (int64_t q = 0; q < w->gates; q++)
       rows_times_bf16(M, j1 - j0, K, A, K, (const uint16_t *)w->packed + q * block16 +
-                      j0 / FR_NR * ps, ps, C + q * qs, ldc, 0);
+                      j0 / FR_NR * ps, ps, FR_BIAS(q), C + q * qs, ldc, 0);
     return;
   }
 #endif
   for (int64_t q = 0; q < w->gates; q++) {
     if (w->packed)
       rows_times(M, j1 - j0, K, A, K, w->packed + q * block + j0 / FR_NR * K * FR_NR, K * FR_NR,
-                 FR_NR, C + q * qs, ldc, 0);
+                 FR_NR, FR_BIAS(q), C + q * qs, ldc, 0);
     else
-      rows_dot(M, j1 - j0, K, A, K, w->W + (q * H + j0) * K, K, C + q * qs, ldc);
+      rows_dot(M, j1 - j0, K, A, K, w->W + (q * H + j0) * K, K, FR_BIAS(q), C + q * qs, ldc);
   }
+#undef FR_BIAS
 }
 
 /* Forward, step t, a thread's rows [b0, b1) and units [j0, j1) of every gate block, for the rows
@@ -340,7 +342,8 @@ FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real 
         memset(a + b * G + q * w->H + j0, 0, (size_t)(j1 - j0) * sizeof(real));
     return;
   }
-  if (end > b0) fr_forward_product(w, end - b0, h + b0 * w->K, a + b0 * G + j0, G, w->H, j0, j1);
+  if (end > b0)
+    fr_forward_product(w, end - b0, h + b0 * w->K, NULL, a + b0 * G + j0, G, w->H, j0, j1);
 }
 
 /* The input projection G_x = x W_ihᵀ + b inside the forward loop, so that it never exists over
@@ -350,10 +353,11 @@ FR_HOT void fr_step_forward(const fr_weights *w, int64_t t, const real *h, real 
  * mapped pages alone cost a third of the projection's time. */
 typedef struct {
   const real *x;     /* [T,B,I] */
-  const real *bias[2];  /* [G] each, or NULL: b_ih and (LSTM, RNN) b_hh; G_x gets their sum */
+  const real *bias;  /* [G] or NULL: b_ih, or (LSTM, RNN) b_ih + b_hh, where G_x's sums start */
   fr_weights w;      /* W_ih [G,I] */
   int64_t Tc;        /* steps per chunk */
-  real *buf;         /* [Tc·B, G] in thread slices: thread p's at buf + Tc·B·gates·j0 */
+  real *buf;         /* [Tc·B, G] in thread slices: thread p's at buf + Tc·B·gates·j0; then the
+                        biases' sum [G] when both are given */
 } fr_input;
 
 /* T·B rows per chunk: each chunk streams all of W_ih once, and where W_ih is large that stream
@@ -365,12 +369,15 @@ typedef struct {
 
 /* Packs W_ih (or W_ih16, in bfloat16: fr_weights_bf16) as fr_weights_init does and allocates the
  * chunk buffer; with lengths [B], each step computes only the rows still running
- * (fr_active_rows). Returns 0 or FASTRNN_ENOMEM (nothing to free then). */
+ * (fr_active_rows). b_ih and b_hh (each [G] or NULL) are summed first, (b_ih + b_hh) as
+ * F.linear(x, W_ih, b_ih + b_hh) has them on the traced path. Returns 0 or FASTRNN_ENOMEM
+ * (nothing to free then). */
 static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, int64_t H,
                                 int64_t I, const real *x, const real *W_ih, const real *b_ih,
                                 const real *b_hh, const int64_t *lengths,
                                 const uint16_t *W_ih16) {
-  in->x = x, in->bias[0] = b_ih, in->bias[1] = b_hh;
+  const int64_t G = gates * H;
+  in->x = x;
   in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, lengths, 0)) return FASTRNN_ENOMEM;
@@ -378,10 +385,16 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
   }
-  in->buf = fr_work_alloc((size_t)(in->Tc * B * gates * H) * sizeof(real));
+  in->buf = fr_work_alloc((size_t)(in->Tc * B * G + (b_ih && b_hh ? G : 0)) * sizeof(real));
   if (!in->buf) {
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
+  }
+  in->bias = b_ih ? b_ih : b_hh;
+  if (b_ih && b_hh) {
+    real *sum = in->buf + in->Tc * B * G;
+    for (int64_t g = 0; g < G; g++) sum[g] = b_ih[g] + b_hh[g];
+    in->bias = sum;
   }
   return 0;
 }
@@ -415,40 +428,24 @@ static inline real *fr_input_slice(const fr_input *in, int64_t B, const fr_part 
  * each step's rows still running (the others are never read: an ended row carries its state),
  * in one product when all rows are the thread's and all run, else one per step (packed lengths
  * 20–200, B = 32, H = I = 256, T = 200, Zen 4, 2 threads, inference, results bitwise the same:
- * LSTM 30.3 → 26.5 ms, GRU 22.6 → 19.7). */
+ * LSTM 30.3 → 26.5 ms, GRU 22.6 → 19.7). The products' sums start from the bias, which a pass
+ * over the chunk had added after them (1–2 % of a forward). */
 FR_HOT void fr_input_chunk(const fr_input *in, int64_t t0, int64_t T, int64_t B, real *xc,
                            const fr_part *part) {
   const int64_t j0 = part->j0, j1 = part->j1, b0 = part->b0, M = part->b1 - part->b0;
-  const int64_t n = j1 - j0, gates = in->w.gates, H = in->w.H, K = in->w.K;
+  const int64_t n = j1 - j0, gates = in->w.gates, K = in->w.K;
   const int64_t t1 = t0 + in->Tc < T ? t0 + in->Tc : T;
   const int64_t *active = in->w.active;
   if (M == B && (!active || active[t1 - 1] == B)) {
-    fr_forward_product(&in->w, (t1 - t0) * B, in->x + t0 * B * K, xc, gates * n, n, j0, j1);
-  } else {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t end = active && active[t] < part->b1 ? active[t] : part->b1;
-      if (end > b0)
-        fr_forward_product(&in->w, end - b0, in->x + (t * B + b0) * K,
-                           xc + (t - t0) * M * gates * n, gates * n, n, j0, j1);
-    }
+    fr_forward_product(&in->w, (t1 - t0) * B, in->x + t0 * B * K, in->bias, xc, gates * n, n,
+                       j0, j1);
+    return;
   }
-  const real *b1 = in->bias[0], *b2 = in->bias[1];
-  if (!b1 && !b2) return;
-  for (int64_t m = 0; m < (t1 - t0) * M; m++) {
-    if (active && b0 + m % M >= active[t0 + m / M]) continue;
-    for (int64_t q = 0; q < gates; q++) {
-      real *c = xc + (m * gates + q) * n;
-      const int64_t o = q * H + j0;
-      /* (b_ih + b_hh) first, as F.linear(x, W_ih, b_ih + b_hh) rounds on the traced path */
-      if (b1 && b2) {
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) c[j] += b1[o + j] + b2[o + j];
-      } else {
-        const real *b = b1 ? b1 + o : b2 + o;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) c[j] += b[j];
-      }
-    }
+  for (int64_t t = t0; t < t1; t++) {
+    const int64_t end = active && active[t] < part->b1 ? active[t] : part->b1;
+    if (end > b0)
+      fr_forward_product(&in->w, end - b0, in->x + (t * B + b0) * K, in->bias,
+                         xc + (t - t0) * M * gates * n, gates * n, n, j0, j1);
   }
 }
 
@@ -461,15 +458,15 @@ FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, r
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(G) * FR_NR * 2;
     rows_times_bf16(M, j1 - j0, G, A, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
-                    C + j0, K, accumulate);
+                    NULL, C + j0, K, accumulate);
     return;
   }
 #endif
   if (w->packed)
     rows_times(M, j1 - j0, G, A, G, w->packed + j0 / FR_NR * G * FR_NR, G * FR_NR, FR_NR,
-               C + j0, K, accumulate);
+               NULL, C + j0, K, accumulate);
   else
-    rows_times(M, j1 - j0, G, A, G, w->W + j0, FR_NR, K, C + j0, K, accumulate);
+    rows_times(M, j1 - j0, G, A, G, w->W + j0, FR_NR, K, NULL, C + j0, K, accumulate);
 }
 
 /* Backward, step t, a thread's rows [b0, b1) and output units [j0, j1) of K, for the rows still

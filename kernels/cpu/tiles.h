@@ -183,15 +183,16 @@ static inline void pack_panels(int64_t K, int64_t N, const real *restrict src, i
 
 /* C [mr, np·FR_NR + nl] (+)= A [mr,K] · Bm, Bm's column block q row k at P + q·ps + k·ldp (packed:
  * ps = K·FR_NR, ldp = FR_NR; in place: ps = FR_NR, ldp = the row stride), rows of A and C lda
- * and ldc apart. Inlined with constant sizes the accumulators live in registers; the edge tiles
- * take the same code with variable sizes. */
+ * and ldc apart. Without `accumulate` the sums start from bias [np·FR_NR + nl] (every row's; NULL:
+ * zero). Inlined with constant sizes the accumulators live in registers; the edge tiles take the
+ * same code with variable sizes. */
 FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int64_t lda,
-                 const real *restrict P, int64_t ps, int64_t ldp, real *restrict C, int64_t ldc,
-                 int accumulate) {
+                 const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
+                 real *restrict C, int64_t ldc, int accumulate) {
   const int nr = np * FR_NR + nl;
   real acc[FR_MR][4 * FR_NR];
   for (int r = 0; r < mr; r++)
-    for (int j = 0; j < nr; j++) acc[r][j] = accumulate ? C[r * ldc + j] : 0;
+    for (int j = 0; j < nr; j++) acc[r][j] = accumulate ? C[r * ldc + j] : bias ? bias[j] : 0;
   for (int64_t k = 0; k < K; k++) {
     for (int r = 0; r < mr; r++) {
       const real a = A[r * lda + k];
@@ -210,26 +211,28 @@ FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int6
 }
 
 /* C [M,N] (+)= A [M,K] · Bm [K,N], Bm's column block q (FR_NR columns) row k at P + q·ps + k·ldp
- * (see tile), rows of A and C lda and ldc apart: one step's recurrent product, or a thread's
- * columns of it. Each element is a sum over k in order, however the tiles fall, so the result
- * does not depend on the number of threads. A row left over from the FR_MR-row tiles (always,
- * when M < FR_MR) takes up to four column blocks per tile instead of one, for 8 accumulators too.
- * The tiles of one column block run down all the rows before the next block: a block (K·FR_NR
- * values, 128 kB at K = 1024) stays in L2 for every row tile where, row tile by row tile, the whole
- * of a large W streamed from L3 once per tile (LSTM T = 32, B = 64, H = 1024, Zen 4, 2 threads:
- * inference 198 → 184 ms, training step 663 → 632; smaller W unchanged). */
+ * (see tile), rows of A and C lda and ldc apart, from bias [N] (see tile): one step's recurrent
+ * product, or a thread's columns of it. Each element is a sum over k in order, however the tiles
+ * fall, so the result does not depend on the number of threads. A row left over from the
+ * FR_MR-row tiles (always, when M < FR_MR) takes up to four column blocks per tile instead of
+ * one, for 8 accumulators too. The tiles of one column block run down all the rows before the
+ * next block: a block (K·FR_NR values, 128 kB at K = 1024) stays in L2 for every row tile where,
+ * row tile by row tile, the whole of a large W streamed from L3 once per tile (LSTM T = 32,
+ * B = 64, H = 1024, Zen 4, 2 threads: inference 198 → 184 ms, training step 663 → 632; smaller W
+ * unchanged). */
 FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
-                       const real *restrict P, int64_t ps, int64_t ldp, real *restrict C,
-                       int64_t ldc, int accumulate) {
+                       const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
+                       real *restrict C, int64_t ldc, int accumulate) {
   const int64_t full = N / FR_NR, rest = N - full * FR_NR;
   const int64_t Mt = M / FR_MR * FR_MR;  /* rows in whole tiles */
+#define FR_BIAS(q) (bias ? bias + (q) * FR_NR : NULL)
   for (int64_t q = 0; q < full; q++)  /* panels outside: each streams from memory once a call */
     for (int64_t m = 0; m < Mt; m += FR_MR)
-      tile(FR_MR, 1, 0, K, A + m * lda, lda, P + q * ps, ps, ldp, C + m * ldc + q * FR_NR, ldc,
-           accumulate);
+      tile(FR_MR, 1, 0, K, A + m * lda, lda, P + q * ps, ps, ldp, FR_BIAS(q),
+           C + m * ldc + q * FR_NR, ldc, accumulate);
   if (rest)
     for (int64_t m = 0; m < Mt; m += FR_MR)
-      tile(FR_MR, 0, (int)rest, K, A + m * lda, lda, P + full * ps, ps, ldp,
+      tile(FR_MR, 0, (int)rest, K, A + m * lda, lda, P + full * ps, ps, ldp, FR_BIAS(full),
            C + m * ldc + full * FR_NR, ldc, accumulate);
   int64_t m = Mt;
   for (; m < M; m++) {
@@ -237,15 +240,19 @@ FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, 
     real *Cm = C + m * ldc;
     int64_t q = 0;
     for (; q + 4 <= full; q += 4)
-      tile(1, 4, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
-    for (; q + 2 <= full; q += 2)  /* e.g. H = 64 on avx512: two blocks, 4 accumulators, not 2 */
-      tile(1, 2, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
-    for (; q < full; q++)
-      tile(1, 1, 0, K, Am, lda, P + q * ps, ps, ldp, Cm + q * FR_NR, ldc, accumulate);
-    if (rest)
-      tile(1, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, Cm + full * FR_NR, ldc,
+      tile(1, 4, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
            accumulate);
+    for (; q + 2 <= full; q += 2)  /* e.g. H = 64 on avx512: two blocks, 4 accumulators, not 2 */
+      tile(1, 2, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
+           accumulate);
+    for (; q < full; q++)
+      tile(1, 1, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
+           accumulate);
+    if (rest)
+      tile(1, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, FR_BIAS(full),
+           Cm + full * FR_NR, ldc, accumulate);
   }
+#undef FR_BIAS
 }
 
 /* The dot form below works on whole vectors: FR_L lanes of FR_VEC bytes (GNU vector types, so
@@ -300,13 +307,15 @@ static inline int fr_bitrev(int r) {
   return s;
 }
 
-/* The block of rows_dot: C[m][r] = A[m] · W[r] for nm rows of A [.,K] (lda apart) and nr rows
- * of W (ldw apart), nm·nr ≤ FR_L, results ldc apart. Each output's partial sums run over FR_L
- * lanes in k order (K's tail zero-padded), then fold (FR_FOLD); an output takes the same steps
- * whatever block it is in, so results do not depend on how rows are grouped, nor on the number
- * of threads. Per k step: nm + nr loads for nm·nr FMAs. */
+/* The block of rows_dot: C[m][r] = A[m] · W[r] (+ bias[r], if not NULL, once the sum is made)
+ * for nm rows of A [.,K] (lda apart) and nr rows of W (ldw apart), nm·nr ≤ FR_L, results ldc
+ * apart. Each output's partial sums run over FR_L lanes in k order (K's tail zero-padded), then
+ * fold (FR_FOLD); an output takes the same steps whatever block it is in, so results do not
+ * depend on how rows are grouped, nor on the number of threads. Per k step: nm + nr loads for
+ * nm·nr FMAs. */
 FR_HOT void dot_block(int nm, int nr, int64_t K, const real *restrict A, int64_t lda,
-                      const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
+                      const real *restrict W, int64_t ldw, const real *restrict bias,
+                      real *restrict C, int64_t ldc) {
   fr_v acc[FR_L];
   for (int s = 0; s < FR_L; s++) acc[s] = (fr_v){0};
   int64_t k = 0;
@@ -343,22 +352,25 @@ FR_HOT void dot_block(int nm, int nr, int64_t K, const real *restrict A, int64_t
 #endif
   acc[0] = FR_FOLD(acc[0], acc[1], 1);
   if (nm == 1 && nr == FR_L) {
+    if (bias) acc[0] += fr_load(bias);
     memcpy(C, &acc[0], sizeof acc[0]);
     return;
   }
   for (int m = 0; m < nm; m++)
-    for (int r = 0; r < nr; r++) C[m * ldc + r] = acc[0][m * nr + r];
+    for (int r = 0; r < nr; r++) C[m * ldc + r] = acc[0][m * nr + r] + (bias ? bias[r] : 0);
 }
 
 /* Rows of A per block when there are several (FR_MB × FR_L / FR_MB outputs a block): for L = 16,
  * 4 × 4 — 8 loads per 16 FMAs, where one row against 16 of W takes 17. */
 #define FR_MB (FR_L >= 16 ? 4 : FR_L >= 4 ? 2 : 1)
 
-/* C [M,N] = A [M,K] · W [N,K]ᵀ with W read in place (rows ldw apart): the forward product when
- * W is not packed (fr_weights_init). One row of A takes FR_L rows of W a block; several take
+/* C [M,N] = A [M,K] · W [N,K]ᵀ (+ bias [N], see dot_block) with W read in place (rows ldw
+ * apart): the forward product when W is not packed (fr_weights_init). One row of A takes FR_L rows of W a block; several take
  * FR_MB rows of A against FR_L / FR_MB of W, so each W load serves FR_MB rows. */
 FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
-                     const real *restrict W, int64_t ldw, real *restrict C, int64_t ldc) {
+                     const real *restrict W, int64_t ldw, const real *restrict bias,
+                     real *restrict C, int64_t ldc) {
+#define FR_BIAS(n) (bias ? bias + (n) : NULL)
   /* (whole blocks call dot_block with constant sizes, so that its loops unroll into registers) */
   if (M == 1) {
     int64_t n = 0;
@@ -367,9 +379,10 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
      * GRU 5.8-6.3 -> 4.9-5.8, faster in every pair) */
     if (K >= 512)
       for (; n + FR_L / 2 <= N; n += FR_L / 2)
-        dot_block(1, FR_L / 2, K, A, lda, W + n * ldw, ldw, C + n, ldc);
-    for (; n + FR_L <= N; n += FR_L) dot_block(1, FR_L, K, A, lda, W + n * ldw, ldw, C + n, ldc);
-    if (n < N) dot_block(1, (int)(N - n), K, A, lda, W + n * ldw, ldw, C + n, ldc);
+        dot_block(1, FR_L / 2, K, A, lda, W + n * ldw, ldw, FR_BIAS(n), C + n, ldc);
+    for (; n + FR_L <= N; n += FR_L)
+      dot_block(1, FR_L, K, A, lda, W + n * ldw, ldw, FR_BIAS(n), C + n, ldc);
+    if (n < N) dot_block(1, (int)(N - n), K, A, lda, W + n * ldw, ldw, FR_BIAS(n), C + n, ldc);
     return;
   }
   const int nb = FR_L / FR_MB;
@@ -378,12 +391,15 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
     int64_t m = 0;
     if (nr == nb)
       for (; m + FR_MB <= M; m += FR_MB)
-        dot_block(FR_MB, nb, K, A + m * lda, lda, W + n * ldw, ldw, C + m * ldc + n, ldc);
+        dot_block(FR_MB, nb, K, A + m * lda, lda, W + n * ldw, ldw, FR_BIAS(n), C + m * ldc + n,
+                  ldc);
     for (; m < M; m += FR_MB) {
       const int nm = (int)(M - m < FR_MB ? M - m : FR_MB);
-      dot_block(nm, nr, K, A + m * lda, lda, W + n * ldw, ldw, C + m * ldc + n, ldc);
+      dot_block(nm, nr, K, A + m * lda, lda, W + n * ldw, ldw, FR_BIAS(n), C + m * ldc + n,
+                ldc);
     }
   }
+#undef FR_BIAS
 }
 
 #if FR_BF16

@@ -50,10 +50,10 @@ static void run(const char *name, int packed, int bf16, int64_t M, int64_t N, in
   double t0 = now();
   for (int r = 0; r < repeats; r++) fr_weights_pack(&w, 0, N);
   const double pack = (now() - t0) / repeats;
-  fr_forward_product(&w, M, A, C, N, N, 0, N);
+  fr_forward_product(&w, M, A, NULL, C, N, N, 0, N);
   const double err = error(M, N, K, A, W, C);
   t0 = now();
-  for (int r = 0; r < repeats; r++) fr_forward_product(&w, M, A, C, N, N, 0, N);
+  for (int r = 0; r < repeats; r++) fr_forward_product(&w, M, A, NULL, C, N, N, 0, N);
   const double dt = (now() - t0) / repeats;
   printf("%-22s %9.1f us  %6.1f GMAC/s  pack %8.1f us  rel. error %.1e%s\n", name, dt * 1e6,
          M * N * K / dt * 1e-9, w.packed ? pack * 1e6 : 0.0, err,
