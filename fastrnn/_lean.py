@@ -17,12 +17,12 @@ zeros, per-layer states stacked): an LSTM's no-grad call at T = 1, B = 1, H = 64
 
 A module's forward without gradients takes bfloat16 too — a bfloat16 module, or LSTM and RNN
 under autocast to bfloat16 — on the float32 kernels with bfloat16 products (as
-fastrnn.functional._widen does), a bfloat16 module's weights read by the kernel as they are
-(<cell>_forward_x_infer_w16: packed for the bfloat16 products from the bfloat16 values, no
-widened copy), the float32 copies of x and the biases and the float32 outputs in buffers kept by
-the calling thread rather than fresh ones (T = 100, B = 16, H = 256, Zen 4,
-one-process A/B against the general path: bfloat16 GRU 5.18 → 4.91 ms, RNN 2.25 → 2.01, RNN
-under autocast 1.85 → 1.70; LSTM within the noise, 6.3–6.8 either way).
+fastrnn.functional._widen does). A bfloat16 module's call hands the kernel everything in
+bfloat16 (<cell>_forward_x_infer_bf16: the weights packed for the bfloat16 products as they
+lie, x, biases and states widened and the results rounded inside the call), so no torch op runs
+around it: the widening of x and the rounding of y as torch ops had cost ~0.3 ms of a 5 ms LSTM
+call at T = 100, B = 16, H = 256 (Zen 4), each waking torch's threads after the kernel's. Under
+autocast the float32 results go to kept buffers and are rounded to bfloat16 after the call.
 """
 import torch
 
@@ -43,17 +43,17 @@ def library():
     return _library
 
 
-_kernels = {}  # (name, dtype, w16, CPU variant): the bound function (Library.bound: 0.3 µs)
+_kernels = {}  # (name, dtype, bf16, CPU variant): the bound function (Library.bound: 0.3 µs)
 
 
-def _kernel(name, dtype, w16=False):
+def _kernel(name, dtype, bf16=False):
     """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype — with w16, the one
     taking bfloat16 weights (float32 only) — in the CPU variant the library runs now (library()
     has bound it)."""
-    key = (name, dtype, w16, _library.variant)
+    key = (name, dtype, bf16, _library.variant)
     fn = _kernels.get(key)
     if fn is None:
-        stem = name + ("_forward_x_infer_w16" if w16 else "_forward_x_infer")
+        stem = name + ("_forward_x_infer_bf16" if bf16 else "_forward_x_infer")
         fn = _kernels[key] = _library.bound(stem, DTYPES[dtype][0])
     return fn
 
@@ -145,8 +145,9 @@ def forward(module, input, hx, low):
 
 
 def _stack(module, input, x, h0, c0, batched, wide, low):
-    """forward() once decided: x [T,B,I] the input time-major; wide, x and the weights are
-    widened to float32 first; low, the float32 results are rounded to it."""
+    """forward() once decided: x [T,B,I] the input time-major; wide, a bfloat16 module: every
+    argument and result in bfloat16 (<cell>_forward_x_infer_bf16); low (else), the float32
+    results are rounded to it."""
     T, B, I = x.shape
     L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
     name = _STEMS_OF_MODES[module.mode]
@@ -157,17 +158,16 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     lstm = name == "lstm"
     if lstm and (h0 is None) != (c0 is None):
         return None
-    dtype = torch.float32 if low else x.dtype
-    size = DTYPES[dtype][1]
-    if wide:
-        x = _widened(x, "x")
-        h0, c0 = _widened(h0, "h0"), _widened(c0, "c0")
+    dtype = torch.float32 if low else x.dtype  # the kernel's (and its scratch's)
+    io = x.dtype if wide else dtype  # of x, the weights, the states and the results
+    rounded = low and not wide  # (float32 results in kept buffers, rounded to low at the end)
     y_shape = (*input.shape[:-1], D * H)  # (laid out as [T,B,D·H]: x is contiguous)
-    y = _kept.buffer("y", y_shape, dtype) if low else input.new_empty(y_shape)
-    h_n = _kept.buffer("h_n", state, dtype) if low else input.new_empty(state)
-    c_n = (_kept.buffer("c_n", state, dtype) if low else input.new_empty(state)) if lstm else None
+    y = _kept.buffer("y", y_shape, dtype) if rounded else input.new_empty(y_shape)
+    h_n = _kept.buffer("h_n", state, dtype) if rounded else input.new_empty(state)
+    c_n = ((_kept.buffer("c_n", state, dtype) if rounded else input.new_empty(state)) if lstm
+           else None)
     fw, n = module._flat_weights, 4 if module.bias else 2
-    G, BH = _GATES[name] * H, B * H * size
+    G, BH = _GATES[name] * H, B * H * io.itemsize
     h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
     xin = x
     for layer in range(L):
@@ -177,12 +177,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             w = fw[k * n:k * n + n]
             w_ih, w_hh = w[0], w[1]
             b_ih, b_hh = (w[2], w[3]) if n == 4 else (None, None)
-            if wide:  # (the weights as they are: the kernel reads bfloat16 W_ih and W_hh)
-                if any(t.dtype != input.dtype for t in w):
-                    return None
-                b_ih, b_hh = _widened(b_ih, "b_ih"), _widened(b_hh, "b_hh")
-            if not _weights_fit(w_ih, w_hh, b_ih, b_hh, G, xin.shape[-1], H, dtype,
-                                input.dtype if wide else dtype):
+            if not _weights_fit(w_ih, w_hh, b_ih, b_hh, G, xin.shape[-1], H, io):
                 return None
             hk = hnp + k * BH
             if T == 1 and not (last and D == 1):  # y is h_n's row: the next layer reads it
@@ -190,46 +185,42 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             elif last:
                 yp = y.data_ptr()
             else:
-                yp = _kept.buffer(f"y{layer % 2}", (T, B, H), dtype).data_ptr()
+                yp = _kept.buffer(f"y{layer % 2}", (T, B, H), io).data_ptr()
             if _call(name, T, B, xin.shape[-1], H, dtype, xin.data_ptr(), w_ih, w_hh, b_ih,
                      b_hh, h0p and h0p + k * BH, c0p and c0p + k * BH, yp, hk,
-                     cnp and cnp + k * BH, w16=wide) != 0:
+                     cnp and cnp + k * BH, bf16=wide) != 0:
                 return None  # on an error the general path raises it
         if D == 2:  # one step: the layer's output is its two h_n rows side by side
             rows = h_n.view(L * D, B, H)[2 * layer:2 * layer + 2]
             xin = torch.cat(tuple(rows), 1, out=y.view(B, 2 * H) if last else None)
         elif not last:
             xin = h_n.view(L, B, H)[layer] if T == 1 else _kept.buffer(
-                f"y{layer % 2}", (T, B, H), dtype)
-        if wide and not last:  # a bfloat16 module's layers pass bfloat16 on
-            xin = _widened(xin.to(input.dtype), "x")
+                f"y{layer % 2}", (T, B, H), io)
     module.__dict__["last_backend"] = "native"
-    if low:
+    if rounded:
         y, h_n, c_n = y.to(low), h_n.to(low), c_n if c_n is None else c_n.to(low)
     return y, ((h_n, c_n) if lstm else h_n)
 
 
-def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype, w_dtype=None):
-    """Whether the weights are what the kernel reads: w_ih [G,I], w_hh [G,H] (of w_dtype if
-    given), b_ih, b_hh [G] or both None, of dtype and contiguous (whatever was assigned to them,
-    through .data too)."""
-    w_dtype = w_dtype or dtype
-    return (w_ih.shape == (G, I) and w_hh.shape == (G, H) and w_ih.dtype == w_dtype
-            and w_hh.dtype == w_dtype and w_ih.is_contiguous() and w_hh.is_contiguous()
+def _weights_fit(w_ih, w_hh, b_ih, b_hh, G, I, H, dtype):
+    """Whether the weights are what the kernel reads: w_ih [G,I], w_hh [G,H], b_ih, b_hh [G] or
+    both None, of dtype and contiguous (whatever was assigned to them, through .data too)."""
+    return (w_ih.shape == (G, I) and w_hh.shape == (G, H) and w_ih.dtype == dtype
+            and w_hh.dtype == dtype and w_ih.is_contiguous() and w_hh.is_contiguous()
             and (b_ih is None and b_hh is None or (
                 b_ih.shape == (G,) and b_hh.shape == (G,) and b_ih.dtype == dtype
                 and b_hh.dtype == dtype and b_ih.is_contiguous() and b_hh.is_contiguous())))
 
 
 def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp, cnp,
-          w16=False):
+          bf16=False):
     """T steps of cell `name` (lstm, gru, rnn_tanh, rnn_relu) on x [T,B,I] at address xp from
     h0 (c0) [B,H] at h0p (c0p; 0: zeros) into y [T,B,H] at yp, h_n (c_n) at hnp (cnp): the
-    kernel's return code. At one step y may be h_n (yp = hnp). w16: w_ih and w_hh are bfloat16
-    (dtype float32). The kernel runs on as many threads as torch's (a per-thread setting of the
-    library)."""
+    kernel's return code. At one step y may be h_n (yp = hnp). bf16: every argument and result
+    is bfloat16 (dtype float32: the kernel's and its scratch's). The kernel runs on as many
+    threads as torch's (a per-thread setting of the library)."""
     library().lib.fastrnn_set_num_threads(torch.get_num_threads())
-    fn, G, size = _kernel(name, dtype, w16), w_hh.shape[0], DTYPES[dtype][1]
+    fn, G, size = _kernel(name, dtype, bf16), w_hh.shape[0], DTYPES[dtype][1]
     lengths = _lengths.get((T, B))  # (a local: alive through the call whatever _lengths drops)
     if lengths is None:
         lengths = _full_lengths(T, B)
@@ -262,7 +253,3 @@ def _full_lengths(T, B):
 def ptr(t):
     return 0 if t is None else t.data_ptr()
 
-
-def _widened(t, slot):
-    """t (bfloat16; None passes) as float32, in this thread's buffer `slot` (fastrnn._kept)."""
-    return None if t is None else _kept.buffer(slot, t.shape).copy_(t)

@@ -226,25 +226,28 @@ int fastrnn_input_grad_f32(int64_t T, int64_t B, int64_t I, int64_t G,
     const float *dG,          /* [T,B,G] ∂L/∂G_x */
     const float *W_ih,        /* [G,I]   */
     float *dx);               /* [T,B,I] */
-/* The no-grad forwards with G_x inside, W_ih and W_hh given in bfloat16 (CPU and f32 only; each
- * value the upper 16 bits of a float32) rather than float32: a bfloat16 module's call without
- * widening its weights first. With bfloat16 products (fastrnn_set_bf16_products, AVX-512-BF16)
- * they are packed as they lie, else widened once per call; the results are bitwise those of the
- * f32 call given the weights widened. */
-int fastrnn_rnn_tanh_forward_x_infer_w16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const uint16_t *W_ih, const float *b_ih, const float *b_hh, const float *h0,
-    const uint16_t *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
-int fastrnn_rnn_relu_forward_x_infer_w16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const uint16_t *W_ih, const float *b_ih, const float *b_hh, const float *h0,
-    const uint16_t *W_hh, const int64_t *lengths, float *y, float *h_n, float *hs);
-int fastrnn_lstm_forward_x_infer_w16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const uint16_t *W_ih, const float *b_ih, const float *b_hh, const float *h0,
-    const float *c0, const uint16_t *W_hh, const int64_t *lengths, float *y, float *h_n,
-    float *c_n, float *gates, float *cs, float *hs);
-int fastrnn_gru_forward_x_infer_w16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
-    const float *x, const uint16_t *W_ih, const float *b_ih, const float *h0,
-    const uint16_t *W_hh, const float *b_hh, const int64_t *lengths, float *y, float *h_n,
-    float *gates, float *a_n, float *hs);
+/* The no-grad forwards with G_x inside for a bfloat16 module (CPU and f32 only): every argument
+ * and result in bfloat16 (each value the upper 16 bits of a float32; b_ih, b_hh, h0, c0 may be
+ * NULL as in the f32 calls), the scratch (gates, cs, a_n, hs) in float32. The results are
+ * bitwise those of the f32 call on the arguments widened, rounded to nearest even; with
+ * bfloat16 products (fastrnn_set_bf16_products, AVX-512-BF16) W_ih and W_hh are packed as they
+ * lie. */
+int fastrnn_rnn_tanh_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *hs);
+int fastrnn_rnn_relu_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *hs);
+int fastrnn_lstm_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
+    uint16_t *y, uint16_t *h_n, uint16_t *c_n, float *gates, float *cs, float *hs);
+int fastrnn_gru_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *h0,
+    const uint16_t *W_hh, const uint16_t *b_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *gates, float *a_n, float *hs);
 /* FASTRNN_CDEF_END */
 
 /* The f64 functions take the same arguments with double for float, and each CUDA function

@@ -465,8 +465,8 @@ def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeyp
                                 dict(T=7, size=(37, 40, 9)), dict(T=1, size=(37, 40, 9))])
 def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatch):
     """A bfloat16 module, or LSTM and RNN under autocast to bfloat16, without gradients: the lean
-    path (x and the biases widened into the calling thread's kept buffers, a bfloat16 module's
-    weights read by the kernel as they are: fastrnn/_lean.py) gives the general path's numbers
+    path (a bfloat16 module's arguments and results all in bfloat16, widened and rounded by the
+    kernel, its weights read as they are: fastrnn/_lean.py) gives the general path's numbers
     and dtypes, bitwise, call after call, on every CPU variant (where the weights are packed for
     bfloat16 products, from the bfloat16 values; elsewhere widened by the kernel)."""
     if "native" not in fastrnn.backends():
@@ -488,7 +488,8 @@ def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatc
 
 
 def _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch):
-    """Two calls of m on x (the second reusing the kept buffers): lean == general, bitwise."""
+    """Two calls of m on x, the second reusing the kept buffers and starting from the first's
+    final states: lean == general, bitwise."""
     from fastrnn import _lean
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
     taken, layers = [], _lean.forward
@@ -498,17 +499,19 @@ def _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch):
         taken.append(out is not None)
         return out
 
-    for call in range(2):  # the second call reuses the kept buffers
+    hx = None
+    for call in range(2):
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=low == "autocast"):
             with monkeypatch.context() as mp:
                 mp.setattr(_lean, "forward", recorded)
-                lean = flat(m(x * (call + 1)))
+                out = m(x * (call + 1), hx)
             with monkeypatch.context() as mp:
                 mp.setattr(_lean, "forward", lambda *a: None)
-                general = flat(m(x * (call + 1)))
+                general = flat(m(x * (call + 1), hx))
         assert taken[-1] == (low == "bfloat16" or mode != "GRU")  # (autocast GRU is float32)
-        for a, b in zip(lean, general):
+        for a, b in zip(flat(out), general, strict=True):
             assert a.dtype == b.dtype and torch.equal(a, b)
+        hx = out[1].to(x.dtype) if mode != "LSTM" else tuple(t.to(x.dtype) for t in out[1])
 
 
 @pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN"])

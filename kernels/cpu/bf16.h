@@ -18,14 +18,6 @@
 
 static inline int64_t fr_pairs(int64_t K) { return (K + 1) / 2; }
 
-/* x rounded to the nearest bfloat16, ties to even (a NaN stays a NaN). */
-static inline uint16_t fr_bf16(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
 /* dst [pairs(n)] (32-bit words of two bfloat16) = src [n] rounded, zero-padded to even n. */
 FR_BF16_TARGET static inline void fr_round_row(const float *restrict src, int64_t n,
                                                uint32_t *restrict dst) {

@@ -25,6 +25,22 @@
 void *fr_work_alloc(size_t n);
 void fr_work_free(void *p);
 
+/* x rounded to the nearest bfloat16, ties to even (a NaN stays a NaN), as torch rounds. */
+static inline uint16_t fr_bf16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+/* A bfloat16 value widened to float32 (exactly). */
+static inline float fr_f32(uint16_t v) {
+  const uint32_t u = (uint32_t)v << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
 #include "tiles.h"
 
 
@@ -215,12 +231,7 @@ static inline int fr_weights_bf16(fr_weights *w, const uint16_t *W16) {
   }
   real *Wf = w->widened = fr_work_alloc((size_t)(G * K) * sizeof(real));
   if (!Wf) return FASTRNN_ENOMEM;
-  for (int64_t i = 0; i < G * K; i++) {
-    const uint32_t u = (uint32_t)W16[i] << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    Wf[i] = (real)f;
-  }
+  for (int64_t i = 0; i < G * K; i++) Wf[i] = fr_f32(W16[i]);
   w->W = Wf;
   return 0;
 }
@@ -477,4 +488,7 @@ FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, rea
   if ((t == 0 && w->none0) || end <= b0) return;  /* (none0: ∂L/∂h0 is not wanted) */
   fr_backward_product(w, end - b0, dA + b0 * w->gates * w->H, dh + b0 * w->K, j0, j1, 1);
 }
+#if !FASTRNN_F64
+#include "io16.h"
+#endif
 #endif

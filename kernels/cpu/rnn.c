@@ -167,24 +167,29 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                           lengths, y, h_n, hs, NULL, NULL);                                    \
     return e;                                                                                  \
   }                                                                                            \
-  RNN_W16(name, relu)
+  RNN_BF16(name, relu)
 
 #if !FASTRNN_F64
-/* fastrnn_<name>_forward_x_infer with W_ih and W_hh in bfloat16 (fr_weights_bf16). */
-#define RNN_W16(name, relu)                                                                     \
-  int SFXV(fastrnn_##name##_forward_x_infer_w16)(int64_t T, int64_t B, int64_t I, int64_t H,    \
-                                                const real *x, const uint16_t *W_ih,           \
-                                                const real *b_ih, const real *b_hh,            \
-                                                const real *h0, const uint16_t *W_hh,          \
-                                                const int64_t *lengths, real *y, real *h_n,    \
-                                                real *hs) {                                    \
+/* fastrnn_<name>_forward_x_infer with every argument and result in bfloat16 (io16.h). */
+#define RNN_BF16(name, relu)                                                                     \
+  int SFXV(fastrnn_##name##_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,   \
+                                                 const uint16_t *x, const uint16_t *W_ih,      \
+                                                 const uint16_t *b_ih, const uint16_t *b_hh,   \
+                                                 const uint16_t *h0, const uint16_t *W_hh,     \
+                                                 const int64_t *lengths, uint16_t *y,          \
+                                                 uint16_t *h_n, real *hs) {                    \
     FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
-    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, NULL, b_ih, b_hh, h0, NULL,        \
-                          lengths, y, h_n, hs, W_ih, W_hh);                                    \
-    return e;                                                                                  \
+    if (!e && I < 1) e = fr_fail(__func__, "expected I >= 1, got I=%lld", (long long)I);       \
+    fr_io16 io;                                                                                \
+    if (!e && fr_io16_begin(&io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL))                   \
+      return fr_nomem(__func__, "the float32 copies");                                         \
+    if (e) return e;                                                                           \
+    e = forward_x(__func__, T, B, I, H, relu, 2, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL,    \
+                  lengths, io.y, io.h_n, hs, W_ih, W_hh);                                      \
+    return fr_io16_end(&io, e, T, B, H, y, h_n, NULL);                                         \
   }
 #else
-#define RNN_W16(name, relu)
+#define RNN_BF16(name, relu)
 #endif
 
 RNN_ENTRIES(rnn_tanh, 0)
