@@ -100,7 +100,8 @@ class _Fast(torch.autograd.Function):
         # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
         if not ctx.bf16:
             return _Fast._backward(ctx, *grads)
-        with torch.autocast("cpu", dtype=torch.bfloat16), dispatch.bf16_products():
+        with (torch.autocast("cpu", dtype=torch.bfloat16), dispatch.bf16_products(),
+              _grads.rounding_once()):
             return _Fast._backward(ctx, *grads)
 
     @staticmethod

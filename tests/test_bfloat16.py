@@ -160,3 +160,21 @@ def test_bfloat16_hostile_input_gives_torch_nn_nan_pattern(mode):
     assert torch.equal(theirs.isnan(), ours.isnan())
     finite = ~theirs.isnan()
     assert (theirs.float() - ours.float())[finite].abs().max() < 2e-2
+
+
+def test_a_backward_rounds_each_gemm_operand_once():
+    """fastrnn._grads.rounding_once (a bfloat16 backward of the eager path): a weight gradient's
+    operand is rounded once for every GEMM that takes it — the same tensor, or a view of it with
+    its layout, gets the same rounded copy — two tensors never share one, and outside it nothing
+    is remembered."""
+    from fastrnn import _grads
+    a, b = torch.randn(6, 5), torch.randn(6, 5)
+    low = lambda t: _grads._rounded(t, "a", torch.bfloat16)  # noqa: E731
+    with _grads.rounding_once():
+        ra = low(a)
+        assert low(a.view(6, 5)) is ra and torch.equal(ra, a.to(torch.bfloat16))
+        rb = low(b)
+        assert rb is not ra and torch.equal(rb, b.to(torch.bfloat16))
+        assert torch.equal(low(a), a.to(torch.bfloat16))  # (b's rounding left a's alone)
+    a.mul_(2)
+    assert torch.equal(low(a), a.to(torch.bfloat16))
