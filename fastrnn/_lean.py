@@ -47,9 +47,9 @@ _kernels = {}  # (name, dtype, bf16, CPU variant): the bound function (Library.b
 
 
 def _kernel(name, dtype, bf16=False):
-    """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype — with w16, the one
-    taking bfloat16 weights (float32 only) — in the CPU variant the library runs now (library()
-    has bound it)."""
+    """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype — with bf16, the one
+    taking and giving everything in bfloat16 (dtype float32) — in the CPU variant the library
+    runs now (library() has bound it)."""
     key = (name, dtype, bf16, _library.variant)
     fn = _kernels.get(key)
     if fn is None:
