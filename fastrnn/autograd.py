@@ -100,8 +100,9 @@ class _Fast(torch.autograd.Function):
         # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
         if not ctx.bf16:
             return _Fast._backward(ctx, *grads)
+        grads = [g if g is None or g.dtype != torch.bfloat16 else g.float() for g in grads]
         with (torch.autocast("cpu", dtype=torch.bfloat16), dispatch.bf16_products(),
-              _grads.rounding_once()):
+              _grads.rounding_once()):  # (a bfloat16 call's outputs: their gradients widened)
             return _Fast._backward(ctx, *grads)
 
     @staticmethod
@@ -115,7 +116,7 @@ class _Fast(torch.autograd.Function):
         need = ctx.needs_input_grad
         dx = None
         if need[1]:
-            dx = _grads.input_grad(d, w_ih)
+            dx = _grads.input_grad(d, _wide(w_ih))
             if rows is not None:  # the ended rows' dx is zero
                 dx = dx.new_zeros(T * B, dx.shape[1]).index_copy_(0, rows, dx)
             dx = dx.view(T, B, -1)
@@ -167,10 +168,21 @@ def _c(t):
     return None if t is None else t.contiguous()
 
 
+def _work(like, *shape):
+    """A kernel's saved or scratch buffer (gates, states) for a call on `like`: float32 for a
+    bfloat16 call (the native *_bf16 kernels: the work in float32), else like's dtype."""
+    return like.new_empty(shape, dtype=torch.float32 if like.dtype == torch.bfloat16 else None)
+
+
+def _wide(t):
+    """t as the kernels multiply it in a backward: a bfloat16 weight widened to float32."""
+    return t.float() if t.dtype == torch.bfloat16 else t
+
+
 # ---------------------------------------------------------------------------------------- RNN
 def _rnn_out(like, T, B, H, save):
     S, _ = _slots(T, save)
-    return like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(S, B, H)
+    return like.new_empty(T, B, H), like.new_empty(B, H), _work(like, S, B, H)
 
 
 def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
@@ -192,7 +204,8 @@ def _rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, save, backend):
 
 def _rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, backend, kept=False):
     dA, dh0 = _grad_out(dy, "dA", kept), torch.empty_like(dh_n)
-    dispatch.load(backend).rnn_backward(dy, dh_n, hs, w_hh.contiguous(), lengths, relu, dA, dh0)
+    dispatch.load(backend).rnn_backward(dy, dh_n, hs, _wide(w_hh).contiguous(), lengths, relu, dA,
+                                        dh0)
     return dA, dh0
 
 
@@ -244,7 +257,7 @@ rnn = _Cell(_rnn_forward, _rnn_setup, _rnn_grad, rnn_forward, _rnn_forward_x)
 def _lstm_out(like, T, B, H, save):
     S, Sg = _slots(T, save)
     return (like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(B, H),
-            like.new_empty(Sg, B, 4 * H), like.new_empty(S, B, H), like.new_empty(S, B, H))
+            _work(like, Sg, B, 4 * H), _work(like, S, B, H), _work(like, S, B, H))
 
 
 def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
@@ -266,8 +279,8 @@ def _lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, save, backend):
 
 def _lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend, kept=False):
     dA, dh0, dc0 = _grad_out(gates, "dA", kept), torch.empty_like(dh_n), torch.empty_like(dc_n)
-    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(), lengths,
-                                         dA, dh0, dc0)
+    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, _wide(w_hh).contiguous(),
+                                         lengths, dA, dh0, dc0)
     return dA, dh0, dc0
 
 
@@ -407,8 +420,8 @@ lstmp = _Cell(_lstmp_forward, _lstmp_setup, _lstmp_grad, lstmp_forward, _lstmp_f
 # ---------------------------------------------------------------------------------------- GRU
 def _gru_out(like, T, B, H, save):
     S, Sg = _slots(T, save)
-    return (like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(Sg, B, 3 * H),
-            like.new_empty(Sg, B, H), like.new_empty(S, B, H))
+    return (like.new_empty(T, B, H), like.new_empty(B, H), _work(like, Sg, B, 3 * H),
+            _work(like, Sg, B, H), _work(like, S, B, H))
 
 
 def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
@@ -432,8 +445,8 @@ def _gru_forward_x(x, w_ih, b_ih, _, h0, w_hh, b_hh, lengths, save, backend):
 def _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend, kept=False):
     dGx, dA_n = _grad_out(gates, "dA", kept), _grad_out(dy, "dA_n", kept)
     dh0 = torch.empty_like(dh_n)
-    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, w_hh.contiguous(), lengths,
-                                        dGx, dA_n, dh0)
+    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, _wide(w_hh).contiguous(),
+                                        lengths, dGx, dA_n, dh0)
     return dGx, dA_n, dh0
 
 

@@ -226,13 +226,21 @@ int fastrnn_input_grad_f32(int64_t T, int64_t B, int64_t I, int64_t G,
     const float *dG,          /* [T,B,G] ∂L/∂G_x */
     const float *W_ih,        /* [G,I]   */
     float *dx);               /* [T,B,I] */
-/* The no-grad forwards with G_x inside for a bfloat16 module (CPU and f32 only): every argument
- * and result in bfloat16 (each value the upper 16 bits of a float32; b_ih, b_hh, h0, c0 may be
- * NULL as in the f32 calls), the scratch (gates, cs, a_n, hs) in float32. The results are
- * bitwise those of the f32 call on the arguments widened, rounded to nearest even; with
- * bfloat16 products (fastrnn_set_bf16_products, AVX-512-BF16) W_ih and W_hh are packed as they
- * lie. */
+/* The forwards with G_x inside for a bfloat16 module (CPU and f32 only), keeping what backward
+ * needs (_bf16) or not (_infer_bf16): every argument and result in bfloat16 (each value the
+ * upper 16 bits of a float32; b_ih, b_hh, h0, c0 may be NULL as in the f32 calls), the scratch
+ * and saved buffers (gates, cs, a_n, hs) in float32. The results are bitwise those of the f32
+ * call on the arguments widened, rounded to nearest even; with bfloat16 products
+ * (fastrnn_set_bf16_products, AVX-512-BF16) W_ih and W_hh are packed as they lie. */
+int fastrnn_rnn_tanh_forward_x_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *hs);
 int fastrnn_rnn_tanh_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *hs);
+int fastrnn_rnn_relu_forward_x_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
     const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
     uint16_t *h_n, float *hs);
@@ -240,10 +248,18 @@ int fastrnn_rnn_relu_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, i
     const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
     const uint16_t *h0, const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
     uint16_t *h_n, float *hs);
+int fastrnn_lstm_forward_x_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
+    const uint16_t *h0, const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
+    uint16_t *y, uint16_t *h_n, uint16_t *c_n, float *gates, float *cs, float *hs);
 int fastrnn_lstm_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *b_hh,
     const uint16_t *h0, const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
     uint16_t *y, uint16_t *h_n, uint16_t *c_n, float *gates, float *cs, float *hs);
+int fastrnn_gru_forward_x_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
+    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *h0,
+    const uint16_t *W_hh, const uint16_t *b_hh, const int64_t *lengths, uint16_t *y,
+    uint16_t *h_n, float *gates, float *a_n, float *hs);
 int fastrnn_gru_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih, const uint16_t *h0,
     const uint16_t *W_hh, const uint16_t *b_hh, const int64_t *lengths, uint16_t *y,

@@ -178,3 +178,39 @@ def test_a_backward_rounds_each_gemm_operand_once():
         assert torch.equal(low(a), a.to(torch.bfloat16))  # (b's rounding left a's alone)
     a.mul_(2)
     assert torch.equal(low(a), a.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("given", [False, True])
+def test_a_bfloat16_training_call_runs_the_kernels_as_it_is(mode, given, monkeypatch):
+    """A bfloat16 module's training call on native hands the kernels x, weights, states and
+    results in bfloat16 (functional._direct: no torch op widens or rounds around them), and its
+    outputs and every gradient are bitwise those of the call widened by torch ops (_widen)."""
+    if "native" not in fastrnn.backends():
+        pytest.skip("the direct bfloat16 call runs on native")
+    from fastrnn import functional
+    torch.manual_seed(0)
+    m = getattr(fastrnn, mode)(24, 40, num_layers=2).to(bf)
+    x = torch.randn(7, 5, 24).to(bf)
+    h = torch.randn(2, 5, 40).to(bf) if given else None
+    hx = (h, torch.randn(2, 5, 40).to(bf)) if given and mode == "LSTM" else h
+    widened = []
+    real = functional._widen
+
+    def run(direct):
+        with monkeypatch.context() as mp:
+            mp.setattr(functional, "_widen", lambda *a, **k: widened.append(1) or real(*a, **k))
+            if not direct:
+                mp.setattr(functional, "_direct", lambda *a, **k: False)
+            m.zero_grad()
+            xs = x.clone().requires_grad_(True)
+            y, state = m(xs, hx)
+            states = state if isinstance(state, tuple) else (state,)
+            (y.float().square().sum() + sum(s.float().sum() for s in states)).backward()
+            return [y, *states, xs.grad] + [p.grad.clone() for p in m.parameters()]
+
+    direct = run(True)
+    assert not widened
+    for a, b in zip(direct, run(False), strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert widened

@@ -52,7 +52,7 @@ def _cdef(kind):
     if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in ("", "_avx512", "_avx2", "_base"))
-    cuda = re.sub(r"int fastrnn_(\w+_x(_infer(_bf16)?)?|input_grad)_f(32|64)\([^;]*;", "",  # CPU
+    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?(_bf16)?|input_grad)_f(32|64)\([^;]*;", "",  # CPU
                   f32 + f64)
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")
@@ -95,7 +95,8 @@ class Library:
         """fastrnn_<stem>_<dtype>[_cuda](T, B, [I,] H, [R,] *pointers[, stream]) on torch tensors
         (None for a NULL pointer)."""
         x = tensors[0]
-        fn = self.bound(stem, {torch.float32: "f32", torch.float64: "f64"}[x.dtype])
+        fn = self.bound(stem, {torch.float32: "f32", torch.float64: "f64",
+                               torch.bfloat16: "f32"}[x.dtype])  # (bfloat16: the _bf16 stems)
         ptrs = [0 if t is None else t.data_ptr() for t in tensors]
         if stream is not None:
             ptrs.append(stream)
@@ -166,20 +167,23 @@ def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib
 def fused_functions(library):
     """The forwards with the input projection inside the kernel (the CPU library's *_forward_x):
     x [T,B,I], w_ih [G,I] and the biases b_ih, b_hh [G] (each may be None; GRU: b_ih only) in
-    place of G_x."""
+    place of G_x. A bfloat16 x (with everything else but the float32 scratch and saved buffers
+    in bfloat16) runs the *_forward_x[_infer]_bf16 kernels (but for the projection)."""
+
+    def stem(cell, x, hs):
+        return cell + _forward(x, hs, "forward_x") + ("_bf16" if x.dtype == torch.bfloat16 else "")
 
     def rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, y, h_n, hs):
-        stem = f"rnn_{'relu' if relu else 'tanh'}_" + _forward(x, hs, "forward_x")
-        library.call(stem, h0.shape[1], x, w_ih, b_ih, b_hh, h0, w_hh, lengths, y, h_n, hs,
-                     I=x.shape[2])
+        library.call(stem(f"rnn_{'relu' if relu else 'tanh'}_", x, hs), h0.shape[1], x, w_ih,
+                     b_ih, b_hh, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
 
     def lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        library.call("lstm_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b_ih, b_hh,
-                     h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
+        library.call(stem("lstm_", x, hs), c0.shape[1], x, w_ih, b_ih, b_hh, h0, c0, w_hh,
+                     lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
 
     def gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        library.call("gru_" + _forward(x, hs, "forward_x"), h0.shape[1], x, w_ih, b_ih, h0, w_hh,
-                     b_hh, lengths, y, h_n, gates, a_n, hs, I=x.shape[2])
+        library.call(stem("gru_", x, hs), h0.shape[1], x, w_ih, b_ih, h0, w_hh, b_hh, lengths,
+                     y, h_n, gates, a_n, hs, I=x.shape[2])
 
     def lstmp_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates,
                         cs, hs, rs):

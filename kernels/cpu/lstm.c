@@ -372,7 +372,36 @@ int SFXV(fastrnn_lstmp_backward)(int64_t T, int64_t B, int64_t H, int64_t R, con
 }
 
 #if !FASTRNN_F64
-/* fastrnn_lstm_forward_x_infer with every argument and result in bfloat16 (io16.h). */
+/* forward_x with every argument and result in bfloat16 (io16.h): S state and Sg gate slots. */
+static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
+                       int64_t Sg, const uint16_t *x, const uint16_t *W_ih,
+                       const uint16_t *b_ih, const uint16_t *b_hh, const uint16_t *h0,
+                       const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
+                       uint16_t *y, uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
+                       real *hs) {
+  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  if (!e && I < 1) e = fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
+  fr_io16 io;
+  if (!e && fr_io16_begin(&io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0))
+    return fr_nomem(fn, "the float32 copies");
+  if (e) return e;
+  e = forward_x(fn, T, B, I, H, H, S, Sg, io.x, NULL, io.b_ih, io.b_hh, io.h0, io.c0, NULL, NULL,
+                lengths, io.y, io.h_n, io.c_n, gates, cs, hs, NULL, W_ih, W_hh);
+  return fr_io16_end(&io, e, T, B, H, y, h_n, c_n);
+}
+
+/* fastrnn_lstm_forward_x(_infer) with every argument and result in bfloat16. */
+int SFXV(fastrnn_lstm_forward_x_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
+                                     const uint16_t *x, const uint16_t *W_ih,
+                                     const uint16_t *b_ih, const uint16_t *b_hh,
+                                     const uint16_t *h0, const uint16_t *c0,
+                                     const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
+                                     uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
+                                     real *hs) {
+  return forward_x16(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh, lengths,
+                     y, h_n, c_n, gates, cs, hs);
+}
+
 int SFXV(fastrnn_lstm_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
                                            const uint16_t *x, const uint16_t *W_ih,
                                            const uint16_t *b_ih, const uint16_t *b_hh,
@@ -380,14 +409,7 @@ int SFXV(fastrnn_lstm_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int
                                            const uint16_t *W_hh, const int64_t *lengths,
                                            uint16_t *y, uint16_t *h_n, uint16_t *c_n,
                                            real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e && I < 1) e = fr_fail(__func__, "expected I >= 1, got I=%lld", (long long)I);
-  fr_io16 io;
-  if (!e && fr_io16_begin(&io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0))
-    return fr_nomem(__func__, "the float32 copies");
-  if (e) return e;
-  e = forward_x(__func__, T, B, I, H, H, 2, 1, io.x, NULL, io.b_ih, io.b_hh, io.h0, io.c0, NULL,
-                NULL, lengths, io.y, io.h_n, io.c_n, gates, cs, hs, NULL, W_ih, W_hh);
-  return fr_io16_end(&io, e, T, B, H, y, h_n, c_n);
+  return forward_x16(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, lengths, y,
+                     h_n, c_n, gates, cs, hs);
 }
 #endif

@@ -170,23 +170,41 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
   RNN_BF16(name, relu)
 
 #if !FASTRNN_F64
-/* fastrnn_<name>_forward_x_infer with every argument and result in bfloat16 (io16.h). */
-#define RNN_BF16(name, relu)                                                                     \
+/* forward_x with every argument and result in bfloat16 (io16.h): S state slots. */
+static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
+                       int64_t S, const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih,
+                       const uint16_t *b_hh, const uint16_t *h0, const uint16_t *W_hh,
+                       const int64_t *lengths, uint16_t *y, uint16_t *h_n, real *hs) {
+  FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
+  if (!e && I < 1) e = fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
+  fr_io16 io;
+  if (!e && fr_io16_begin(&io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL))
+    return fr_nomem(fn, "the float32 copies");
+  if (e) return e;
+  e = forward_x(fn, T, B, I, H, relu, S, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL, lengths, io.y,
+                io.h_n, hs, W_ih, W_hh);
+  return fr_io16_end(&io, e, T, B, H, y, h_n, NULL);
+}
+
+/* fastrnn_<name>_forward_x(_infer) with every argument and result in bfloat16. */
+#define RNN_BF16(name, relu)                                                                    \
+  int SFXV(fastrnn_##name##_forward_x_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,         \
+                                           const uint16_t *x, const uint16_t *W_ih,            \
+                                           const uint16_t *b_ih, const uint16_t *b_hh,         \
+                                           const uint16_t *h0, const uint16_t *W_hh,           \
+                                           const int64_t *lengths, uint16_t *y, uint16_t *h_n, \
+                                           real *hs) {                                         \
+    return forward_x16(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,       \
+                       lengths, y, h_n, hs);                                                   \
+  }                                                                                            \
   int SFXV(fastrnn_##name##_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,   \
                                                  const uint16_t *x, const uint16_t *W_ih,      \
                                                  const uint16_t *b_ih, const uint16_t *b_hh,   \
                                                  const uint16_t *h0, const uint16_t *W_hh,     \
                                                  const int64_t *lengths, uint16_t *y,          \
                                                  uint16_t *h_n, real *hs) {                    \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
-    if (!e && I < 1) e = fr_fail(__func__, "expected I >= 1, got I=%lld", (long long)I);       \
-    fr_io16 io;                                                                                \
-    if (!e && fr_io16_begin(&io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL))                   \
-      return fr_nomem(__func__, "the float32 copies");                                         \
-    if (e) return e;                                                                           \
-    e = forward_x(__func__, T, B, I, H, relu, 2, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL,    \
-                  lengths, io.y, io.h_n, hs, W_ih, W_hh);                                      \
-    return fr_io16_end(&io, e, T, B, H, y, h_n, NULL);                                         \
+    return forward_x16(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh, lengths,  \
+                       y, h_n, hs);                                                            \
   }
 #else
 #define RNN_BF16(name, relu)

@@ -39,9 +39,10 @@ static int has_v3(void) {
   FR_BIND(fastrnn_lstmp_backward_##sfx) FR_BIND(fastrnn_input_grad_##sfx)
 FR_BIND_DTYPE(f32)
 FR_BIND_DTYPE(f64)
-FR_BIND(fastrnn_rnn_tanh_forward_x_infer_bf16_f32)
-FR_BIND(fastrnn_rnn_relu_forward_x_infer_bf16_f32)
-FR_BIND(fastrnn_lstm_forward_x_infer_bf16_f32) FR_BIND(fastrnn_gru_forward_x_infer_bf16_f32)
+FR_BIND(fastrnn_rnn_tanh_forward_x_bf16_f32) FR_BIND(fastrnn_rnn_tanh_forward_x_infer_bf16_f32)
+FR_BIND(fastrnn_rnn_relu_forward_x_bf16_f32) FR_BIND(fastrnn_rnn_relu_forward_x_infer_bf16_f32)
+FR_BIND(fastrnn_lstm_forward_x_bf16_f32) FR_BIND(fastrnn_lstm_forward_x_infer_bf16_f32)
+FR_BIND(fastrnn_gru_forward_x_bf16_f32) FR_BIND(fastrnn_gru_forward_x_infer_bf16_f32)
 
 const char *fastrnn_cpu_variants(void) {
   return has_v4() ? "avx512 avx2 base" : has_v3() ? "avx2 base" : "base";
