@@ -38,15 +38,19 @@ typedef struct {
   real *block;
 } fr_io16;
 
-/* Allocates and fills io for T steps of B rows, I inputs, H units, G gate rows (each pointer
- * may be NULL but x; c0 and c_n only for an LSTM, `cells`). Returns 0 or FASTRNN_ENOMEM. */
-static inline int fr_io16_begin(fr_io16 *io, int64_t T, int64_t B, int64_t I, int64_t H,
-                                int64_t G, int cells, const uint16_t *x, const uint16_t *b_ih,
-                                const uint16_t *b_hh, const uint16_t *h0, const uint16_t *c0) {
+/* For entry point fn, after its argument checks returned e: unless e, checks I, allocates and
+ * fills io for T steps of B rows, I inputs, H units, G gate rows (each pointer may be NULL but
+ * x; c0 and c_n only for an LSTM, `cells`). Returns the error (io then holds nothing) or 0. */
+static inline int fr_io16_begin(const char *fn, int e, fr_io16 *io, int64_t T, int64_t B,
+                                int64_t I, int64_t H, int64_t G, int cells, const uint16_t *x,
+                                const uint16_t *b_ih, const uint16_t *b_hh, const uint16_t *h0,
+                                const uint16_t *c0) {
+  if (e) return e;
+  if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
   const int64_t BH = B * H;
   const int64_t n = T * B * I + T * BH + (2 + 2 * cells) * BH + 2 * G;
   real *p = io->block = fr_work_alloc((size_t)n * sizeof(real));
-  if (!p) return FASTRNN_ENOMEM;
+  if (!p) return fr_nomem(fn, "the float32 copies");
   io->x = p, p += T * B * I;
   io->y = p, p += T * BH;
   io->h_n = p, p += BH;

@@ -380,10 +380,8 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        uint16_t *y, uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
                        real *hs) {
   FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e && I < 1) e = fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
   fr_io16 io;
-  if (!e && fr_io16_begin(&io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0))
-    return fr_nomem(fn, "the float32 copies");
+  e = fr_io16_begin(fn, e, &io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0);
   if (e) return e;
   e = forward_x(fn, T, B, I, H, H, S, Sg, io.x, NULL, io.b_ih, io.b_hh, io.h0, io.c0, NULL, NULL,
                 lengths, io.y, io.h_n, io.c_n, gates, cs, hs, NULL, W_ih, W_hh);

@@ -176,10 +176,8 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        const uint16_t *b_hh, const uint16_t *h0, const uint16_t *W_hh,
                        const int64_t *lengths, uint16_t *y, uint16_t *h_n, real *hs) {
   FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
-  if (!e && I < 1) e = fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
   fr_io16 io;
-  if (!e && fr_io16_begin(&io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL))
-    return fr_nomem(fn, "the float32 copies");
+  e = fr_io16_begin(fn, e, &io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL);
   if (e) return e;
   e = forward_x(fn, T, B, I, H, relu, S, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL, lengths, io.y,
                 io.h_n, hs, W_ih, W_hh);
