@@ -19,14 +19,17 @@ int fr_check(const char *fn, int64_t T, int64_t B, int64_t H, int64_t gates,
              const int64_t *lengths, int host_lengths, int n, const void *const *ptrs,
              const char *names);
 
-/* Declares `int e` and sets it to the result of fr_check on the pointer arguments listed. */
-#define FR_CHECK(e, T, B, H, gates, lengths, host_lengths, ...)                                 \
+/* Declares `int e` and sets it to the result of fr_check on the pointer arguments listed, in
+ * the name of the calling function (FR_CHECK) or of entry point fn (FR_CHECK_AS, in a helper
+ * the entry points share). */
+#define FR_CHECK_AS(fn, e, T, B, H, gates, lengths, host_lengths, ...)                          \
   int e;                                                                                      \
   do {                                                                                        \
     const void *fr_ptrs_[] = {__VA_ARGS__};                                                   \
-    e = fr_check(__func__, T, B, H, gates, lengths, host_lengths,                             \
+    e = fr_check(fn, T, B, H, gates, lengths, host_lengths,                                   \
                  (int)(sizeof fr_ptrs_ / sizeof fr_ptrs_[0]), fr_ptrs_, #__VA_ARGS__);        \
   } while (0)
+#define FR_CHECK(e, ...) FR_CHECK_AS(__func__, e, __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -210,7 +210,8 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        const uint16_t *b_ih, const uint16_t *h0, const uint16_t *W_hh,
                        const uint16_t *b_hh, const int64_t *lengths, uint16_t *y, uint16_t *h_n,
                        real *gates, real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
+  FR_CHECK_AS(fn, e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n,
+              hs);
   fr_io16 io;
   e = fr_io16_begin(fn, e, &io, T, B, I, H, 3 * H, 0, x, b_ih, b_hh, h0, NULL);
   if (e) return e;

@@ -379,7 +379,8 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
                        uint16_t *y, uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
                        real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
+  FR_CHECK_AS(fn, e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs,
+              hs);
   fr_io16 io;
   e = fr_io16_begin(fn, e, &io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0);
   if (e) return e;

@@ -175,7 +175,7 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        int64_t S, const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih,
                        const uint16_t *b_hh, const uint16_t *h0, const uint16_t *W_hh,
                        const int64_t *lengths, uint16_t *y, uint16_t *h_n, real *hs) {
-  FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
+  FR_CHECK_AS(fn, e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
   fr_io16 io;
   e = fr_io16_begin(fn, e, &io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL);
   if (e) return e;
