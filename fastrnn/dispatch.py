@@ -66,8 +66,8 @@ def cpu_variant():
 
 
 def set_cpu_variant(name):
-    """Pin the native kernels to CPU variant `name` (from cpu_variants()); None: the best this CPU
-    runs, the default. The environment variable FASTRNN_CPU_VARIANT sets it at import."""
+    """Pin the native kernels to CPU variant `name` (from cpu_variants()); None: the default, the
+    one the environment variable FASTRNN_CPU_VARIANT names, else the best this CPU runs."""
     load("native").set_variant(name)
 
 

@@ -5,6 +5,7 @@ The loss is a random weighting of every output (y, h_n, c_n), so every gradient 
 """
 import contextlib
 import copy
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,28 @@ def float32_limit(nn_err):
     so ill-conditioned that torch.nn's own float32 error passes 1e-5)."""
     limit = 2 * nn_err + FLOOR32
     return min(limit, 1e-5) if nn_err <= 1e-5 else limit
+
+
+def torch_nn_runs_under_autocast(mode):
+    """Whether torch.nn's `mode` runs under autocast to bfloat16 on this CPU. Its LSTM cannot where
+    oneDNN has no bfloat16 LSTM (fastrnn.bench.baseline: CPUs without AVX-512, or
+    ONEDNN_MAX_CPU_ISA=AVX2); the test then warns that torch.nn could not run and judges fastrnn
+    against the float64 reference alone (within_bfloat16_rounding)."""
+    from fastrnn.bench import baseline
+    if mode != "LSTM" or baseline.autocast_lstm_runs():
+        return True
+    warnings.warn(f"torch.nn's {mode} cannot run under autocast to bfloat16 on this CPU (oneDNN "
+                  "has no bfloat16 LSTM here): fastrnn judged against the float64 reference alone")
+    return False
+
+
+def within_bfloat16_rounding(ours, want):
+    """Each tensor of `ours` within bfloat16's rounding of the float64 `want` at its place:
+    max |a − b| / max |b| ≤ 1e-2."""
+    assert len(ours) == len(want)
+    for k, (a, b) in enumerate(zip(ours, want)):
+        err = (a.double() - b.double()).abs().max() / b.double().abs().max()
+        assert err <= 1e-2, f"tensor {k}: max |a - b| / max |b| = {err:.3g} > 1e-2"
 
 
 # The CUDA suite's shapes. The large ones have weights of ±1/√H: with ±0.7 at T=50, H=256 the

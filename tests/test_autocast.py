@@ -7,6 +7,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
+from _cases import torch_nn_runs_under_autocast, within_bfloat16_rounding
 
 BACKENDS = [b for b in ("auto", "native", "numba", "eager") if b == "auto" or
             b in fastrnn.backends()]
@@ -24,6 +25,21 @@ def _flat(out):
     return [out.data if hasattr(out, "batch_sizes") else out]
 
 
+# torch.nn's rule: autocast lowers the ops of LSTM, RNN and RNNCell; GRU and the LSTM and GRU
+# cells return float32
+LOWERED = ("LSTM", "RNN", "RNNCell")
+
+
+def _run(m, x, autocast):
+    """m(x) (under autocast to bfloat16 if asked), backward of the sum of every output: the
+    outputs, then the gradients of x and of every parameter."""
+    xs = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = m(xs)
+    sum(o.float().sum() for o in _flat(out)).backward()
+    return out, [xs.grad] + [p.grad for p in m.parameters()]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
 def test_autocast_dtype_and_error_follow_torch_nn(mode, backend):
@@ -35,19 +51,40 @@ def test_autocast_dtype_and_error_follow_torch_nn(mode, backend):
     ref = getattr(torch.nn, mode)(4, 6).double()
     ref.load_state_dict(nn.state_dict())
     x = torch.randn(3, 4) if cell else torch.randn(7, 3, 4)
-    want = _flat(ref(x.double()))
+    want, want_grads = _run(ref, x.double(), autocast=False)
+    want = _flat(want)
+    if not torch_nn_runs_under_autocast(mode):
+        out, grads = _run(fast, x, autocast=True)
+        low = torch.bfloat16 if mode in LOWERED else torch.float32
+        assert _dtypes(out) == [low] * len(want)
+        within_bfloat16_rounding(_flat(out) + grads, want + want_grads)
+        return
     errs = {}
     for name, m in (("torch.nn", nn), ("fastrnn", fast)):
-        xs = x.clone().requires_grad_(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = m(xs)
+        out, grads = _run(m, x, autocast=True)
         errs[name] = (_dtypes(out), [(o.double() - w).abs().max().item()
                                      for o, w in zip(_flat(out), want)])
-        sum(o.float().sum() for o in _flat(out)).backward()
-        assert torch.isfinite(xs.grad).all()
+        assert torch.isfinite(grads[0]).all()
     assert errs["fastrnn"][0] == errs["torch.nn"][0]
+    assert errs["fastrnn"][0] == [torch.bfloat16 if mode in LOWERED else torch.float32] * len(want)
     for ours, theirs in zip(errs["fastrnn"][1], errs["torch.nn"][1]):
         assert ours <= 2 * theirs + 1e-6
+
+
+def test_the_probe_finds_torch_nn_where_onednn_has_a_bfloat16_lstm():
+    """Where oneDNN's documented rule gives it a bfloat16 RNN (AVX-512 core, not restricted below
+    it), torch.nn's LSTM must run under autocast, so the fallback above cannot hide a regression;
+    where the probe says it cannot, the error is oneDNN's own. And only that error counts."""
+    from fastrnn.bench import baseline
+    if baseline.onednn_has_bf16_rnn():
+        assert baseline.autocast_lstm_runs()
+    if not baseline.autocast_lstm_runs():
+        with pytest.raises(RuntimeError, match="could not create a primitive descriptor"):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                torch.nn.LSTM(3, 3)(torch.randn(2, 1, 3))
+    assert baseline.runs(lambda: None)
+    with pytest.raises(RuntimeError, match="another error"):
+        baseline.runs(lambda: (_ for _ in ()).throw(RuntimeError("another error")))
 
 
 def test_autocast_packed_input_keeps_the_packed_form():
@@ -57,3 +94,21 @@ def test_autocast_packed_input_keeps_the_packed_form():
         out, (h, c) = lstm(packed)
     assert out.data.dtype == h.dtype == c.dtype == torch.bfloat16
     assert torch.equal(out.batch_sizes, packed.batch_sizes)
+
+
+def test_an_isa_restriction_holds_torch_nn_and_fastrnn():
+    """ONEDNN_MAX_CPU_ISA=AVX2 holds oneDNN to AVX2 (its verbose log names the ISA it runs) and
+    FASTRNN_CPU_VARIANT=avx2 holds fastrnn, so CI shows an AVX2 machine's results on any CPU
+    (.ci/run); unrestricted, oneDNN runs AVX-512 exactly where the CPU has it."""
+    import os
+    import subprocess
+    import sys
+    from fastrnn.bench.machine import cpu_flags
+    env = dict(os.environ, ONEDNN_VERBOSE="1")
+    log = subprocess.run([sys.executable, "-c", "import torch; torch.nn.LSTM(4, 4)(torch.randn(3, "
+                          "2, 4))"], env=env, capture_output=True, text=True, check=True).stdout
+    isa = next(line for line in log.splitlines() if ",isa:" in line).split(",isa:")[1]
+    restricted = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2"
+    assert ("AVX-512" in isa) == ("avx512f" in cpu_flags() and not restricted), isa
+    if os.environ.get("FASTRNN_CPU_VARIANT") and "native" in fastrnn.backends():
+        assert fastrnn.cpu_variant() == os.environ["FASTRNN_CPU_VARIANT"]

@@ -27,7 +27,7 @@ IDS = [f"{c}-T{k['T']}B{k['B']}H{k['H']}{'P%d' % k['proj'] if 'proj' in k else '
 def variant(request):
     fastrnn.set_cpu_variant(request.param)
     yield request.param
-    fastrnn.set_cpu_variant(None)
+    fastrnn.set_cpu_variant(None)  # (the default: FASTRNN_CPU_VARIANT's pin, else the best)
 
 
 @pytest.mark.parametrize("cell,kw", CASES, ids=IDS)
@@ -64,9 +64,10 @@ def test_variant_is_bitwise_the_same_on_any_thread_count(variant, cell, B, H):
 def test_unknown_variant_is_refused():
     if not VARIANTS:
         pytest.skip("native backend built with a single variant or unusable")
+    before = fastrnn.cpu_variant()  # (the best, or the one FASTRNN_CPU_VARIANT pins)
     with pytest.raises(ValueError, match=r"CPU variant: expected one of .* got 'sse9'"):
         fastrnn.set_cpu_variant("sse9")
-    assert fastrnn.cpu_variant() == VARIANTS[0]
+    assert fastrnn.cpu_variant() == before
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -104,3 +105,21 @@ def test_the_ops_rows_split_is_bitwise_the_one_thread_result(variant, cell):
 
     for a, b in zip(run(1), run(2)):
         assert torch.equal(a, b)
+
+
+def test_restoring_the_default_keeps_the_environment_s_pin(monkeypatch):
+    """set_cpu_variant(None) returns to the default: the variant FASTRNN_CPU_VARIANT names, else
+    the best — so a test that pins and restores does not drop a pin CI set for the whole run."""
+    if not VARIANTS:
+        pytest.skip("native backend built with a single variant or unusable")
+    try:
+        monkeypatch.setenv("FASTRNN_CPU_VARIANT", VARIANTS[-1])
+        fastrnn.set_cpu_variant(VARIANTS[0])
+        fastrnn.set_cpu_variant(None)
+        assert fastrnn.cpu_variant() == VARIANTS[-1]
+        monkeypatch.delenv("FASTRNN_CPU_VARIANT")
+        fastrnn.set_cpu_variant(None)
+        assert fastrnn.cpu_variant() == VARIANTS[0]
+    finally:
+        monkeypatch.undo()
+        fastrnn.set_cpu_variant(None)

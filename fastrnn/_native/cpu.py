@@ -30,7 +30,10 @@ def input_grad(d, w_ih):
 
 
 def set_variant(name):
-    """Run the native kernels on CPU variant `name` (one of `library.variants`); None: the best."""
+    """Run the native kernels on CPU variant `name` (one of `library.variants`); None: the
+    default, FASTRNN_CPU_VARIANT where it is set, else the best — so code that pins a variant and
+    then restores the default keeps a pin the environment asked for."""
+    name = name or os.environ.get("FASTRNN_CPU_VARIANT") or None
     if name is None:
         library.variant = library.variants[0] if library.variants else None
     elif name not in library.variants:
@@ -40,4 +43,4 @@ def set_variant(name):
         library.variant = name
 
 
-set_variant(os.environ.get("FASTRNN_CPU_VARIANT") or None)
+set_variant(None)

@@ -13,6 +13,7 @@ import torch
 
 from .. import dispatch
 from ..bench import machine, memory, report, timing
+from ..bench.baseline import CANNOT_RUN
 from ..bench.points import BASELINE, FLOOR, PASSES, Point, candidates
 from . import _args
 
@@ -91,8 +92,10 @@ def run_dropin(args):
     from ..bench import dropin
 
     def progress(r):
-        print(f"{r['point']:44s} {r['pass_']:14s} torch.nn {r['torch_s'] * 1e3:8.3f} ms  "
-              f"fastrnn {r['fastrnn_s'] * 1e3:8.3f} ms ({r['ratio']:.2f}x)", file=sys.stderr)
+        fast = f"fastrnn {r['fastrnn_s'] * 1e3:8.3f} ms"
+        print(f"{r['point']:48s} {r['pass_']:14s} "
+              + (f"torch.nn {r['torch_s'] * 1e3:8.3f} ms  {fast} ({r['ratio']:.2f}x)"
+                 if r["torch_s"] else f"{fast} ({CANNOT_RUN})"), file=sys.stderr)
 
     path = dropin.run(args.out, args.rounds, args.quick, progress)
     print(open(path).read())
