@@ -6,18 +6,18 @@ import threading
 
 import torch
 
-from . import _checks, _kept, dispatch
+from . import _checks, _kept, dispatch, rules
 
-ROWS = 1024  # rows of one float32 partial product in gram
-BATCH, BATCH_BYTES = 16, 1 << 25  # partial products one batched GEMM computes: at most so many
+BATCH_BYTES = 1 << 25  # a batched GEMM's partial products take at most so many bytes
 
 
 def gram(a, b, rows=None, step=False):
     """aᵀ b [G,K] for a [N,G], b [N,K]: a weight gradient, summed over all N = T·B rows. One
     float32 GEMM accumulates each entry over the N rows in float32, and for long sequences that
     error grows past torch.nn's (LSTM, T = 4096, B = 2: dW_ih 2.9e-6 against its 3.8e-7), so
-    partial products of ROWS rows are summed: up to BATCH of them made by one batched GEMM and
-    added up, those sums pairwise (each term meets at most BATCH + log2(N/ROWS) additions; the
+    partial products of R = grad_partial_rows rows are summed (fastrnn.rules): up to
+    grad_partial_batch of them made by one batched GEMM and added up, those sums pairwise (each
+    term meets at most grad_partial_batch + log2(N/R) additions; the
     T = 4096 test at 0.58 of its limit). Pairwise in float32, not sequentially in float64: at LSTM
     B = 64, H = 1024, T = 32 the float64 sum's conversions and fills (32 MB each) cost 200 of a
     715 ms step. Batched, the partials run a whole GEMM to a thread rather than each split
@@ -38,21 +38,22 @@ def gram(a, b, rows=None, step=False):
         low = torch.get_autocast_dtype("cpu")            # rounded: one GEMM)
         return _rounded(a, "a", low).t() @ _rounded(b, "b", low)
     (N, G), K = a.shape, b.shape[1]
-    if a.dtype != torch.float32 or N <= 2 * ROWS or a.device.type != "cpu":
+    R = rules.value("grad_partial_rows")
+    if a.dtype != torch.float32 or N <= 2 * R or a.device.type != "cpu":
         return a.t() @ b
-    m = max(1, min(BATCH, BATCH_BYTES // (G * K * 4)))  # partials a batched GEMM makes
-    full, partials = N // ROWS * ROWS, []  # (level, sum of 2^level sums): a binary counter
+    m = max(1, min(rules.value("grad_partial_batch"), BATCH_BYTES // (G * K * 4)))  # per GEMM
+    full, partials = N // R * R, []  # (level, sum of 2^level sums): a binary counter
 
     def add(p, level=0):
         while partials and partials[-1][0] == level:
             p, level = partials.pop()[1].add_(p), level + 1
         partials.append((level, p))
 
-    for i in range(0, full, m * ROWS):
-        n = min(m, (full - i) // ROWS)
-        ai, bi = a[i:i + n * ROWS], b[i:i + n * ROWS]
-        add(ai.t() @ bi if n == 1 else torch.bmm(ai.unflatten(0, (n, ROWS)).transpose(1, 2),
-                                                  bi.unflatten(0, (n, ROWS))).sum(0))
+    for i in range(0, full, m * R):
+        n = min(m, (full - i) // R)
+        ai, bi = a[i:i + n * R], b[i:i + n * R]
+        add(ai.t() @ bi if n == 1 else torch.bmm(ai.unflatten(0, (n, R)).transpose(1, 2),
+                                                  bi.unflatten(0, (n, R))).sum(0))
     if full < N:
         add(a[full:].t() @ b[full:])
     total = partials.pop()[1]

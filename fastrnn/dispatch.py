@@ -16,6 +16,8 @@ import warnings
 
 import torch
 
+from . import rules
+
 NAMES = ("numba", "native", "cuda", "eager")
 _MODULES = {"numba": "fastrnn._numba", "native": "fastrnn._native.cpu",
             "cuda": "fastrnn._native.cuda"}
@@ -138,19 +140,23 @@ def cpuinfo(*keys):
 
 def input_grad_on_tiles(d, w_cols, step=False):
     """Whether the backward's ∂L/∂x = ∂L/∂G_x W_ih (d: ∂L/∂G_x [N,G]; W_ih [G,w_cols]) runs on the
-    native kernels' tiles (fastrnn_input_grad) rather than torch's BLAS. On AMD CPUs: there MKL
-    takes its AVX2 path, and on the 2-core EPYC Zen 4 (2 threads) the tiles took 0.53–0.86 of
-    its time at seven shapes from T·B·G·I = 32·1·256·64 to 32·64·4096·1024 (the IMDB model's
-    256·64·512·128: 11.1 ms against 17.3–21.0). On Intel CPUs MKL's AVX-512 sgemm reaches ~85 %
-    of the peak where the tiles reached ~60 % (issue 10's Xeon figures), so torch's BLAS stays
-    there. Below 2^22 multiply-adds (~0.1 ms) there is little to gain, and torch's result is
-    kept — but in a cell's one-step backward (`step`), where the product follows the BPTT
-    kernel's call at once and MKL's first call after it took twice its own time (RNNCell B = 32,
-    H = 128: 25 against 12 µs), the tiles win at any size (that training step, interleaved,
-    Zen 4: RNNCell 236 → 219 µs, LSTMCell 347 → 336, GRUCell 331 → 315)."""
-    return (d.device.type == "cpu" and d.dtype in _KERNEL_DTYPES
-            and (step or d.shape[0] * d.shape[1] * w_cols >= 1 << 22)
-            and cpuinfo("vendor_id") == "AuthenticAMD" and why_not("native") is None)
+    native kernels' tiles (fastrnn_input_grad) rather than torch's BLAS: by the rule
+    input_grad_tiles (on AMD CPUs, where MKL takes its AVX2 path; on Intel MKL's AVX-512 sgemm
+    stays), from 2^input_grad_tiles_madds_log2 multiply-adds on, or at any size in a cell's
+    one-step backward (`step`), where MKL's first call after the kernel's costs twice its own
+    time (fastrnn.rules: the measurements)."""
+    if d.device.type != "cpu" or d.dtype not in _KERNEL_DTYPES:
+        return False
+    madds = d.shape[0] * d.shape[1] * w_cols
+    return ((step or madds >= 1 << rules.value("input_grad_tiles_madds_log2"))
+            and input_grad_tiles_here() and why_not("native") is None)
+
+
+def input_grad_tiles_here():
+    """Whether this CPU takes the backward's dx on the tiles by the rule input_grad_tiles: 0 never,
+    1 on AMD CPUs, 2 everywhere."""
+    where = rules.value("input_grad_tiles")
+    return where == 2 or where == 1 and cpuinfo("vendor_id") == "AuthenticAMD"
 
 
 def multiplies_in_bf16():

@@ -18,10 +18,47 @@ int fastrnn_get_bf16_products(void) { return bf16_products; }
 
 const char *fastrnn_last_error(void) { return last_error; }
 
+/* The tuned rules' values (rules.def), read by the loops as fr_rule(name). */
+int64_t fr_rules[] = {
+#define FR_RULE(name, value, what, where) value,
+#include "rules.def"
+#undef FR_RULE
+};
+static const char *const rule_names[] = {
+#define FR_RULE(name, value, what, where) #name,
+#include "rules.def"
+#undef FR_RULE
+};
+enum { RULES = sizeof rule_names / sizeof rule_names[0] };
+
+static int rule_index(const char *name) {
+  for (int i = 0; i < RULES; i++)
+    if (strcmp(rule_names[i], name) == 0) return i;
+  return -1;
+}
+
+int64_t fastrnn_get_rule(const char *name) {
+  const int i = rule_index(name);
+  return i < 0 ? -1 : fr_rules[i];
+}
+
+int fastrnn_set_rule(const char *name, int64_t value) {
+  const int i = rule_index(name);
+  if (i < 0) return fr_fail("fastrnn_set_rule", "no rule named '%s' (kernels/rules.def)", name);
+  if (value < 0)
+    return fr_fail("fastrnn_set_rule", "%s: expected a value >= 0, got %lld", name,
+                   (long long)value);
+  fr_rules[i] = value;
+  return FASTRNN_OK;
+}
+
 const char *fastrnn_build_info(void) {
   return "compiler " __VERSION__
 #ifdef FASTRNN_MULTIVERSION_ON
-         "; x86-64 variants: avx512 (x86-64-v4), avx2 (x86-64-v3: AVX2, FMA), base"
+         "; x86-64 variants:"
+#define FR_NAME(a, name, level, mr, flags) " " #name " (" level ")"
+         FASTRNN_CPU_VARIANTS(FR_NAME, )
+#undef FR_NAME
 #else
          "; one variant"
 #endif

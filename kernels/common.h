@@ -6,6 +6,15 @@
 extern "C" {
 #endif
 
+/* The tuned rules' values, indexed by FR_RULE_<name> (rules.def; fastrnn_set_rule changes them). */
+enum {
+#define FR_RULE(name, value, what, where) FR_RULE_##name,
+#include "rules.def"
+#undef FR_RULE
+};
+extern int64_t fr_rules[];
+#define fr_rule(name) fr_rules[FR_RULE_##name]
+
 /* Sets the thread's message (printf-style, prefixed with `fn`) and returns FASTRNN_EINVAL. */
 int fr_fail(const char *fn, const char *fmt, ...);
 

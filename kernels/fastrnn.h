@@ -49,8 +49,14 @@ void fastrnn_set_bf16_products(int on);
 int fastrnn_get_bf16_products(void);
 /* The CPU variants compiled in that this CPU runs, best first, space-separated ("avx512 avx2 base",
  * "avx2 base", "base"), or "" for a build with one variant. Each kernel function also exists as
- * <name>_<variant> (fastrnn_lstm_forward_f32_avx2); the plain name is the best variant. */
+ * <name>_<variant> (fastrnn_lstm_forward_f32_avx2); the plain name is the best variant. The
+ * variants are declared in FASTRNN_CPU_VARIANTS below. */
 const char *fastrnn_cpu_variants(void);
+/* The tuned rules (kernels/rules.def, each with what it decides and where it was measured): a
+ * rule's value by name, -1 for an unknown name; and, for a measurement, a new value (>= 0) for
+ * the whole process — not while calls run. Returns FASTRNN_OK or FASTRNN_EINVAL. */
+int64_t fastrnn_get_rule(const char *name);
+int fastrnn_set_rule(const char *name, int64_t value);
 
 /* Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu. */
 int fastrnn_rnn_tanh_forward_f32(int64_t T, int64_t B, int64_t H,
@@ -265,6 +271,16 @@ int fastrnn_gru_forward_x_infer_bf16_f32(int64_t T, int64_t B, int64_t I, int64_
     const uint16_t *W_hh, const uint16_t *b_hh, const int64_t *lengths, uint16_t *y,
     uint16_t *h_n, float *gates, float *a_n, float *hs);
 /* FASTRNN_CDEF_END */
+
+/* The CPU variants, best first: X(a, name, the CPU level it needs (GCC's __builtin_cpu_supports),
+ * its register tile's rows FR_MR (kernels/cpu/tiles.h), its compiler flags). The one declaration
+ * read by CMakeLists.txt (each cell file compiled once per row), kernels/cpu/variants.c (the plain
+ * names bound to the first row this CPU runs), the Python loader and kernels/lab/run; a row's
+ * vector width follows from its flags. The last row must run on every x86-64. */
+#define FASTRNN_CPU_VARIANTS(X, a)                                                           \
+  X(a, avx512, "x86-64-v4", 8, "-march=x86-64-v4 -mtune=generic -mprefer-vector-width=512") \
+  X(a, avx2, "x86-64-v3", 6, "-march=x86-64-v3 -mtune=generic")                              \
+  X(a, base, "x86-64", 4, "")
 
 /* The f64 functions take the same arguments with double for float, and each CUDA function
  * (suffix _cuda) appends the caller's stream, `void *stream`. The loader derives their cffi

@@ -137,3 +137,16 @@ def test_bad_input_is_one_line_and_nonzero(argv, message):
     assert run.returncode != 0
     assert message in run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_bench_rules_suite_quick(tmp_path, capsys):
+    """`fastrnn bench --suite rules`: each tuned rule A/B'd against its alternatives."""
+    out = tmp_path / "rules"
+    assert main(["bench", "--suite", "rules", "--quick", "--rounds", "1", "--rules",
+                 "chunk_rows,input_grad_tiles", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["rule"] for r in rows] == ["chunk_rows", "input_grad_tiles"]
+    assert set(rows[0]["ratio"]) == {"64", "1024"} and all(x > 0 for x in rows[0]["ratio"].values())
+    assert "| chunk_rows |" in (out / "RULES.md").read_text()
+    assert main(["bench", "--suite", "rules", "--quick", "--rules", "chunk_row"]) == 1
+    assert "no A/B case for chunk_row" in capsys.readouterr().err

@@ -49,9 +49,10 @@ def _cdef(kind):
     f32 = re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2",
                  "int fastrnn_rnn_tanh_forward_f32" + f32)
     f64 = re.sub(r"int fastrnn_\w+_bf16_f64\([^;]*;", "", f32.replace("_f32(", "_f64("))  # f32 only
-    if kind == "cpu":  # the plain names and each variant's (kernels/cpu/variants.c)
+    if kind == "cpu":  # the plain names and each variant's (FASTRNN_CPU_VARIANTS, variants.c)
+        variants = [""] + ["_" + v for v in re.findall(r"^  X\(a, (\w+),", text, flags=re.M)]
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
-                                for v in ("", "_avx512", "_avx2", "_base"))
+                                for v in variants)
     cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?(_bf16)?|input_grad)_f(32|64)\([^;]*;", "",  # CPU
                   f32 + f64)
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")

@@ -71,6 +71,28 @@ def _geomean(xs):
     return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else float("nan")
 
 
+def summary(rows, backend):
+    """A table of `backend`'s speed-up over torch.nn by cell and pass: its range at each batch
+    size (over the other sizes) and its geometric mean over all — the README's table per CPU."""
+    Bs = sorted({r["point"]["B"] for r in rows})
+    lines = ["| cell | pass | " + " | ".join(f"B = {B}" for B in Bs) + " | geometric mean |",
+             "|---|---|" + "---|" * (len(Bs) + 1)]
+    for cell in sorted({r["point"]["cell"] for r in rows}, key=lambda c: CELL_ORDER.get(c, 9)):
+        for pass_ in PASSES:
+            sel = [r for r in rows if r["point"]["cell"] == cell and r["point"]["pass_"] == pass_]
+            if not sel:
+                continue
+            by_B = [[r["speedup"][backend] for r in sel if r["point"]["B"] == B] for B in Bs]
+            ranges = [f"{min(v):.2f}–{max(v):.2f}" if v else "" for v in by_B]
+            name = "inference" if pass_ == "forward" else "training"
+            lines.append(f"| {cell} | {name} | " + " | ".join(ranges) +
+                         f" | **{_geomean([r['speedup'][backend] for r in sel]):.2f}** |")
+    return "\n".join(lines)
+
+
+CELL_ORDER = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+
+
 def write(out_dir, rows, backends, machine, load_before, load_after, busy, engines=(),
           peak=None):
     """Write REPORT.md, results.json and the plots into out_dir; return the REPORT.md path.
@@ -96,6 +118,8 @@ def write(out_dir, rows, backends, machine, load_before, load_after, busy, engin
         md += ["", "> **Warning: other work was running on this machine; the ratios below are "
                "unreliable.**"]
     md += ["", READING, ""]
+    md += [f"Speed-up of {backends[0]} over torch.nn by cell, pass and batch (range over the other "
+           "sizes):", "", summary(rows, backends[0]), ""]
     for pass_ in PASSES:
         sel = [r for r in rows if r["point"]["pass_"] == pass_]
         if not sel:

@@ -28,10 +28,13 @@ def add_parser(sub, name):
     p = sub.add_parser(name, help="time fastrnn against torch.nn and write a report",
                        description=__doc__.split(":", 1)[1].strip())
     p.add_argument("--full", action="store_true", help="the whole grid plus reference points")
-    p.add_argument("--suite", choices=["grid", "dropin"], default="grid",
-                   help="grid: one layer over shapes (default); dropin: cells, 2-layer T=1 steps, "
-                        "packed batches, projections, bfloat16 and autocast (fastrnn/bench/dropin.py)")
-    p.add_argument("--quick", action="store_true", help="with --suite dropin: one point of each kind")
+    p.add_argument("--suite", choices=["grid", "dropin", "rules"], default="grid",
+                   help="grid: one layer over shapes (default); dropin: cells, 2-layer steps, "
+                        "packed batches, projections, bfloat16 and autocast (fastrnn/bench/dropin.py); "
+                        "rules: each tuned rule A/B'd against its alternatives (fastrnn info lists them)")
+    p.add_argument("--quick", action="store_true",
+                   help="with --suite dropin or rules: one small point of each kind")
+    p.add_argument("--rules", type=_args.name_list, help="with --suite rules: the rules to A/B")
     p.add_argument("--cells", type=_args.cell_list, help="e.g. lstm,gru,rnn_tanh,rnn_relu")
     p.add_argument("--batch", type=_args.int_list, help="batch sizes B, e.g. 1,32")
     p.add_argument("--hidden", type=_args.int_list, help="hidden sizes H, e.g. 64,256")
@@ -102,12 +105,26 @@ def run_dropin(args):
     print(f"report written to {path}")
 
 
+def run_rules(args):
+    from ..bench import rules_ab
+
+    def progress(r):
+        print(f"{r['rule']:22s} {r['point']:40s} "
+              + "  ".join(f"{v}: {ms:8.3f} ms" for v, ms in r["ms"].items()), file=sys.stderr)
+
+    path = rules_ab.run(args.out, args.rules, args.rounds, args.quick, progress)
+    print(open(path).read())
+    print(f"report written to {path}")
+
+
 def run(args):
     from tqdm import tqdm
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.suite == "dropin":
         return run_dropin(args)
+    if args.suite == "rules":
+        return run_rules(args)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible to torch")
     backends = _backends(args)

@@ -1,8 +1,10 @@
 """`fastrnn info`: backends available here and why others are not, build flags, CPU features,
-threads and library paths."""
+threads, library paths, and the tuned rules in force with the CPU and measurement that set each."""
+import textwrap
+
 import torch
 
-from .. import dispatch
+from .. import dispatch, rules
 from ..bench import machine
 
 
@@ -42,3 +44,13 @@ def run(args):
             print(f"  {pool['internal_api']} ({pool['prefix']}): {pool['num_threads']} threads")
     except ImportError:
         pass
+    print("tuned rules (kernels/rules.def; fastrnn.rules): value in force, what it decides, "
+          "where it was set")
+    for r in rules.table().values():
+        print(f"  {r.name} = {rules.value(r.name)}")
+        for label, text in (("decides", r.what), ("set on", r.where)):
+            print(textwrap.fill(text, 100, initial_indent=f"    {label}: ",
+                                subsequent_indent=" " * (6 + len(label))))
+    who = "the kernels' tiles" if dispatch.input_grad_tiles_here() else "torch's BLAS"
+    print(f"  on this CPU ({dispatch.cpuinfo('vendor_id') or 'vendor unknown'}) the backward's dx "
+          f"runs on {who} from 2^{rules.value('input_grad_tiles_madds_log2')} multiply-adds")

@@ -72,17 +72,14 @@ static inline void fr_slice(int64_t H, int p, int P, int64_t *j0, int64_t *j1) {
   if (*j1 > H) *j1 = H;
 }
 
-/* How many threads a step of B·G·H multiply-adds is worth: each must get at least 2^16 of them
- * (~2.5 µs on one AVX2 core), or the barrier and the threads' wake-up eat what it saves; so two
- * threads from 2^17 on, sixteen from 2^20. A single row over T > 1 steps needs only 2^14 a
- * thread: each weight then serves one multiply-add a step, the product streams W from the cache
- * at its bandwidth, and two threads stream from two caches (T = 32, Zen 4, 2 threads, one-process
- * A/B, forward / backward: LSTM B = 1, H = 128 162 → 95 / 83 → 59 µs, GRU H = 128 122 → 95 /
- * 61 → 48, RNN H = 256 158 → 108 / 79 → 55; with four rows the same threshold lost, forward LSTM
- * B = 4, H = 64 136 → 226). At most one thread per panel of hidden units. */
+/* How many threads a step of B·G·H multiply-adds is worth: each must get at least
+ * 2^team_madds_log2 of them, or the barrier and the threads' wake-up eat what it saves; a single
+ * row over T > 1 steps 2^team_row_madds_log2 (rules.def: the reasons and measurements). At most
+ * one thread per panel of hidden units. */
 static inline int fr_team(int64_t T, int64_t B, int64_t G, int64_t H) {
   int64_t P = fastrnn_get_num_threads();
-  const int64_t worth = B * G * H >> (B == 1 && T > 1 ? 14 : 16);
+  const int64_t worth = B * G * H >> (B == 1 && T > 1 ? fr_rule(team_row_madds_log2)
+                                                      : fr_rule(team_madds_log2));
   if (P > worth) P = worth;
   if (P > fr_panels(H)) P = fr_panels(H);
   return P < 1 ? 1 : (int)P;
@@ -151,23 +148,18 @@ static inline int64_t fr_l3_bytes(void) {
 }
 
 /* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows,
- * evenly or at least four (so that a thread's extra tile or the rows left over weigh little),
- * over more than one step (a single step reads W in place, and each thread would read all of
- * it), every row must run all T steps (packed lengths, longest first, would load the first
- * thread most), and W (w: W_hh as the loop reads it) must take at most a quarter of the last-level
- * cache, for each thread now streams all of it every step where each streamed its own part.
- * Against the unit split, float32, T = 32, 2 threads, Zen 4 (32 MB L3), bitwise the same:
- * inference LSTM B = 64, H = 256 11.45 → 11.29 ms, H = 512 (W_hh 4 MB) 47.8 → 44.9, GRU B = 64,
- * H = 256 12.1 → 9.3, H = 512 38.2 → 32.1, RNN B = 64, H = 64 0.43 → 0.32; training LSTM B = 64,
- * H = 64 4.06 → 3.55, GRU B = 64, H = 256 30.8 → 28.3; with bfloat16 products LSTM T = 100,
- * B = 16, H = 256 5.4–5.6 → 4.9 (the barrier's wait and the states crossing between the cores
- * every step are gone) — but LSTM B = 64, H = 1024 (W_hh 16 MB) 181 → 186 ms and GRU (12 MB)
- * 141 → 147. */
+ * evenly or at least rows_uneven_tiles (so that a thread's extra tile or the rows left over weigh
+ * little), over more than one step (a single step reads W in place, and each thread would read
+ * all of it), every row must run all T steps (packed lengths, longest first, would load the first
+ * thread most), and W (w: W_hh as the loop reads it) must take at most 1/rows_llc_share of the
+ * last-level cache, for each thread now streams all of it every step where each streamed its own
+ * part (rules.def). Results are bitwise those of the unit split. */
 static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths,
                              const fr_weights *w) {
   const int64_t tiles = B / FR_MR;
   const int64_t bytes = w->gates * w->H * w->K * (w->bf16 ? 2 : (int64_t)sizeof(real));
-  if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < 4 * P) || 4 * bytes > fr_l3_bytes())
+  if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < fr_rule(rows_uneven_tiles) * P) ||
+      fr_rule(rows_llc_share) * bytes > fr_l3_bytes())
     return 0;
   for (int64_t b = 0; b < B; b++)
     if (lengths[b] < T) return 0;
@@ -200,8 +192,8 @@ static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
  * where packing is most of the work (Zen 4, 2 threads, LSTM T = 1: B = 8, H = 256 182 µs packed
  * against 72 in place; B = 32, H = 128 106 against 87; even at B = 64), and not at H ≥ 512 with B
  * < FR_MR, where a second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of the L3
- * the product streams from (B = 1, T = 8: 1.06 ms a step packed). Returns 0, or FASTRNN_ENOMEM
- * (nothing to free then). */
+ * the product streams from (rule inplace_min_H: H ≥ 512). Returns 0, or FASTRNN_ENOMEM (nothing to
+ * free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, const int64_t *lengths,
                                   int backward) {
@@ -210,7 +202,9 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->W16 = NULL, w->widened = NULL, w->packed = NULL, w->active = NULL, w->none0 = 0;
   w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
-  if (T == 1 || (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= 512))) return 0;
+  if (T == 1 ||
+      (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= fr_rule(inplace_min_H))))
+    return 0;
   w->packed = fr_work_alloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) *
                             sizeof(real));
   if (w->packed) return 0;
@@ -371,13 +365,6 @@ typedef struct {
                         biases' sum [G] when both are given */
 } fr_input;
 
-/* T·B rows per chunk: each chunk streams all of W_ih once, and where W_ih is large that stream
- * evicts W_hh from the cache the steps read it from, so fewer, longer chunks (the buffer then
- * outgrows L2: at G = 4096, 4 MB). 256 rows against 64, Zen 4, 2 threads, inference, bitwise the
- * same: LSTM H = 1024, B = 1, T = 256 48.6 → 43.7 ms, B = 8 181 → 170, B = 64, T = 32 174 → 167,
- * GRU 34.6 → 33.1, 137 → 127, 136 → 130; H ≤ 256 within ±2 %; 1024 rows: no better. */
-#define FR_CHUNK_ROWS 256
-
 /* Packs W_ih (or W_ih16, in bfloat16: fr_weights_bf16) as fr_weights_init does and allocates the
  * chunk buffer; with lengths [B], each step computes only the rows still running
  * (fr_active_rows). b_ih and b_hh (each [G] or NULL) are summed first, (b_ih + b_hh) as
@@ -389,7 +376,8 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
                                 const uint16_t *W_ih16) {
   const int64_t G = gates * H;
   in->x = x;
-  in->Tc = B >= FR_CHUNK_ROWS ? 1 : (FR_CHUNK_ROWS + B - 1) / B;
+  const int64_t rows = fr_rule(chunk_rows);  /* T·B rows a chunk (rules.def) */
+  in->Tc = B >= rows ? 1 : (rows + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, lengths, 0)) return FASTRNN_ENOMEM;
   if (W_ih16 && fr_weights_bf16(&in->w, W_ih16)) {

@@ -13,13 +13,13 @@
  * 6×16 sgemm tile); base: 4 × 2 xmm. FR_VEC is the vector width in bytes. */
 #if defined(__AVX512F__)
 #define FR_VEC 64
-#define FR_MR 8
 #elif defined(__AVX2__)
 #define FR_VEC 32
-#define FR_MR 6
 #else
 #define FR_VEC 16
-#define FR_MR 4
+#endif
+#ifndef FR_MR  /* a variant's rows come from its row of FASTRNN_CPU_VARIANTS (fastrnn.h) */
+#define FR_MR (FR_VEC == 64 ? 8 : FR_VEC == 32 ? 6 : 4)
 #endif
 #define FR_NR (2 * FR_VEC / (int)sizeof(real))
 

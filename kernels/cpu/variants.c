@@ -1,26 +1,29 @@
 /* The C ABI's plain names (fastrnn_lstm_forward_f32, ...) and the list of CPU variants.
  *
- * Each cell file is compiled once per variant (CMakeLists.txt): avx512 (x86-64-v4), avx2
- * (x86-64-v3) and base, under the names fastrnn_<cell>_<pass>_<dtype>_<variant>. When the library
- * loads, each plain name is bound to the best variant this CPU runs (a GNU indirect function), so a
+ * Each cell file is compiled once per variant of FASTRNN_CPU_VARIANTS (fastrnn.h; CMakeLists.txt),
+ * under the names fastrnn_<cell>_<pass>_<dtype>_<variant>. When the library loads, each plain
+ * name is bound to the best variant this CPU runs (a GNU indirect function), so a
  * C caller gets it with no choice to make; fastrnn's Python layer binds the suffixed names itself,
  * which lets a user or a test force any variant the CPU can run. */
+#include <stddef.h>
+#include <string.h>
+
 #include "../fastrnn.h"
 
 #if FASTRNN_MULTIVERSION_ON
-static int has_v4(void) {
-  __builtin_cpu_init();  /* resolvers run before constructors: set the CPU model up first */
-  return __builtin_cpu_supports("x86-64-v4");
-}
-static int has_v3(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("x86-64-v3");
-}
+/* Whether this CPU runs a variant of CPU level `level` (a string literal). Resolvers run before
+ * constructors: the CPU model is set up first. */
+#define FR_RUNS(level) (__builtin_cpu_init(), __builtin_cpu_supports(level))
 
+/* name_<variant> for every row of FASTRNN_CPU_VARIANTS, and name bound to the first row this CPU
+ * runs (the last row runs everywhere). */
+#define FR_DECLARE(name, v, level, mr, flags) __typeof__(name) name##_##v;
+#define FR_TRY(name, v, level, mr, flags) if (FR_RUNS(level)) return name##_##v;
 #define FR_BIND(name)                                                                     \
-  __typeof__(name) name##_avx512, name##_avx2, name##_base;                               \
+  FASTRNN_CPU_VARIANTS(FR_DECLARE, name)                                                  \
   static __typeof__(name) *name##_resolve(void) {                                         \
-    return has_v4() ? name##_avx512 : has_v3() ? name##_avx2 : name##_base;               \
+    FASTRNN_CPU_VARIANTS(FR_TRY, name)                                                    \
+    return NULL;                                                                          \
   }                                                                                       \
   __typeof__(name) name __attribute__((ifunc(#name "_resolve")));
 #define FR_BIND_DTYPE(sfx)                                                                \
@@ -45,7 +48,14 @@ FR_BIND(fastrnn_lstm_forward_x_bf16_f32) FR_BIND(fastrnn_lstm_forward_x_infer_bf
 FR_BIND(fastrnn_gru_forward_x_bf16_f32) FR_BIND(fastrnn_gru_forward_x_infer_bf16_f32)
 
 const char *fastrnn_cpu_variants(void) {
-  return has_v4() ? "avx512 avx2 base" : has_v3() ? "avx2 base" : "base";
+  static char list[256];  /* the rows this CPU runs, in the table's order */
+  if (!list[0]) {
+#define FR_LIST(a, v, level, mr, flags) \
+  if (FR_RUNS(level)) strcat(strcat(list, list[0] ? " " : ""), #v);
+    FASTRNN_CPU_VARIANTS(FR_LIST, )
+#undef FR_LIST
+  }
+  return list;
 }
 #else
 const char *fastrnn_cpu_variants(void) { return ""; }

@@ -16,6 +16,11 @@ static int bf16_on;
 int fastrnn_get_bf16_products(void) { return bf16_on; }
 void *fr_work_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 void fr_work_free(void *p) { free(p); }
+int64_t fr_rules[] = {
+#define FR_RULE(name, value, what, where) value,
+#include "../rules.def"
+#undef FR_RULE
+};
 
 static double now(void) {
   struct timespec t;

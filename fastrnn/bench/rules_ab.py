@@ -1,0 +1,98 @@
+"""A/B of each tuned rule (fastrnn.rules, kernels/rules.def) against its alternatives, at three
+shapes where the rule decides something, in one process: the same fastrnn module timed with the
+rule at its value and at each alternative, interleaved rounds, medians (timing.measure). Behind
+`fastrnn bench --suite rules`; a ratio above 1 means the rule's value is the faster.
+
+Shape legend as in points.py; every point times `backend="native"` with torch's threads.
+"""
+import json
+import os
+import time
+
+from .. import rules
+from . import machine, timing
+from .points import Inputs, Point, module_call
+
+
+def _p(cell, pass_, T, B, H):
+    return Point(cell, B, T, H, H, pass_=pass_)
+
+
+# rule: (alternative values, three points where the rule decides)
+CASES = {
+    "team_madds_log2": ((15, 17), [_p("lstm", "forward", 64, 8, 64),
+                                   _p("gru", "forward", 64, 16, 64),
+                                   _p("rnn_tanh", "train", 64, 64, 64)]),
+    "team_row_madds_log2": ((16,), [_p("lstm", "forward", 64, 1, 64),
+                                    _p("gru", "train", 64, 1, 128),
+                                    _p("rnn_tanh", "forward", 64, 1, 256)]),
+    "rows_llc_share": ((1, 1 << 20), [_p("lstm", "forward", 32, 64, 256),
+                                      _p("gru", "train", 32, 64, 512),
+                                      _p("lstm", "forward", 32, 64, 1024)]),
+    "rows_uneven_tiles": ((1,), [_p("lstm", "forward", 64, 18, 256),
+                                 _p("gru", "forward", 64, 30, 256),
+                                 _p("rnn_tanh", "train", 64, 42, 256)]),
+    "inplace_min_H": ((1 << 20,), [_p("lstm", "forward", 32, 1, 512),
+                                   _p("lstm", "forward", 32, 4, 1024),
+                                   _p("gru", "train", 32, 1, 1024)]),
+    "chunk_rows": ((64, 1024), [_p("lstm", "forward", 256, 1, 1024),
+                                _p("gru", "forward", 256, 8, 1024),
+                                _p("lstm", "forward", 256, 8, 256)]),
+    "grad_partial_batch": ((1,), [_p("lstm", "train", 32, 64, 256),
+                                  _p("gru", "train", 256, 8, 256),
+                                  _p("rnn_tanh", "train", 256, 64, 256)]),
+    "input_grad_tiles": ((0, 2), [_p("lstm", "train", 32, 64, 256),
+                                  _p("gru", "train", 256, 8, 256),
+                                  _p("rnn_tanh", "train", 32, 64, 1024)]),
+}
+QUICK = {name: (alts, [_p(p.cell, p.pass_, 3, p.B, 16) for p in points[:1]])
+         for name, (alts, points) in CASES.items()}
+
+
+def _under(call, name, value):
+    def timed():
+        with rules.override(**{name: value}):
+            call()
+    return timed
+
+
+def run(out_dir, names=None, rounds=7, quick=False, progress=None):
+    """Times every case (or those of `names`); writes RULES.md and results.json into out_dir and
+    returns the RULES.md path."""
+    cases = QUICK if quick else CASES
+    unknown = sorted(set(names or ()) - set(cases))
+    if unknown:
+        raise ValueError(f"--rules: no A/B case for {', '.join(unknown)}; the cases are "
+                         f"{', '.join(cases)}")
+    rows = []
+    for name in names or cases:
+        alts, points = cases[name]
+        value = rules.value(name)
+        for p in points:
+            call = module_call(Inputs(p), "native")
+            fns = {v: _under(call, name, v) for v in (value, *alts)}
+            times = timing.measure(fns, rounds=rounds, target_s=0.005 if quick else 0.05)
+            rows.append(dict(rule=name, value=value, point=p.label(),
+                             ms={str(v): t * 1e3 for v, t in times.items()},
+                             ratio={str(v): times[v] / times[value] for v in alts}))
+            if progress:
+                progress(rows[-1])
+    info = machine.describe()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"machine": info, "rows": rows}, f, indent=1)
+    md = ["# fastrnn tuned rules, A/B", "",
+          f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on **{info['cpu']}** ({info['cores']} "
+          f"cores), torch {info['torch']}, {info['torch threads']} threads, CPU variant "
+          f"{info['native CPU variant']}. Each point: fastrnn (`native`) with the rule at its "
+          "value and at each alternative, interleaved medians; ratio = alternative's time / the "
+          "value's (above 1 the rule's value is faster). The rules: kernels/rules.def.", "",
+          "| rule | point | value: ms | alternatives: ms (ratio) |", "|---|---|---|---|"]
+    for r in rows:
+        alts = ", ".join(f"{v}: {r['ms'][v]:.3g} (**{x:.2f}**)" for v, x in r["ratio"].items())
+        md.append(f"| {r['rule']} | {r['point']} | {r['value']}: {r['ms'][str(r['value'])]:.3g}"
+                  f" | {alts} |")
+    path = os.path.join(out_dir, "RULES.md")
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return path
