@@ -210,49 +210,85 @@ FR_HOT void tile(int mr, int np, int nl, int64_t K, const real *restrict A, int6
     for (int j = 0; j < nr; j++) C[r * ldc + j] = acc[r][j];
 }
 
-/* C [M,N] (+)= A [M,K] · Bm [K,N], Bm's column block q (FR_NR columns) row k at P + q·ps + k·ldp
- * (see tile), rows of A and C lda and ldc apart, from bias [N] (see tile): one step's recurrent
- * product, or a thread's columns of it. Each element is a sum over k in order, however the tiles
- * fall, so the result does not depend on the number of threads. A row left over from the
- * FR_MR-row tiles (always, when M < FR_MR) takes up to four column blocks per tile instead of
- * one, for 8 accumulators too. The tiles of one column block run down all the rows before the
- * next block: a block (K·FR_NR values, 128 kB at K = 1024) stays in L2 for every row tile where,
- * row tile by row tile, the whole of a large W streamed from L3 once per tile (LSTM T = 32,
- * B = 64, H = 1024, Zen 4, 2 threads: inference 198 → 184 ms, training step 663 → 632; smaller W
- * unchanged). */
-FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
-                       const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
-                       real *restrict C, int64_t ldc, int accumulate) {
-  const int64_t full = N / FR_NR, rest = N - full * FR_NR;
-  const int64_t Mt = M / FR_MR * FR_MR;  /* rows in whole tiles */
+/* rows_times with r = M mod FR_MR rows left over from the FR_MR-row tiles, each group of nb column
+ * blocks: the whole tiles down all the rows, then one tile of the r rows over the nb blocks while
+ * they are still in L1/L2 — each weight load serving all r rows, 2·r·nb accumulators for the FMA
+ * latency. Inlined with constant r and nb. */
+FR_HOT void panels_times(int r, int nb, int64_t M, int64_t N, int64_t K, const real *restrict A,
+                         int64_t lda, const real *restrict P, int64_t ps, int64_t ldp,
+                         const real *restrict bias, real *restrict C, int64_t ldc,
+                         int accumulate) {
+  const int64_t full = N / FR_NR, rest = N - full * FR_NR, Mt = M - r;
+  const real *Ar = A + Mt * lda;
+  real *Cr = C + Mt * ldc;
 #define FR_BIAS(q) (bias ? bias + (q) * FR_NR : NULL)
-  for (int64_t q = 0; q < full; q++)  /* panels outside: each streams from memory once a call */
-    for (int64_t m = 0; m < Mt; m += FR_MR)
-      tile(FR_MR, 1, 0, K, A + m * lda, lda, P + q * ps, ps, ldp, FR_BIAS(q),
-           C + m * ldc + q * FR_NR, ldc, accumulate);
-  if (rest)
+  for (int64_t q0 = 0; q0 < full; q0 += nb) {  /* panels outside: each streams in once a call */
+    const int64_t q1 = q0 + nb < full ? q0 + nb : full;
+    for (int64_t q = q0; q < q1; q++)
+      for (int64_t m = 0; m < Mt; m += FR_MR)
+        tile(FR_MR, 1, 0, K, A + m * lda, lda, P + q * ps, ps, ldp, FR_BIAS(q),
+             C + m * ldc + q * FR_NR, ldc, accumulate);
+    if (r && q1 - q0 == nb)
+      tile(r, nb, 0, K, Ar, lda, P + q0 * ps, ps, ldp, FR_BIAS(q0), Cr + q0 * FR_NR, ldc,
+           accumulate);
+    else if (r)
+      for (int64_t q = q0; q < q1; q++)
+        tile(r, 1, 0, K, Ar, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cr + q * FR_NR, ldc,
+             accumulate);
+  }
+  if (rest) {
     for (int64_t m = 0; m < Mt; m += FR_MR)
       tile(FR_MR, 0, (int)rest, K, A + m * lda, lda, P + full * ps, ps, ldp, FR_BIAS(full),
            C + m * ldc + full * FR_NR, ldc, accumulate);
-  int64_t m = Mt;
-  for (; m < M; m++) {
-    const real *Am = A + m * lda;
-    real *Cm = C + m * ldc;
-    int64_t q = 0;
-    for (; q + 4 <= full; q += 4)
-      tile(1, 4, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
-           accumulate);
-    for (; q + 2 <= full; q += 2)  /* e.g. H = 64 on avx512: two blocks, 4 accumulators, not 2 */
-      tile(1, 2, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
-           accumulate);
-    for (; q < full; q++)
-      tile(1, 1, 0, K, Am, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cm + q * FR_NR, ldc,
-           accumulate);
-    if (rest)
-      tile(1, 0, (int)rest, K, Am, lda, P + full * ps, ps, ldp, FR_BIAS(full),
-           Cm + full * FR_NR, ldc, accumulate);
+    if (r)
+      tile(r, 0, (int)rest, K, Ar, lda, P + full * ps, ps, ldp, FR_BIAS(full), Cr + full * FR_NR,
+           ldc, accumulate);
   }
 #undef FR_BIAS
+}
+
+/* C [M,N] (+)= A [M,K] · Bm [K,N], Bm's column block q (FR_NR columns) row k at P + q·ps + k·ldp
+ * (see tile), rows of A and C lda and ldc apart, from bias [N] (see tile): one step's recurrent
+ * product, or a thread's columns of it. Each element is a sum over k in order, however the tiles
+ * fall, so the result does not depend on the number of threads or the tiling. The tiles of one
+ * column block run down all the rows before the next block: a block (K·FR_NR values, 128 kB at
+ * K = 1024) stays in L2 for every row tile where, row tile by row tile, the whole of a large W
+ * streamed from L3 once per tile (LSTM T = 32, B = 64, H = 1024, Zen 4, 2 threads: inference
+ * 198 → 184 ms, training step 663 → 632; smaller W unchanged). The rows left over (M mod FR_MR:
+ * on avx2, 4 of B = 64) take a tile of their own per group of blocks while the blocks are in
+ * cache (panels_times); one row at a time, after all the blocks, they had cost as much as 16 rows
+ * in whole tiles, streaming W a second time (kernels/lab, Zen 3, avx2, N = 4096, K = 1024, one
+ * thread: M = 60 6.0–6.8 ms, M = 64 7.4–9.6). A single row takes four blocks a tile. */
+_Static_assert(FR_MR >= 2 && FR_MR <= 8, "rows_times: tiles of 2 to 8 rows");
+FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
+                       const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
+                       real *restrict C, int64_t ldc, int accumulate) {
+#define FR_PANELS(r, nb) \
+  panels_times(r, nb, M, N, K, A, lda, P, ps, ldp, bias, C, ldc, accumulate)
+  switch (M % FR_MR) {  /* (constant r and nb: each case its own registers) */
+    case 0: FR_PANELS(0, 1); break;
+    case 1: FR_PANELS(1, 4); break;
+#if FR_MR > 2
+    case 2: FR_PANELS(2, 2); break;
+#endif
+#if FR_MR > 3
+    case 3: FR_PANELS(3, 2); break;
+#endif
+#if FR_MR > 4
+    case 4: FR_PANELS(4, 1); break;
+#endif
+#if FR_MR > 5
+    case 5: FR_PANELS(5, 1); break;
+#endif
+#if FR_MR > 6
+    case 6: FR_PANELS(6, 1); break;
+#endif
+#if FR_MR > 7
+    case 7: FR_PANELS(7, 1); break;
+#endif
+    default: __builtin_unreachable();
+  }
+#undef FR_PANELS
 }
 
 /* The dot form below works on whole vectors: FR_L lanes of FR_VEC bytes (GNU vector types, so
