@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from fastrnn.bench.points import Inputs, Point
+from fastrnn.harness.points import Inputs, Point
 
 SHAPES = [dict(B=16, H=256), dict(B=1, H=1024), dict(B=64, H=512)]  # T=256, I=H
 CELLS = ("lstm", "gru", "rnn_tanh")
@@ -123,7 +123,7 @@ def main(argv=None):
         torch.backends.cuda.matmul.fp32_precision = "ieee"
         title = f"{torch.cuda.get_device_name(0)}, cuDNN {torch.backends.cudnn.version()}"
     else:
-        from fastrnn.bench.machine import cpu_model
+        from fastrnn.harness.machine import cpu_model
         title = f"{cpu_model()}, {torch.get_num_threads()} threads (CPU trial of the GPU table)"
     rows = []
     for cell in CELLS:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import fastrnn
-from fastrnn.bench.points import BASELINE, Inputs, Point, module_call
+from fastrnn.harness.points import BASELINE, Inputs, Point, module_call
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SHAPES = [(1, 50, 64), (16, 50, 128), (64, 50, 256)]  # B, T, H (= I)

@@ -15,8 +15,8 @@ from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, convert
 def profile(model, make_input, seq_lens=(16, 64, 256, 1024), batch=16, train=True, loss_fn=None,
             device=None, **kw):
     """How the time and memory of your model grow with sequence length, torch.nn beside fastrnn
-    (see fastrnn.bench.model.profile for every option). Returns a ModelProfile."""
-    from .bench.model import profile as run
+    (see fastrnn.harness.model.profile for every option). Returns a ModelProfile."""
+    from .harness.model import profile as run
     return run(model, make_input, seq_lens, batch, train, loss_fn, device, **kw)
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@ is worth, when threads split a batch by rows, when W is packed, how long an inpu
 chunk is, how weight gradients are summed, who computes dx — with what it decides and the CPU and
 measurement that set it. One table, kernels/rules.def, read by the C kernels and here;
 `fastrnn info` prints it, and `override` changes rules for a measurement (`fastrnn bench --suite
-rules` A/Bs each against its alternatives: fastrnn/bench/rules_ab.py).
+rules` A/Bs each against its alternatives: fastrnn/harness/rules_ab.py).
 """
 import contextlib
 import functools

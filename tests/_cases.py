@@ -155,10 +155,10 @@ def float32_limit(nn_err):
 
 def torch_nn_runs_under_autocast(mode):
     """Whether torch.nn's `mode` runs under autocast to bfloat16 on this CPU. Its LSTM cannot where
-    oneDNN has no bfloat16 LSTM (fastrnn.bench.baseline: CPUs without AVX-512, or
+    oneDNN has no bfloat16 LSTM (fastrnn.harness.baseline: CPUs without AVX-512, or
     ONEDNN_MAX_CPU_ISA=AVX2); the test then warns that torch.nn could not run and judges fastrnn
     against the float64 reference alone (within_bfloat16_rounding)."""
-    from fastrnn.bench import baseline
+    from fastrnn.harness import baseline
     if mode != "LSTM" or baseline.autocast_lstm_runs():
         return True
     warnings.warn(f"torch.nn's {mode} cannot run under autocast to bfloat16 on this CPU (oneDNN "

@@ -75,7 +75,7 @@ def test_the_probe_finds_torch_nn_where_onednn_has_a_bfloat16_lstm():
     """Where oneDNN's documented rule gives it a bfloat16 RNN (AVX-512 core, not restricted below
     it), torch.nn's LSTM must run under autocast, so the fallback above cannot hide a regression;
     where the probe says it cannot, the error is oneDNN's own. And only that error counts."""
-    from fastrnn.bench import baseline
+    from fastrnn.harness import baseline
     if baseline.onednn_has_bf16_rnn():
         assert baseline.autocast_lstm_runs()
     if not baseline.autocast_lstm_runs():
@@ -103,7 +103,7 @@ def test_an_isa_restriction_holds_torch_nn_and_fastrnn():
     import os
     import subprocess
     import sys
-    from fastrnn.bench.machine import cpu_flags
+    from fastrnn.harness.machine import cpu_flags
     env = dict(os.environ, ONEDNN_VERBOSE="1")
     log = subprocess.run([sys.executable, "-c", "import torch; torch.nn.LSTM(4, 4)(torch.randn(3, "
                           "2, 4))"], env=env, capture_output=True, text=True, check=True).stdout

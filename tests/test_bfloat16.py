@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import fastrnn
 from _cases import torch_nn_runs_under_autocast, within_bfloat16_rounding
 from fastrnn import dispatch
-from fastrnn.bench.machine import cpu_flags
+from fastrnn.harness.machine import cpu_flags
 
 KERNELS = [b for b in ("native", "numba") if b in fastrnn.backends()]
 BF16_CPU = "avx512_bf16" in cpu_flags() and dispatch.cpu_variant() == "avx512"  # (in force)

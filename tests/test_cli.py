@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from fastrnn.bench import baseline
+from fastrnn.harness import baseline
 from fastrnn.cli import main
 
 
@@ -37,7 +37,7 @@ def test_bench_writes_a_report(tmp_path, capsys):
 def test_bench_training_step_updates_the_weights_in_place():
     """The timed training step ends with an optimizer step: the weights change in place (the
     same tensors), so nothing kept from them across calls can look better than in training."""
-    from fastrnn.bench.points import Inputs, Point, module_call
+    from fastrnn.harness.points import Inputs, Point, module_call
     inp = Inputs(Point("lstm", 2, 3, 4, 5, pass_="train"))
     call = module_call(inp, "auto")
     m = call.module

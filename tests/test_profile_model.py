@@ -10,7 +10,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
-from fastrnn.bench.model_report import ModelProfile, parse_size, slope
+from fastrnn.harness.model_report import ModelProfile, parse_size, slope
 from fastrnn.cli import main
 
 

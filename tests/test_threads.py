@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fastrnn
-from fastrnn.bench.memory import status_mib
+from fastrnn.harness.memory import status_mib
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

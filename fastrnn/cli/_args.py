@@ -2,7 +2,7 @@
 import argparse
 import os
 
-from ..bench.points import CELLS
+from ..harness.points import CELLS
 
 
 class Parser(argparse.ArgumentParser):

@@ -12,9 +12,9 @@ import sys
 import torch
 
 from .. import dispatch
-from ..bench import machine, memory, report, timing
-from ..bench.baseline import CANNOT_RUN
-from ..bench.points import BASELINE, FLOOR, PASSES, Point, candidates
+from ..harness import machine, memory, report, timing
+from ..harness.baseline import CANNOT_RUN
+from ..harness.points import BASELINE, FLOOR, PASSES, Point, candidates
 from . import _args
 
 QUICK = dict(cells=["lstm", "gru", "rnn_tanh"], batch=[1, 16, 64], hidden=[64, 256], seq_len=[50])
@@ -30,7 +30,7 @@ def add_parser(sub, name):
     p.add_argument("--full", action="store_true", help="the whole grid plus reference points")
     p.add_argument("--suite", choices=["grid", "dropin", "rules"], default="grid",
                    help="grid: one layer over shapes (default); dropin: cells, 2-layer steps, "
-                        "packed batches, projections, bfloat16 and autocast (fastrnn/bench/dropin.py); "
+                        "packed batches, projections, bfloat16 and autocast (fastrnn/harness/dropin.py); "
                         "rules: each tuned rule A/B'd against its alternatives (fastrnn info lists them)")
     p.add_argument("--quick", action="store_true",
                    help="with --suite dropin or rules: one small point of each kind")
@@ -92,7 +92,7 @@ def grid(args):
 
 
 def run_dropin(args):
-    from ..bench import dropin
+    from ..harness import dropin
 
     def progress(r):
         fast = f"fastrnn {r['fastrnn_s'] * 1e3:8.3f} ms"
@@ -106,7 +106,7 @@ def run_dropin(args):
 
 
 def run_rules(args):
-    from ..bench import rules_ab
+    from ..harness import rules_ab
 
     def progress(r):
         print(f"{r['rule']:22s} {r['point']:40s} "
@@ -128,7 +128,7 @@ def run(args):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible to torch")
     backends = _backends(args)
-    from ..bench import engines
+    from ..harness import engines
     args.baselines = [e for e in args.baselines if e not in ("torch", BASELINE)]  # (always timed)
     for e in args.baselines:
         if engines.why_not(e):

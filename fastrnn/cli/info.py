@@ -5,7 +5,7 @@ import textwrap
 import torch
 
 from .. import dispatch, rules
-from ..bench import machine
+from ..harness import machine
 
 
 def add_parser(sub, name):

@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from ..bench import machine, profile
-from ..bench.points import BASELINE
+from ..harness import machine, profile
+from ..harness.points import BASELINE
 from . import _args
 from .bench import _backends
 
@@ -78,8 +78,8 @@ def _describe(obj):
 def run_model(args):
     from tqdm import tqdm
 
-    from ..bench.model import profile as profile_model
-    from ..bench.model_report import parse_size
+    from ..harness.model import profile as profile_model
+    from ..harness.model_report import parse_size
     budget = parse_size(args.memory_budget) if args.memory_budget else None
     model, make_input, loss_fn = load_factory(args.model)
     seq_lens = args.seq_lens or [16, 64, 256, 1024]

@@ -1,6 +1,7 @@
 """Peak memory of one benchmark point in a fresh process: the peak resident set size while it
 runs (after one warm-up run), minus the resident size just before it (so torch's own footprint,
-library loading and the inputs are not counted). Run as `python -m fastrnn.bench.memory '<point json>' <backend>`.
+library loading and the inputs are not counted). Run as
+`python -m fastrnn.harness.memory '<point json>' <backend>`.
 
 Linux keeps the peak in VmHWM, and writing 5 to /proc/self/clear_refs resets it to the current
 size, which lets the peak of the run alone be read."""
@@ -20,7 +21,7 @@ def status_mib(key):
 
 def peak_mb(point, backend, timeout=300):
     """Extra peak memory (MiB) of running `point` once on `backend` (or 'torch.nn')."""
-    cmd = [sys.executable, "-m", "fastrnn.bench.memory", json.dumps(point.asdict()), backend]
+    cmd = [sys.executable, "-m", "fastrnn.harness.memory", json.dumps(point.asdict()), backend]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
