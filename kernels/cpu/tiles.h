@@ -258,9 +258,11 @@ FR_HOT void panels_times(int r, int nb, int64_t M, int64_t N, int64_t K, const r
  * on avx2, 4 of B = 64) take a tile of their own per group of blocks while the blocks are in
  * cache (panels_times); one row at a time, after all the blocks, they had cost as much as 16 rows
  * in whole tiles, streaming W a second time (kernels/lab, Zen 3, avx2, N = 4096, K = 1024, one
- * thread: M = 60 6.0–6.8 ms, M = 64 7.4–9.6). A single row takes four blocks a tile. */
+ * thread: M = 60 6.0–6.8 ms, M = 64 7.4–9.6). A single row takes four blocks a tile. One copy
+ * per file, not inlined: its cases inlined at every call doubled the loops' code (forward_part
+ * 72 → 139 kB) and cost LSTM T = 256, B = 1, H = 1024 inference 56 → 80 ms on Zen 3. */
 _Static_assert(FR_MR >= 2 && FR_MR <= 8, "rows_times: tiles of 2 to 8 rows");
-FR_HOT void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
+static __attribute__((noinline)) void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
                        const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
                        real *restrict C, int64_t ldc, int accumulate) {
 #define FR_PANELS(r, nb) \
