@@ -153,26 +153,29 @@ def float32_limit(nn_err):
     return min(limit, 1e-5) if nn_err <= 1e-5 else limit
 
 
-def torch_nn_runs_under_autocast(mode):
-    """Whether torch.nn's `mode` runs under autocast to bfloat16 on this CPU. Its LSTM cannot where
-    oneDNN has no bfloat16 LSTM (fastrnn.harness.baseline: CPUs without AVX-512, or
-    ONEDNN_MAX_CPU_ISA=AVX2); the test then warns that torch.nn could not run and judges fastrnn
-    against the float64 reference alone (within_bfloat16_rounding)."""
+def torch_nn_runs_in_bfloat16(mode, how="autocast"):
+    """Whether torch.nn's `mode` runs in bfloat16 on this CPU, under autocast (how="autocast") or
+    as a bfloat16 module (how="bfloat16"). Its LSTM cannot where oneDNN has no bfloat16 LSTM
+    (fastrnn.harness.baseline: CPUs without AVX-512, or ONEDNN_MAX_CPU_ISA=AVX2); the test then
+    warns that torch.nn could not run and judges fastrnn against the float64 reference alone
+    (within_bfloat16_rounding)."""
     from fastrnn.harness import baseline
-    if mode != "LSTM" or baseline.autocast_lstm_runs():
+    if mode != "LSTM" or baseline.lstm_runs(how):  # (the cells run on ATen)
         return True
-    warnings.warn(f"torch.nn's {mode} cannot run under autocast to bfloat16 on this CPU (oneDNN "
-                  "has no bfloat16 LSTM here): fastrnn judged against the float64 reference alone")
+    warnings.warn(f"torch.nn's {mode} cannot run in bfloat16 ({how}) on this CPU (oneDNN has no "
+                  "bfloat16 LSTM here): fastrnn judged against the float64 reference alone")
     return False
 
 
-def within_bfloat16_rounding(ours, want):
+def within_bfloat16_rounding(ours, want, limit=1e-2):
     """Each tensor of `ours` within bfloat16's rounding of the float64 `want` at its place:
-    max |a − b| / max |b| ≤ 1e-2."""
+    max |a − b| / max |b| ≤ limit (1e-2 for float32 modules under autocast; a bfloat16 module's
+    parameters and gradients are bfloat16 too, and torch.nn's own error there reaches 1.7e-2 —
+    2-layer bidirectional LSTM, H = 32, Zen 3 — so its tests give 2e-2)."""
     assert len(ours) == len(want)
     for k, (a, b) in enumerate(zip(ours, want)):
         err = (a.double() - b.double()).abs().max() / b.double().abs().max()
-        assert err <= 1e-2, f"tensor {k}: max |a - b| / max |b| = {err:.3g} > 1e-2"
+        assert err <= limit, f"tensor {k}: max |a - b| / max |b| = {err:.3g} > {limit}"
 
 
 # The CUDA suite's shapes. The large ones have weights of ±1/√H: with ±0.7 at T=50, H=256 the

@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
-from _cases import torch_nn_runs_under_autocast, within_bfloat16_rounding
+from _cases import torch_nn_runs_in_bfloat16, within_bfloat16_rounding
 
 BACKENDS = [b for b in ("auto", "native", "numba", "eager") if b == "auto" or
             b in fastrnn.backends()]
@@ -53,7 +53,7 @@ def test_autocast_dtype_and_error_follow_torch_nn(mode, backend):
     x = torch.randn(3, 4) if cell else torch.randn(7, 3, 4)
     want, want_grads = _run(ref, x.double(), autocast=False)
     want = _flat(want)
-    if not torch_nn_runs_under_autocast(mode):
+    if not torch_nn_runs_in_bfloat16(mode):
         out, grads = _run(fast, x, autocast=True)
         low = torch.bfloat16 if mode in LOWERED else torch.float32
         assert _dtypes(out) == [low] * len(want)
@@ -77,8 +77,8 @@ def test_the_probe_finds_torch_nn_where_onednn_has_a_bfloat16_lstm():
     where the probe says it cannot, the error is oneDNN's own. And only that error counts."""
     from fastrnn.harness import baseline
     if baseline.onednn_has_bf16_rnn():
-        assert baseline.autocast_lstm_runs()
-    if not baseline.autocast_lstm_runs():
+        assert baseline.lstm_runs("autocast") and baseline.lstm_runs("bfloat16")
+    if not baseline.lstm_runs("autocast"):
         with pytest.raises(RuntimeError, match="could not create a primitive descriptor"):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 torch.nn.LSTM(3, 3)(torch.randn(2, 1, 3))
