@@ -212,6 +212,14 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   return FASTRNN_ENOMEM;
 }
 
+/* Packs a forward's W that fr_weights_init left in place, for products of many rows (the input
+ * projection's chunks). Returns 0, or FASTRNN_ENOMEM (free w as usual then). */
+static inline int fr_weights_packed(fr_weights *w) {
+  if (w->packed) return 0;
+  w->packed = fr_work_alloc((size_t)(w->gates * fr_panels(w->H) * w->K * FR_NR) * sizeof(real));
+  return w->packed ? 0 : FASTRNN_ENOMEM;
+}
+
 /* A forward's W given in bfloat16 (W16 [gates·H, K]) rather than float32, after fr_weights_init
  * (with W NULL): packed for bfloat16 products, it is packed from W16 as it lies (no rounding, half
  * the bytes of a float32 W); otherwise widened once into a work buffer that is then W. Either way
@@ -380,6 +388,12 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
   in->Tc = B >= rows ? 1 : (rows + B - 1) / B;
   if (in->Tc > T) in->Tc = T;
   if (fr_weights_init(&in->w, gates, T, B, H, I, W_ih, lengths, 0)) return FASTRNN_ENOMEM;
+  /* in place for a step's few rows (inplace_min_H), but a chunk of input_pack_rows rows or more
+   * is one product that pays for packing W_ih */
+  if (T > 1 && in->Tc * B >= fr_rule(input_pack_rows) && fr_weights_packed(&in->w)) {
+    fr_weights_free(&in->w);
+    return FASTRNN_ENOMEM;
+  }
   if (W_ih16 && fr_weights_bf16(&in->w, W_ih16)) {
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
