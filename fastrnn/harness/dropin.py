@@ -6,14 +6,11 @@ interleaved medians. A point torch.nn cannot run on this CPU (baseline.py) times
 """
 import contextlib
 import functools
-import json
-import os
-import time
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from . import baseline, machine, timing
+from . import baseline, report, timing
 
 BASELINE = "torch.nn"
 
@@ -142,22 +139,14 @@ def run(out_dir, rounds=5, quick=False, progress=None):
                          ratio=t_nn / times["fastrnn"] if t_nn else None))
         if progress:
             progress(rows[-1])
-    info = machine.describe()
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"machine": info, "rows": rows}, f, indent=1)
-    md = ["# fastrnn drop-in suite", "",
-          f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on **{info['cpu']}** ({info['cores']} "
-          f"cores), torch {info['torch']}, {info['torch threads']} threads for both, CPU variant "
-          f"{info['native CPU variant']}. ratio = torch.nn time / fastrnn time (above 1 fastrnn "
-          "is faster); medians of interleaved rounds; same state_dict.", "",
-          "| point | pass | torch.nn ms | fastrnn ms | ratio |", "|---|---|---|---|---|"]
+    table = ["| point | pass | torch.nn ms | fastrnn ms | ratio |", "|---|---|---|---|---|"]
     for r in rows:
         t_nn = f"{r['torch_s'] * 1e3:.3g}" if r["torch_s"] else baseline.CANNOT_RUN
         ratio = f"**{r['ratio']:.2f}**" if r["ratio"] else "—"
-        md.append(f"| {r['point']} | {r['pass_']} | {t_nn} | {r['fastrnn_s'] * 1e3:.3g} | "
-                  f"{ratio} |")
-    path = os.path.join(out_dir, "DROPIN.md")
-    with open(path, "w") as f:
-        f.write("\n".join(md) + "\n")
+        table.append(f"| {r['point']} | {r['pass_']} | {t_nn} | {r['fastrnn_s'] * 1e3:.3g} | "
+                     f"{ratio} |")
+    path = report.write_suite(out_dir, "DROPIN.md", rows, "fastrnn drop-in suite",
+                              "ratio = torch.nn time / fastrnn time (above 1 fastrnn is faster), "
+                              "the same threads for both; medians of interleaved rounds; same "
+                              "state_dict.", table)
     return path

@@ -33,6 +33,25 @@ def row(point, times, ran=None):
             "gflops": {k: flops / v / 1e9 for k, v in times.items()}}
 
 
+def write_suite(out_dir, filename, rows, title, reading, table):
+    """A suite's report folder (the drop-in suite, the rules A/B): results.json (the machine and
+    `rows`) and `filename` — `title`, when and on what it was measured, `reading` (how to read the
+    table), then the `table` lines; returns the report's path."""
+    from . import machine as machine_
+    info = machine_.describe()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"machine": info, "rows": rows}, f, indent=1)
+    md = [f"# {title}", "",
+          f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on **{info['cpu']}** ({info['cores']} "
+          f"cores), torch {info['torch']}, {info['torch threads']} threads, CPU variant "
+          f"{info['native CPU variant']}. {reading}", "", *table]
+    path = os.path.join(out_dir, filename)
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return path
+
+
 def _ms(s):
     return f"{s * 1e3:.3g}"
 

@@ -5,12 +5,9 @@ rule at its value and at each alternative, interleaved rounds, medians (timing.m
 
 Shape legend as in points.py; every point times `backend="native"` with torch's threads.
 """
-import json
-import os
-import time
 
 from .. import rules
-from . import machine, timing
+from . import report, timing
 from .points import Inputs, Point, module_call
 
 
@@ -80,22 +77,13 @@ def run(out_dir, names=None, rounds=7, quick=False, progress=None):
                              ratio={str(v): times[v] / times[value] for v in alts}))
             if progress:
                 progress(rows[-1])
-    info = machine.describe()
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"machine": info, "rows": rows}, f, indent=1)
-    md = ["# fastrnn tuned rules, A/B", "",
-          f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on **{info['cpu']}** ({info['cores']} "
-          f"cores), torch {info['torch']}, {info['torch threads']} threads, CPU variant "
-          f"{info['native CPU variant']}. Each point: fastrnn (`native`) with the rule at its "
-          "value and at each alternative, interleaved medians; ratio = alternative's time / the "
-          "value's (above 1 the rule's value is faster). The rules: kernels/rules.def.", "",
-          "| rule | point | value: ms | alternatives: ms (ratio) |", "|---|---|---|---|"]
+    table = ["| rule | point | value: ms | alternatives: ms (ratio) |", "|---|---|---|---|"]
     for r in rows:
         alts = ", ".join(f"{v}: {r['ms'][v]:.3g} (**{x:.2f}**)" for v, x in r["ratio"].items())
-        md.append(f"| {r['rule']} | {r['point']} | {r['value']}: {r['ms'][str(r['value'])]:.3g}"
-                  f" | {alts} |")
-    path = os.path.join(out_dir, "RULES.md")
-    with open(path, "w") as f:
-        f.write("\n".join(md) + "\n")
-    return path
+        table.append(f"| {r['rule']} | {r['point']} | {r['value']}: "
+                     f"{r['ms'][str(r['value'])]:.3g} | {alts} |")
+    return report.write_suite(out_dir, "RULES.md", rows, "fastrnn tuned rules, A/B",
+                              "Each point: fastrnn (`native`) with the rule at its value and at "
+                              "each alternative, interleaved medians; ratio = alternative's time "
+                              "/ the value's (above 1 the rule's value is faster). The rules: "
+                              "kernels/rules.def.", table)
