@@ -180,6 +180,18 @@ static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
   return q;
 }
 
+/* Allocates the packed copy of W, where fr_weights_init did not (a forward's W read in place
+ * for a step's few rows, packed for the input projection's chunks of many). Returns 0, or
+ * FASTRNN_ENOMEM (free w as usual then). */
+static inline int fr_weights_packed(fr_weights *w) {
+  if (w->packed) return 0;
+  const int64_t G = w->gates * w->H;
+  w->packed = fr_work_alloc((size_t)(w->backward ? fr_panels(w->K) * G * FR_NR
+                                                 : w->gates * fr_panels(w->H) * w->K * FR_NR) *
+                            sizeof(real));
+  return w->packed ? 0 : FASTRNN_ENOMEM;
+}
+
 /* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
  * fr_weights_pack: in parallel, and into its own core's cache), and, given the lengths (W_hh), the
  * rows each step covers (fr_active_rows). Packing pays in the backward when B ≥ FR_MR rows share
@@ -197,7 +209,6 @@ static inline fr_part fr_part_of(int p, int P, int rows, int64_t B, int64_t H) {
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, const int64_t *lengths,
                                   int backward) {
-  const int64_t G = gates * H, block = fr_panels(H) * K * FR_NR;
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
   w->W16 = NULL, w->widened = NULL, w->packed = NULL, w->active = NULL, w->none0 = 0;
   w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
@@ -205,20 +216,11 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   if (T == 1 ||
       (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= fr_rule(inplace_min_H))))
     return 0;
-  w->packed = fr_work_alloc((size_t)(backward ? fr_panels(K) * G * FR_NR : gates * block) *
-                            sizeof(real));
-  if (w->packed) return 0;
+  if (!fr_weights_packed(w)) return 0;
   free(w->active);
   return FASTRNN_ENOMEM;
 }
 
-/* Packs a forward's W that fr_weights_init left in place, for products of many rows (the input
- * projection's chunks). Returns 0, or FASTRNN_ENOMEM (free w as usual then). */
-static inline int fr_weights_packed(fr_weights *w) {
-  if (w->packed) return 0;
-  w->packed = fr_work_alloc((size_t)(w->gates * fr_panels(w->H) * w->K * FR_NR) * sizeof(real));
-  return w->packed ? 0 : FASTRNN_ENOMEM;
-}
 
 /* A forward's W given in bfloat16 (W16 [gates·H, K]) rather than float32, after fr_weights_init
  * (with W NULL): packed for bfloat16 products, it is packed from W16 as it lies (no rounding, half

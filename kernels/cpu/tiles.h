@@ -231,10 +231,15 @@ FR_HOT void panels_times(int r, int nb, int64_t M, int64_t N, int64_t K, const r
     if (r && q1 - q0 == nb)
       tile(r, nb, 0, K, Ar, lda, P + q0 * ps, ps, ldp, FR_BIAS(q0), Cr + q0 * FR_NR, ldc,
            accumulate);
-    else if (r)
-      for (int64_t q = q0; q < q1; q++)
+    else if (r) {  /* the last blocks: pairs where nb is 4 (a single row), then one by one */
+      int64_t q = q0;
+      for (; nb > 2 && q + 2 <= q1; q += 2)
+        tile(r, 2, 0, K, Ar, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cr + q * FR_NR, ldc,
+             accumulate);
+      for (; q < q1; q++)
         tile(r, 1, 0, K, Ar, lda, P + q * ps, ps, ldp, FR_BIAS(q), Cr + q * FR_NR, ldc,
              accumulate);
+    }
   }
   if (rest) {
     for (int64_t m = 0; m < Mt; m += FR_MR)
@@ -262,9 +267,11 @@ FR_HOT void panels_times(int r, int nb, int64_t M, int64_t N, int64_t K, const r
  * per file, not inlined: its cases inlined at every call doubled the loops' code (forward_part
  * 72 → 139 kB) and cost LSTM T = 256, B = 1, H = 1024 inference 56 → 80 ms on Zen 3. */
 _Static_assert(FR_MR >= 2 && FR_MR <= 8, "rows_times: tiles of 2 to 8 rows");
-static __attribute__((noinline)) void rows_times(int64_t M, int64_t N, int64_t K, const real *restrict A, int64_t lda,
-                       const real *restrict P, int64_t ps, int64_t ldp, const real *restrict bias,
-                       real *restrict C, int64_t ldc, int accumulate) {
+static __attribute__((noinline)) void rows_times(int64_t M, int64_t N, int64_t K,
+                                                 const real *restrict A, int64_t lda,
+                                                 const real *restrict P, int64_t ps, int64_t ldp,
+                                                 const real *restrict bias, real *restrict C,
+                                                 int64_t ldc, int accumulate) {
 #define FR_PANELS(r, nb) \
   panels_times(r, nb, M, N, K, A, lda, P, ps, ldp, bias, C, ldc, accumulate)
   switch (M % FR_MR) {  /* (constant r and nb: each case its own registers) */
