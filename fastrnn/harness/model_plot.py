@@ -1,6 +1,7 @@
 """The picture of a model profile: time per call against T, peak memory against T, and each
-recurrent layer's share of a step, torch.nn beside fastrnn."""
-from .model_report import IMPLS, _parts
+recurrent layer's share of a step, torch.nn beside fastrnn. `prof` is a
+fastrnn.harness.model_report.ModelProfile, which says which copies it timed (IMPLS) and how a
+step's time breaks into parts (parts)."""
 
 
 def plot(prof, path):
@@ -10,7 +11,7 @@ def plot(prof, path):
     Ts = prof.config["seq_lens"]
     train = prof.config["train"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
-    for i, impl in enumerate(IMPLS):
+    for i, impl in enumerate(prof.IMPLS):
         rs = [r for r in prof.rows if r["impl"] == impl]
         axes[0].plot(Ts, [r["forward_s"] * 1e3 for r in rs], "s:", color=f"C{i}",
                      label=f"{impl} forward")
@@ -30,13 +31,13 @@ def plot(prof, path):
     # Stacked bars, one pair (torch.nn, fastrnn) per T: each part's share of forward + backward.
     with_bd = [r for r in prof.rows if "breakdown" in r]
     if with_bd:
-        names = [p for p, _, _ in _parts(with_bd[0]["breakdown"])]
+        names = [p for p, _, _ in prof.parts(with_bd[0]["breakdown"])]
         width = 0.4
-        for k, impl in enumerate(IMPLS):
+        for k, impl in enumerate(prof.IMPLS):
             rs = [r for r in with_bd if r["impl"] == impl]
             bottom = [0.0] * len(rs)
             for j, name in enumerate(names):
-                vals = [100 * next(f + b for p, f, b in _parts(r["breakdown"]) if p == name)
+                vals = [100 * next(f + b for p, f, b in prof.parts(r["breakdown"]) if p == name)
                         / (r["breakdown"]["forward_s"] + r["breakdown"]["backward_s"]) for r in rs]
                 axes[2].bar([i + k * width for i in range(len(rs))], vals, width, bottom=bottom,
                             color=f"C{j + 2}", label=name.strip("`") if k == 0 else None,

@@ -46,8 +46,19 @@ class ModelProfile:
     """Rows of fastrnn.profile: one dict per (T, implementation) with forward_s, train_s,
     peak_mib, step_mib and breakdown (per recurrent layer and for the whole step)."""
 
+    IMPLS = IMPLS
+
     def __init__(self, rows, config, machine):
         self.rows, self.config, self.machine = rows, config, machine
+
+    @staticmethod
+    def parts(breakdown):
+        """(part, forward s, backward s) for each recurrent layer and the rest of the model."""
+        layers = breakdown["layers"]
+        out = [(f"`{n}`", v["forward_s"], v["backward_s"]) for n, v in layers.items()]
+        rest_f = max(breakdown["forward_s"] - sum(v["forward_s"] for v in layers.values()), 0.0)
+        rest_b = max(breakdown["backward_s"] - sum(v["backward_s"] for v in layers.values()), 0.0)
+        return out + [(REST, rest_f, rest_b)]
 
     def __repr__(self):
         return f"ModelProfile({self.config['model']}, T={self.config['seq_lens']}, " \
@@ -124,7 +135,7 @@ class ModelProfile:
                    "| T | copy | part | forward ms | share | backward ms | share |",
                    "|---|---|---|---|---|---|---|"]
             for r in self.rows:
-                for part, f, b in _parts(r["breakdown"]):
+                for part, f, b in self.parts(r["breakdown"]):
                     bd = r["breakdown"]
                     md.append(f"| {r['T']} | {r['impl']} | {part} | {_ms(f)} | "
                               f"{_share(f, bd['forward_s'])} | {_ms(b)} | "
@@ -171,11 +182,3 @@ def _ratio(a, b):
 
 def _share(part, whole):
     return f"{100 * part / whole:.0f} %" if whole else "–"
-
-
-def _parts(bd):
-    """(part, forward s, backward s) for each recurrent layer and the rest of the model."""
-    out = [(f"`{n}`", v["forward_s"], v["backward_s"]) for n, v in bd["layers"].items()]
-    rest_f = max(bd["forward_s"] - sum(v["forward_s"] for v in bd["layers"].values()), 0.0)
-    rest_b = max(bd["backward_s"] - sum(v["backward_s"] for v in bd["layers"].values()), 0.0)
-    return out + [(REST, rest_f, rest_b)]

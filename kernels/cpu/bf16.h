@@ -14,6 +14,8 @@
 #define FASTRNN_CPU_BF16_H
 #include <immintrin.h>
 
+#include "bf16_round.h"
+
 #define FR_BF16_TARGET __attribute__((target("avx512bf16")))
 
 static inline int64_t fr_pairs(int64_t K) { return (K + 1) / 2; }

@@ -2,126 +2,75 @@
  * Compiled once per element type and CPU variant (see cell_math.h). */
 #include "internal.h"
 
-/* Thread p of P runs every step for its part (fr_part: its units [j0, j1) of every row, or all
- * units of its rows [b0, b1)); w is W_hh (fr_weights). S state slots: T+1 keep every h_t for
- * backward, 2 keep only the last two (inference). G_x comes from gx [T,B,H], or, when `in` is
- * set, is computed chunk by chunk from x (fr_input). */
-static void forward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int relu,
-                         int64_t S, const real *gx, const fr_input *in, const fr_weights *w,
-                         const int64_t *lengths, real *y, real *hs) {
-  const int64_t BH = B * H;
-  const fr_part q = fr_begin(p, P, rows, B, H, w, in);
-  const int64_t j0 = q.j0, j1 = q.j1, M = q.b1 - q.b0;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  real *xc = in ? fr_input_slice(in, B, &q) : NULL;  /* G_x of (t, b, j): xb[j − j0] */
-  const int64_t xrow = in ? j1 - j0 : H;
-  for (int64_t t = 0; t < T; t++) {
-    const real *h_prev = hs + (t % S) * BH;
-    real *h_t = hs + ((t + 1) % S) * BH;
-    if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, &q);
-    const real *xt = in ? xc + (t % in->Tc) * M * xrow : gx + (t * B + q.b0) * H + j0;
-    fr_step_forward(w, t, h_prev, h_t, q.b0, q.b1, j0, j1);
-    for (int64_t b = q.b0; b < q.b1; b++) {
-      real *hb = h_t + b * H, *yb = y + (t * B + b) * H;
-      if (t >= lengths[b]) {  /* past this sequence's end: carry the state, output zero */
-        memcpy(hb + j0, h_prev + b * H + j0, n);
-        memset(yb + j0, 0, n);
-        continue;
-      }
-      const real *xb = xt + (b - q.b0) * xrow - j0;
-      #pragma omp simd
-      for (int64_t j = j0; j < j1; j++) yb[j] = hb[j] = rnn_fwd(hb[j] + xb[j], relu);
-    }
-    if (!rows) {
-      fr_barrier();  /* the next step's product reads all of h_t */
-    }
+/* The description (loop.h): one gate block; the product goes straight into h_t, which the
+ * pointwise math turns into f(h_t + G_x) in place; the backward reads every h_t and writes
+ * dA = ∂L/∂(pre-activation) [T,B,H]. */
+#define CELL_GATES 1
+#define CELL_BHH_INSIDE 0
+typedef struct {
+  int relu;
+  int64_t B, H;
+  const real *hs;  /* [T+1,B,H] every h_t (backward) */
+  real *dA;        /* [T,B,H] */
+} cell_t;
+
+static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) { return r_t; }
+
+static inline __attribute__((always_inline)) void cell_forward(
+    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16, real *ab,
+    const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
+  const int relu = c->relu;
+  #pragma omp simd
+  for (int64_t j = j0; j < j1; j++) yb[j] = rb[j] = rnn_fwd(ab[j] + xb[j], relu);
+}
+
+static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {}
+
+static inline real *cell_dproduct(const cell_t *c, int64_t t) { return c->dA + t * c->B * c->H; }
+
+static inline __attribute__((always_inline)) void cell_backward(
+    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb, real *dhb,
+    real *dAb) {
+  const int relu = c->relu;
+  const real *hb = c->hs + ((t + 1) * c->B + b) * c->H;
+  #pragma omp simd
+  for (int64_t j = j0; j < j1; j++) {
+    dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
+    dhb[j] = 0;
   }
 }
+
+static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {}
+
+#include "loop.h"
 
 static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, int64_t S,
-                   const real *gx, const fr_input *in, const real *h0, const real *W_hh,
-                   const int64_t *lengths, real *y, real *h_n, real *hs,
-                   const uint16_t *W_hh16) {
-  const int64_t BH = B * H;
-  fr_weights w;
-  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 0))
-    return fr_nomem(fn, "W_hh's workspace");
-  if (W_hh16 && fr_weights_bf16(&w, W_hh16)) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "W_hh's workspace");
-  }
-  fr_state0(hs, h0, BH, &w);
-  const int P = fr_team(T, B, H, H), rows = fr_by_rows(P, T, B, lengths, &w);
-  FR_PARALLEL(forward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, S, gx, in, &w,
-                           lengths, y, hs));
-  memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
-  fr_weights_free(&w);
-  return FASTRNN_OK;
+                   const real *gx, const real *h0, const real *W_hh, const int64_t *lengths,
+                   real *y, real *h_n, real *hs) {
+  const cell_t c = {relu, B, H, NULL, NULL};
+  fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
+  return fr_forward(fn, &f, &c, h0, W_hh, NULL, NULL, h_n);
 }
 
-/* forward with G_x computed inside the loop from x, W_ih and the biases (fr_input). */
+/* forward with G_x computed inside the loop from x, W_ih and the biases (or W_ih16, W_hh16 in
+ * bfloat16). */
 static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
                      int64_t S, const real *x, const real *W_ih, const real *b_ih,
                      const real *b_hh, const real *h0, const real *W_hh, const int64_t *lengths,
                      real *y, real *h_n, real *hs, const uint16_t *W_ih16,
                      const uint16_t *W_hh16) {
-  fr_input in;
-  if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
-  if (fr_input_init(&in, 1, T, B, H, I, x, W_ih, b_ih, b_hh, lengths, W_ih16))
-    return fr_nomem(fn, "W_ih's workspace");
-  const int e = forward(fn, T, B, H, relu, S, NULL, &in, h0, W_hh, lengths, y, h_n, hs, W_hh16);
-  fr_input_free(&in);
-  return e;
-}
-
-/* Thread p of P walks back in time for its part (fr_part: units [j0, j1) of every row, or all
- * units of rows [b0, b1)); w is W_hh (fr_weights). dh0 doubles as the running ∂L/∂h_t. A
- * sequence that has ended carries its ∂L/∂h: its rows of dA are zero, so adding dA·W_hh leaves
- * them as they are. */
-static void backward_part(int p, int P, int rows, int64_t T, int64_t B, int64_t H, int relu,
-                          const real *dy, const real *hs, const fr_weights *w,
-                          const int64_t *lengths, real *dA, real *dh0) {
-  const fr_part q = fr_begin(p, P, rows, B, H, w, NULL);
-  const int64_t j0 = q.j0, j1 = q.j1;
-  for (int64_t t = T - 1; t >= 0; t--) {
-    for (int64_t b = q.b0; b < q.b1; b++) {
-      real *dAb = dA + (t * B + b) * H, *dhb = dh0 + b * H;
-      if (t >= lengths[b]) {
-        memset(dAb + j0, 0, (size_t)(j1 - j0) * sizeof(real));
-        continue;
-      }
-      const real *dyb = dy + (t * B + b) * H, *hb = hs + ((t + 1) * B + b) * H;
-      #pragma omp simd
-      for (int64_t j = j0; j < j1; j++) {
-        dAb[j] = rnn_bwd(hb[j], dyb[j] + dhb[j], relu);
-        dhb[j] = 0;
-      }
-    }
-    if (!rows) {
-      fr_barrier();  /* the product below reads all of dA[t] */
-    }
-    fr_step_backward(w, t, dA + t * B * H, dh0, q.b0, q.b1, j0, j1);
-  }
+  const cell_t c = {relu, B, H, NULL, NULL};
+  fr_loop f = {T, B, H, H, S, 1, NULL, NULL, NULL, NULL, lengths, y, hs, NULL};
+  return fr_forward_x(fn, &f, &c, I, x, W_ih, b_ih, b_hh, h0, W_hh, NULL, W_ih16, W_hh16, h_n);
 }
 
 static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, const real *dh_n,
                     const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
                     real *dh0) {
-  fr_weights w;
   const char *fn = relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward";
-  if (fr_weights_init(&w, 1, T, B, H, H, W_hh, lengths, 1))
-    return fr_nomem(fn, "W_hh's workspace");
-  real *dh = fr_dstate0(dh0, dh_n, B * H, &w);
-  if (!dh) {
-    fr_weights_free(&w);
-    return fr_nomem(fn, "∂L/∂h_t");
-  }
-  const int P = fr_backward_team(&w, T, 0, B, H, H), rows = fr_by_rows(P, T, B, lengths, &w);
-  FR_PARALLEL(backward_part(fr_thread(), fr_team_size(), rows, T, B, H, relu, dy, hs, &w,
-                            lengths, dA, dh));
-  fr_weights_free(&w);
-  fr_dstate0_free(dh, dh0);
-  return FASTRNN_OK;
+  const cell_t c = {relu, B, H, hs, dA};
+  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
+  return fr_backward(fn, &f, &c, dh_n, W_hh, NULL, dh0);
 }
 
 #define RNN_ENTRIES(name, relu)                                                                 \
@@ -129,16 +78,16 @@ static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, c
                                     const real *h0, const real *W_hh, const int64_t *lengths,  \
                                     real *y, real *h_n, real *hs) {                            \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(__func__, T, B, H, relu, T + 1, gx, NULL, h0, W_hh, lengths, y, h_n,   \
-                        hs, NULL);                                                             \
+    if (!e)                                                                                    \
+      e = forward(__func__, T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);          \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
                           const real *h0, const real *W_hh,                   \
                           const int64_t *lengths, real *y, real *h_n, real *hs) { \
     FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e) e = forward(__func__, T, B, H, relu, 2, gx, NULL, h0, W_hh, lengths, y, h_n, hs,   \
-                        NULL);                                                                 \
+    if (!e)                                                                                    \
+      e = forward(__func__, T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);              \
     return e;                                                                                  \
   }                                                                                            \
   int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
@@ -176,7 +125,7 @@ static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
                        const uint16_t *b_hh, const uint16_t *h0, const uint16_t *W_hh,
                        const int64_t *lengths, uint16_t *y, uint16_t *h_n, real *hs) {
   FR_CHECK_AS(fn, e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
-  fr_io16 io;
+  fr_io16 io = {0};
   e = fr_io16_begin(fn, e, &io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL);
   if (e) return e;
   e = forward_x(fn, T, B, I, H, relu, S, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL, lengths, io.y,
