@@ -6,7 +6,7 @@ import threading
 
 import torch
 
-from . import _checks, _kept, dispatch, rules
+from . import _checks, _buffers, dispatch, rules
 
 BATCH_BYTES = 1 << 25  # a batched GEMM's partial products take at most so many bytes
 
@@ -64,7 +64,7 @@ def gram(a, b, rows=None, step=False):
 
 def _rounded(t, slot, dtype):
     """t [N,·] as autocast rounds a float32 operand to dtype, but into this thread's buffer
-    `slot` (fastrnn._kept): dA's fresh bfloat16 copy faulted in its pages on every step (LSTM,
+    `slot` (fastrnn._buffers): dA's fresh bfloat16 copy faulted in its pages on every step (LSTM,
     T = 100, B = 16, H = 256: 800 of them, 0.6 ms, twice a step) — and inside rounding_once,
     once for all the GEMMs that take it. Traced, t is left to autocast (a kept buffer made while
     tracing would be the tracer's)."""
@@ -72,10 +72,10 @@ def _rounded(t, slot, dtype):
         return t
     memo = getattr(_once, "memo", None)
     if memo is None:
-        return _kept.buffer(slot, t.shape, dtype).copy_(t)
+        return _buffers.buffer(slot, t.shape, dtype).copy_(t)
     key = (t.data_ptr(), t.shape, t.stride(), dtype)
     if key not in memo:  # (each in its own buffer; t kept alive, so no other tensor has its key)
-        memo[key] = (t, _kept.buffer(f"{slot}{len(memo)}", t.shape, dtype).copy_(t))
+        memo[key] = (t, _buffers.buffer(f"{slot}{len(memo)}", t.shape, dtype).copy_(t))
     return memo[key][1]
 
 
@@ -84,7 +84,7 @@ _once = threading.local()
 
 @contextlib.contextmanager
 def rounding_once():
-    """Within it (one backward of _Fast, fastrnn.autograd, which writes none of the tensors its
+    """Within it (one backward of _LayerAutograd, fastrnn.autograd, which writes none of the tensors its
     GEMMs read), a weight gradient's operand is rounded once however many GEMMs take it: an LSTM's
     dA goes into dW_hh and into dW_ih (T = 100, B = 16, H = 256: a rounding 0.1–0.4 ms)."""
     _once.memo = {}
@@ -101,10 +101,10 @@ def dW_hh(dA, hs, rows=None):
 
 
 def running(ctx, lengths, hs):
-    """On the eager path (_Fast), for a ragged batch of which under 90 % of the T·B rows run: the
+    """On the eager path (_LayerAutograd), for a ragged batch of which under 90 % of the T·B rows run: the
     flat indices [N] of the rows (t, b) with t < lengths[b], the only ones whose ∂L/∂A, ∂L/∂G_x
     are not zero, so that the weight gradients' GEMMs and ∂L/∂x take them alone (packed lengths
-    20–200: about half the rows). Else None. Kept in ctx.rows for _Fast's own GEMMs
+    20–200: about half the rows). Else None. Kept in ctx.rows for _LayerAutograd's own GEMMs
     (fastrnn.autograd). Not on the op path, which torch.compile traces: the count depends on the
     data; nor on a GPU, where counting would wait for the device."""
     T, B = hs.shape[0] - 1, hs.shape[1]  # (hs [T+1,B,·]: every state)

@@ -13,14 +13,14 @@ and the custom ops. A plain eager call skips torch.library's dispatch of Python-
 which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and the
 biases instead of G_x (`_Cell.__call__`): native computes G_x inside its loop, a chunk of steps
 ahead, so G_x over all T never exists; the other backends get it from torch first. Without
-gradients the kernel is called directly, with gradients through `_Fast`, a
+gradients the kernel is called directly, with gradients through `_LayerAutograd`, a
 torch.autograd.Function sharing the ops' backward that also gives x, W_ih and the biases their
 gradients. The LSTM with a projection is its own cell, `lstmp`.
 """
 import torch
 from torch import Tensor
 
-from . import _grads, _kept, dispatch
+from . import _grads, _buffers, dispatch
 
 
 def _traced():
@@ -47,7 +47,7 @@ def _no_double_backward(ctx, *grads):
 
 
 def _no_zero_grads(ctx):
-    """The saved buffers (outputs too, see _Fast) get no gradient: without this autograd fills
+    """The saved buffers (outputs too, see _LayerAutograd) get no gradient: without this autograd fills
     zeros of their size for them (the gates alone: T·B·G values) that the backward never reads;
     the outputs' missing gradients are made dense where needed (_dense)."""
     ctx.set_materialize_grads(False)
@@ -65,8 +65,8 @@ def _slots(T, save):
 def _backward_fn(ctx, op, direct):
     """The backward op itself, when its result may be differentiated again (so the op's clear
     error is what a second derivative meets) or on the op path; else its body, called directly,
-    with its ∂L/∂A in kept buffers (_grad_out): _Fast's backward consumes them itself."""
-    fast = getattr(ctx, "fast", False)  # set by _Fast only
+    with its ∂L/∂A in kept buffers (_grad_out): _LayerAutograd's backward consumes them itself."""
+    fast = getattr(ctx, "fast", False)  # set by _LayerAutograd only
     if fast and not torch.is_grad_enabled():
         return lambda *args: direct(*args, kept=True)
     return op
@@ -74,14 +74,14 @@ def _backward_fn(ctx, op, direct):
 
 def _grad_out(like, slot, kept):
     """A tensor like `like` for a backward body's result: with `kept` (and on the CPU), this
-    thread's buffer `slot` (fastrnn._kept), else a new one. A bfloat16 LSTM training step,
+    thread's buffer `slot` (fastrnn._buffers), else a new one. A bfloat16 LSTM training step,
     T = 100, B = 16, H = 256, faulted in the pages of a fresh dA, 6.5 MB, on every step."""
     if kept and like.is_cpu:
-        return _kept.buffer(slot, like.shape, like.dtype)
+        return _buffers.buffer(slot, like.shape, like.dtype)
     return torch.empty_like(like)
 
 
-class _Fast(torch.autograd.Function):
+class _LayerAutograd(torch.autograd.Function):
     """The eager path with gradients: the forward body from x, W_ih and the biases of G_x, the
     ops' setup and backward, and the gradients of x, W_ih and the biases from ∂L/∂G_x as
     F.linear's backward gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_grads.gram), db = Σ dG_x."""
@@ -99,11 +99,11 @@ class _Fast(torch.autograd.Function):
         # a forward that multiplied in bfloat16 (a bfloat16 module, autocast) has its backward's
         # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
         if not ctx.bf16:
-            return _Fast._backward(ctx, *grads)
+            return _LayerAutograd._backward(ctx, *grads)
         grads = [g if g is None or g.dtype != torch.bfloat16 else g.float() for g in grads]
         with (torch.autocast("cpu", dtype=torch.bfloat16), dispatch.bf16_products(),
               _grads.rounding_once()):  # (a bfloat16 call's outputs: their gradients widened)
-            return _Fast._backward(ctx, *grads)
+            return _LayerAutograd._backward(ctx, *grads)
 
     @staticmethod
     def _backward(ctx, *grads):
@@ -138,14 +138,14 @@ class _Cell:
         may be None; GRU's b_hh is not part of G_x: None here, its own in `inputs`); `inputs` as
         the op's after G_x. Traced calls record F.linear and the op; eager ones pass x, W_ih and
         the biases to the kernels (native computes G_x inside its loop; the others get it from
-        torch first, _gx), directly without gradients, else through _Fast."""
+        torch first, _gx), directly without gradients, else through _LayerAutograd."""
         if _traced():  # (G_x in x's dtype under autocast too: the kernels take float32)
             with torch.autocast(x.device.type, enabled=False):
                 gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
             return self.op(gx, *inputs)
         if not inputs[-2]:
             return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
-        return _Fast.apply(self, x, w_ih, b_ih, b_hh, *inputs)
+        return _LayerAutograd.apply(self, x, w_ih, b_ih, b_hh, *inputs)
 
 
 def _has_x(backend, cell):
@@ -158,7 +158,7 @@ def _bias(b_ih, b_hh):
 
 
 def _gx(x, w_ih, b_ih, b_hh):
-    """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _Fast's
+    """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _LayerAutograd's
     backward gives x, w_ih and the biases their gradients)."""
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
         return torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))    # dtype, not bf16

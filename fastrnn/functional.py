@@ -44,10 +44,10 @@ def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
     return T, B, H, h0
 
 
-def _direct(name, x, w_hr=None):
+def _bf16_in_kernel(name, x, w_hr=None):
     """Whether a bfloat16 call runs on the native kernels as it is (fused_functions' _bf16
     kernels: x, weights, states and results in bfloat16, the work in float32 inside the call)
-    rather than through _widen's torch ops around them, each of which cost far more than its
+    rather than through _via_float32's torch ops around them, each of which cost far more than its
     work after a kernel (LSTM T = 100, B = 16, H = 256, Zen 4: widening x 150–200 µs there, 20–45
     alone): eager CPU calls without a projection."""
     return name == "native" and x.is_cpu and w_hr is None and not autograd._traced()
@@ -62,7 +62,7 @@ def _products(x):
     return dispatch.bf16_products() if x.dtype in dispatch._WIDENED else _FLOAT
 
 
-def _widen(fn, name, x, *args, **kwargs):
+def _via_float32(fn, name, x, *args, **kwargs):
     """fn (rnn, lstm or gru) of a bfloat16 call on kernel backend `name`: float32 copies in (casts
     autograd differentiates, so gradients come back in bfloat16, as torch.nn's do), the products in
     bfloat16 where the CPU multiplies them so (dispatch.bf16_products), the state and the sums in
@@ -98,8 +98,8 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
-    if x.dtype in dispatch._WIDENED and not _direct(name, x):
-        return _widen(rnn, name, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, n)
+    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x):
+        return _via_float32(rnn, name, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     with _products(x):
@@ -124,8 +124,8 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     if name == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
-    if x.dtype in dispatch._WIDENED and not _direct(name, x, w_hr):
-        return _widen(lstm, name, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, w_hr, n)
+    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x, w_hr):
+        return _via_float32(lstm, name, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, w_hr, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     if w_hr is not None:
@@ -147,8 +147,8 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
     if name == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
-    if x.dtype in dispatch._WIDENED and not _direct(name, x):
-        return _widen(gru, name, x, h0, w_ih, w_hh, b_ih, b_hh, n)
+    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x):
+        return _via_float32(gru, name, x, h0, w_ih, w_hh, b_ih, b_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh

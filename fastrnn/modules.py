@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _checks, _lean, dispatch, functional
+from . import _checks, _direct_calls, dispatch, functional
 
 
 def _reverse(x, lengths):
@@ -116,7 +116,7 @@ class _Recurrent:
         packed = isinstance(input, PackedSequence)
         low = _autocast_dtype(self, input.data if packed else input)
         if not packed:  # without gradients, straight to the kernels when it can
-            out = _lean.forward(self, input, hx, low)
+            out = _direct_calls.forward(self, input, hx, low)
             if out is not None:  # (never while tracing or compiling, so never while exporting)
                 return out
         if _exporting():  # torch.nn's forward exports as the standard ONNX LSTM / GRU / RNN node
@@ -232,7 +232,7 @@ class _Cell:
     def forward(self, input, hx=None):
         if hx is not None:
             hx = _hx(self, hx)
-        out = _lean.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
+        out = _direct_calls.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
         if out is not None:  # (never while tracing or compiling, so never while exporting)
             return out
         if _exporting():  # torch.nn's cell exports as standard ONNX ops

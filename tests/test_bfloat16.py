@@ -198,8 +198,8 @@ def test_a_backward_rounds_each_gemm_operand_once():
 @pytest.mark.parametrize("given", [False, True])
 def test_a_bfloat16_training_call_runs_the_kernels_as_it_is(mode, given, monkeypatch):
     """A bfloat16 module's training call on native hands the kernels x, weights, states and
-    results in bfloat16 (functional._direct: no torch op widens or rounds around them), and its
-    outputs and every gradient are bitwise those of the call widened by torch ops (_widen)."""
+    results in bfloat16 (functional._bf16_in_kernel: no torch op widens or rounds around them), and its
+    outputs and every gradient are bitwise those of the call widened by torch ops (_via_float32)."""
     if "native" not in fastrnn.backends():
         pytest.skip("the direct bfloat16 call runs on native")
     from fastrnn import functional
@@ -209,13 +209,13 @@ def test_a_bfloat16_training_call_runs_the_kernels_as_it_is(mode, given, monkeyp
     h = torch.randn(2, 5, 40).to(bf) if given else None
     hx = (h, torch.randn(2, 5, 40).to(bf)) if given and mode == "LSTM" else h
     widened = []
-    real = functional._widen
+    real = functional._via_float32
 
     def run(direct):
         with monkeypatch.context() as mp:
-            mp.setattr(functional, "_widen", lambda *a, **k: widened.append(1) or real(*a, **k))
+            mp.setattr(functional, "_via_float32", lambda *a, **k: widened.append(1) or real(*a, **k))
             if not direct:
-                mp.setattr(functional, "_direct", lambda *a, **k: False)
+                mp.setattr(functional, "_bf16_in_kernel", lambda *a, **k: False)
             m.zero_grad()
             xs = x.clone().requires_grad_(True)
             y, state = m(xs, hx)

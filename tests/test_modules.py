@@ -304,12 +304,12 @@ def test_zero_time_steps_is_an_error_as_in_torch_nn(mode):
 @pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bias", [True, False])
-def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
-    """A no-grad cell step goes straight to the kernel (fastrnn/_lean.py): the same numbers as
+def test_the_direct_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
+    """A no-grad cell step goes straight to the kernel (fastrnn/_direct_calls.py): the same numbers as
     the general path, bitwise, also after the biases change in place and with no state given."""
     if "native" not in fastrnn.backends():
-        pytest.skip("the lean path runs on native")
-    from fastrnn import _lean
+        pytest.skip("the direct path runs on native")
+    from fastrnn import _direct_calls
     torch.manual_seed(0)
     cell = getattr(fastrnn, mode)(5, 7, bias=bias).to(dtype)
     x = torch.randn(3, 5, dtype=dtype)
@@ -319,12 +319,12 @@ def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, m
 
     def both(*args):
         with torch.no_grad():
-            lean = _lean.step(cell, *args)
+            direct = _direct_calls.step(cell, *args)
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "step", lambda *a: None)
+                mp.setattr(_direct_calls, "step", lambda *a: None)
                 general = cell(*args)
-        assert lean is not None
-        for a, b in zip(flat(lean), flat(general)):
+        assert direct is not None
+        for a, b in zip(flat(direct), flat(general)):
             assert torch.equal(a, b)
 
     both(x, hx)
@@ -333,8 +333,8 @@ def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, m
         with torch.no_grad():
             cell.bias_hh.add_(0.5)  # the kept sum b_ih + b_hh must follow
         both(x, hx)
-    with torch.no_grad():  # what the lean path does not take goes the general way, errors too
-        assert _lean.step(cell, x[0], None) is None
+    with torch.no_grad():  # what the direct path does not take goes the general way, errors too
+        assert _direct_calls.step(cell, x[0], None) is None
         with pytest.raises((ValueError, RuntimeError)):
             cell(torch.randn(3, 4, dtype=dtype))
 
@@ -342,14 +342,14 @@ def test_the_lean_no_grad_cell_step_equals_the_general_path(mode, dtype, bias, m
 @pytest.mark.parametrize("mode", ["LSTMCell", "GRUCell", "RNNCell", "RNNCell-relu"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bias", [True, False])
-def test_the_lean_cell_training_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
-    """A cell step with gradients is one lean autograd node (fastrnn/_lean_grad.py): outputs and
+def test_the_direct_cell_training_step_equals_the_general_path(mode, dtype, bias, monkeypatch):
+    """A cell step with gradients is one autograd node (fastrnn/_step_grad.py): outputs and
     every gradient as the general path gives them — with a state and without (zeros, whose W_hh
     gradient is zeros without a product), with only some inputs requiring gradients, outputs
     partly used — and a second derivative meets the clear error."""
     if "native" not in fastrnn.backends():
-        pytest.skip("the lean path runs on native")
-    from fastrnn import _lean
+        pytest.skip("the direct path runs on native")
+    from fastrnn import _direct_calls
     torch.manual_seed(0)
     mode, _, f = mode.partition("-")
     cell = getattr(fastrnn, mode)(5, 7, bias=bias, **({"nonlinearity": f} if f else {}))
@@ -366,7 +366,7 @@ def test_the_lean_cell_training_step_equals_the_general_path(mode, dtype, bias, 
         cell.zero_grad(set_to_none=True)
         with monkeypatch.context() as mp:
             if general:
-                mp.setattr(_lean, "step", lambda *a: None)
+                mp.setattr(_direct_calls, "step", lambda *a: None)
             out = flat(cell(xs, state))
         assert cell.last_backend == "native"
         loss = (out[0] * torch.linspace(-1, 1, 21, dtype=dtype).view(3, 7)).sum()
@@ -378,11 +378,11 @@ def test_the_lean_cell_training_step_equals_the_general_path(mode, dtype, bias, 
     for given in (False, True):
         for x_grad, h_grad, use_c in ((True, True, True), (False, False, False),
                                       (True, False, True)):
-            lean = run(given, x_grad, h_grad and given, use_c, False)
+            direct = run(given, x_grad, h_grad and given, use_c, False)
             general = run(given, x_grad, h_grad and given, use_c, True)
-            for a, b in zip(lean[0], general[0]):
+            for a, b in zip(direct[0], general[0]):
                 assert torch.equal(a, b)
-            for a, b in zip(lean[1], general[1]):
+            for a, b in zip(direct[1], general[1]):
                 assert (a is None) == (b is None)
                 if a is not None:
                     tol = 1e-6 if dtype == torch.float32 else 1e-14
@@ -398,21 +398,21 @@ def test_the_lean_cell_training_step_equals_the_general_path(mode, dtype, bias, 
                                 dict(num_layers=3, batch_first=True, bias=False),
                                 dict(nonlinearity="relu", num_layers=2)])
 @pytest.mark.parametrize("T", [1, 4])
-def test_the_lean_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
+def test_the_direct_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
     """A no-grad call runs each layer straight to the kernel (one direction, or one step): the
     same numbers as the general path, bitwise, with and without initial states."""
     if "native" not in fastrnn.backends() or ("nonlinearity" in kw and mode != "RNN"):
-        pytest.skip("the lean path runs on native; nonlinearity is the RNN's")
-    from fastrnn import _lean
+        pytest.skip("the direct path runs on native; nonlinearity is the RNN's")
+    from fastrnn import _direct_calls
     torch.manual_seed(0)
     m = getattr(fastrnn, mode)(5, 6, **kw)
     D = 2 if kw.get("bidirectional") else 1
     x = torch.randn(3, T, 5) if kw.get("batch_first") else torch.randn(T, 3, 5)
     # (more steps: a time-major, contiguous x and one direction only)
-    lean_runs = T == 1 or not (kw.get("bidirectional") or kw.get("batch_first"))
+    direct_runs = T == 1 or not (kw.get("bidirectional") or kw.get("batch_first"))
     h = torch.randn(kw.get("num_layers", 1) * D, 3, 6)
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
-    results, layers = [], _lean.forward
+    results, layers = [], _direct_calls.forward
 
     def recorded(*args):
         results.append(layers(*args))
@@ -421,25 +421,25 @@ def test_the_lean_module_call_equals_the_general_path(mode, kw, T, monkeypatch):
     for hx in (None, (h, h.clone()) if mode == "LSTM" else h):
         with torch.no_grad():
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "forward", recorded)
-                lean = m(x, hx)
-            assert (results[-1] is not None) == lean_runs
+                mp.setattr(_direct_calls, "forward", recorded)
+                direct = m(x, hx)
+            assert (results[-1] is not None) == direct_runs
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "forward", lambda *a: None)
+                mp.setattr(_direct_calls, "forward", lambda *a: None)
                 general = m(x, hx)
-        for a, b in zip(flat(lean), flat(general)):
+        for a, b in zip(flat(direct), flat(general)):
             assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("form", ["unbatched", "batch_first B=1", "one step, 2 layers"])
-def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeypatch):
-    """The lean call allocates its outputs in their final shapes (unbatched, batch-first) and
+def test_the_direct_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeypatch):
+    """The direct call allocates its outputs in their final shapes (unbatched, batch-first) and
     writes each layer's h_n (c_n) in place: the general path's numbers and shapes, bitwise."""
     if "native" not in fastrnn.backends():
-        pytest.skip("the lean path runs on native")
-    from fastrnn import _lean
+        pytest.skip("the direct path runs on native")
+    from fastrnn import _direct_calls
     torch.manual_seed(0)
     L = 2 if form.startswith("one step") else 1
     m = getattr(fastrnn, mode)(5, 6, num_layers=L, batch_first="batch_first" in form).to(dtype)
@@ -449,9 +449,9 @@ def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeyp
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
     for hx in (None, (h, h * 0.5) if mode == "LSTM" else h):
         with torch.no_grad():
-            taken = _lean.forward(m, x, hx, None)
+            taken = _direct_calls.forward(m, x, hx, None)
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "forward", lambda *a: None)
+                mp.setattr(_direct_calls, "forward", lambda *a: None)
                 general = m(x, hx)
         assert taken is not None
         for a, b in zip(flat(taken), flat(general), strict=True):
@@ -463,15 +463,15 @@ def test_the_lean_module_call_writes_torch_nns_shapes(mode, dtype, form, monkeyp
 @pytest.mark.parametrize("kw", [dict(T=6), dict(T=1, num_layers=2, bidirectional=True),
                                 dict(T=6, num_layers=3, bias=False),
                                 dict(T=7, size=(37, 40, 9)), dict(T=1, size=(37, 40, 9))])
-def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatch):
-    """A bfloat16 module, or LSTM and RNN under autocast to bfloat16, without gradients: the lean
+def test_the_direct_widened_call_equals_the_general_path(mode, low, kw, monkeypatch):
+    """A bfloat16 module, or LSTM and RNN under autocast to bfloat16, without gradients: the direct
     path (a bfloat16 module's arguments and results all in bfloat16, widened and rounded by the
-    kernel, its weights read as they are: fastrnn/_lean.py) gives the general path's numbers
+    kernel, its weights read as they are: fastrnn/_direct_calls.py) gives the general path's numbers
     and dtypes, bitwise, call after call, on every CPU variant (where the weights are packed for
     bfloat16 products, from the bfloat16 values; elsewhere widened by the kernel)."""
     if "native" not in fastrnn.backends():
-        pytest.skip("the lean path runs on native")
-    from fastrnn import _lean
+        pytest.skip("the direct path runs on native")
+    from fastrnn import _direct_calls
     from fastrnn._native import cpu
     torch.manual_seed(0)
     kw = dict(kw)
@@ -484,15 +484,15 @@ def test_the_lean_widened_call_equals_the_general_path(mode, low, kw, monkeypatc
     for variant in cpu.library.variants or [None]:
         with monkeypatch.context() as mp:
             mp.setattr(cpu.library, "variant", variant)
-            _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch)
+            _the_direct_call_is_the_general_one(m, x, low, mode, monkeypatch)
 
 
-def _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch):
+def _the_direct_call_is_the_general_one(m, x, low, mode, monkeypatch):
     """Two calls of m on x, the second reusing the kept buffers and starting from the first's
-    final states: lean == general, bitwise."""
-    from fastrnn import _lean
+    final states: direct == general, bitwise."""
+    from fastrnn import _direct_calls
     flat = lambda o: [t for v in o for t in (v if isinstance(v, tuple) else (v,))]  # noqa: E731
-    taken, layers = [], _lean.forward
+    taken, layers = [], _direct_calls.forward
 
     def recorded(*args):
         out = layers(*args)
@@ -503,10 +503,10 @@ def _the_lean_call_is_the_general_one(m, x, low, mode, monkeypatch):
     for call in range(2):
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=low == "autocast"):
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "forward", recorded)
+                mp.setattr(_direct_calls, "forward", recorded)
                 out = m(x * (call + 1), hx)
             with monkeypatch.context() as mp:
-                mp.setattr(_lean, "forward", lambda *a: None)
+                mp.setattr(_direct_calls, "forward", lambda *a: None)
                 general = flat(m(x * (call + 1), hx))
         assert taken[-1] == (low == "bfloat16" or mode != "GRU")  # (autocast GRU is float32)
         for a, b in zip(flat(out), general, strict=True):

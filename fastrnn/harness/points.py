@@ -50,9 +50,9 @@ _TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN,
 
 def make_module(p: Point, backend=None):
     """torch.nn's module for the point (backend None), or fastrnn's on `backend`."""
-    import fastrnn
+    from .. import modules
     kw = {"nonlinearity": p.cell[4:]} if p.cell.startswith("rnn") else {}
-    cls = _TORCH[p.cell] if backend is None else getattr(fastrnn, _TORCH[p.cell].__name__)
+    cls = _TORCH[p.cell] if backend is None else getattr(modules, _TORCH[p.cell].__name__)
     if backend is not None:
         kw["backend"] = backend
     return cls(p.I, p.H, num_layers=p.L, **kw)

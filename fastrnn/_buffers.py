@@ -7,7 +7,7 @@ import threading
 
 import torch
 
-_kept = threading.local()  # per thread: the kernels' scratch, zeros (only ever read), buffers
+_local = threading.local()  # per thread: the kernels' scratch, zeros (only ever read), buffers
 
 KEEP_MAX = 1 << 25  # bytes: a larger buffer is allocated per call, its page faults small beside
 # the work it holds (and a thread keeps no more than a few of these)
@@ -16,9 +16,9 @@ KEEP_MAX = 1 << 25  # bytes: a larger buffer is allocated per call, its page fau
 def scratch(nbytes):
     """Address of this thread's scratch buffer of at least nbytes (the kernel's gates and state
     ring, read by no one after the call), grown as needed."""
-    buf = getattr(_kept, "scratch", None)
+    buf = getattr(_local, "scratch", None)
     if buf is None or buf.numel() < nbytes:
-        buf = _kept.scratch = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
+        buf = _local.scratch = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
     return buf.data_ptr()
 
 
@@ -30,7 +30,7 @@ def buffer(slot, shape, dtype=torch.float32):
         n *= d
     if n * dtype.itemsize > KEEP_MAX:
         return torch.empty(shape, dtype=dtype)
-    bufs = _kept.__dict__.setdefault("buffers", {})
+    bufs = _local.__dict__.setdefault("buffers", {})
     buf = bufs.get((slot, dtype))
     if buf is None or buf.numel() < n:
         buf = bufs[slot, dtype] = torch.empty(n, dtype=dtype)
@@ -40,8 +40,8 @@ def buffer(slot, shape, dtype=torch.float32):
 def zeros(n, dtype):
     """Address of at least n zeros of dtype, which the kernels only read (a GRU's missing b_hh,
     a zero ∂L/∂h_n)."""
-    buf = getattr(_kept, "zeros", None)
+    buf = getattr(_local, "zeros", None)
     nbytes = n * dtype.itemsize
     if buf is None or buf.numel() < nbytes:
-        buf = _kept.zeros = torch.zeros(max(nbytes, 1 << 14), dtype=torch.uint8)
+        buf = _local.zeros = torch.zeros(max(nbytes, 1 << 14), dtype=torch.uint8)
     return buf.data_ptr()

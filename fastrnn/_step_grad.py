@@ -7,12 +7,13 @@ took 300 µs where torch.nn's took 190, of which our kernels and GEMMs were abou
 forward is one call of the kernel that keeps the gates and states (T = 1), and the backward one
 call of the BPTT kernel followed by the GEMMs F.linear's backward would run: dx = dA W_ih,
 dW_ih = dAᵀ x, dW_hh = dAᵀ h0, db = Σ_b dA. A missing initial state is zeros, so its W_hh
-gradient is zeros without a product. `_lean.step` calls this under the same conditions as its
-no-grad step (see fastrnn._lean), with gradients enabled and something requiring them.
+gradient is zeros without a product. `_direct_calls.step` calls this under the same conditions as its
+no-grad step (see fastrnn._direct_calls), with gradients enabled and something requiring them.
 """
 import torch
 
-from . import _checks, _grads, _kept, _lean, autograd
+from . import _buffers, _checks, _grads, autograd
+from ._native_calls import DTYPES, library, ptr
 
 
 class _Backward(torch.autograd.Function):
@@ -34,30 +35,30 @@ class Step(torch.autograd.Function):
     def forward(ctx, name, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         B, I = x.shape
         G, H = w_hh.shape
-        lib, dt = _lean.library(), _lean.DTYPES[x.dtype][0]
+        lib, dt = library(), DTYPES[x.dtype][0]
         n = _checks.full_lengths_kept(1, B, x.device)
         hs = x.new_empty(2, B, H)  # h0, h1: what the backward's products read
         h = x.new_empty(B, H)  # y and h_n at once: one step writes the same values to both
-        hp = _lean.ptr(h0)  # NULL: zeros, and step 0 multiplies nothing
-        args = (1, B, I, H, x.data_ptr(), w_ih.data_ptr(), _lean.ptr(b_ih))
+        hp = ptr(h0)  # NULL: zeros, and step 0 multiplies nothing
+        args = (1, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih))
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
         if name == "lstm":
             c, cs, gates = x.new_empty(B, H), x.new_empty(2, B, H), x.new_empty(1, B, G)
-            cp = _lean.ptr(c0)
+            cp = ptr(c0)
             rc = lib.bound("lstm_forward_x", dt)(
-                *args, _lean.ptr(b_hh), hp, cp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
+                *args, ptr(b_hh), hp, cp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
                 h.data_ptr(), c.data_ptr(), gates.data_ptr(), cs.data_ptr(), hs.data_ptr())
             saved, out = (gates, cs), (h, c)
         elif name == "gru":
             gates, a_n = x.new_empty(1, B, G), x.new_empty(1, B, H)
-            bp = _lean.ptr(b_hh) or _kept.zeros(G, x.dtype)  # the kernel always reads b_hh
+            bp = ptr(b_hh) or _buffers.zeros(G, x.dtype)  # the kernel always reads b_hh
             rc = lib.bound("gru_forward_x", dt)(
                 *args, hp, w_hh.data_ptr(), bp, n.data_ptr(), h.data_ptr(), h.data_ptr(),
                 gates.data_ptr(), a_n.data_ptr(), hs.data_ptr())
             saved, out = (gates, a_n), (h,)
         else:
             rc = lib.bound(name + "_forward_x", dt)(
-                *args, _lean.ptr(b_hh), hp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
+                *args, ptr(b_hh), hp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
                 h.data_ptr(), hs.data_ptr())
             saved, out = (), (h,)
         lib.raise_for(rc)
@@ -69,9 +70,9 @@ class Step(torch.autograd.Function):
     def backward(ctx, dh, dc=None):
         x, w_ih, w_hh, hs, *saved = ctx.saved_tensors
         name, (B, I), (G, H) = ctx.name, x.shape, w_hh.shape
-        lib, dt = _lean.library(), _lean.DTYPES[x.dtype][0]
+        lib, dt = library(), DTYPES[x.dtype][0]
         n = _checks.full_lengths_kept(1, B, x.device)
-        dh, zeros = dh.contiguous(), _kept.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
+        dh, zeros = dh.contiguous(), _buffers.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
         dA, dh0 = x.new_empty(B, G), x.new_empty(B, H) if need[2] else None  # (NULL: unwanted,
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())         # no product at step 0)
@@ -81,18 +82,18 @@ class Step(torch.autograd.Function):
             dc0 = x.new_empty(B, H)
             rc = lib.bound("lstm_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, dc.contiguous().data_ptr(), gates.data_ptr(),
-                cs.data_ptr(), w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), _lean.ptr(dh0),
+                cs.data_ptr(), w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), ptr(dh0),
                 dc0.data_ptr())
         elif name == "gru":
             gates, a_n = saved
             da_n = x.new_empty(B, H)
             rc = lib.bound("gru_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, gates.data_ptr(), a_n.data_ptr(), hs.data_ptr(),
-                w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), da_n.data_ptr(), _lean.ptr(dh0))
+                w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), da_n.data_ptr(), ptr(dh0))
         else:
             rc = lib.bound(name + "_backward", dt)(
                 1, B, H, dh.data_ptr(), zeros, hs.data_ptr(), w_hh.data_ptr(), n.data_ptr(),
-                dA.data_ptr(), _lean.ptr(dh0))
+                dA.data_ptr(), ptr(dh0))
         lib.raise_for(rc)
         # ∂L/∂A: dA itself, but for GRU, whose A's n block is r ⊙ (W_hn h + b_hn): dA_n there
         dA_hh = dA if da_n is None else torch.cat([dA[:, :2 * H], da_n], 1)

@@ -4,7 +4,7 @@ gradients — on the native kernels with as little Python around it as possible.
 A step at B = 1 is a 2–7 µs kernel; through the general path (module plumbing, the functional
 API's checks, six output buffers, cffi) a cell call cost 30–40 µs, slower than torch.nn's cell.
 Here, when nothing needs the general path — no gradients (but for a cell's step, which has
-its own lean autograd node, fastrnn._lean_grad), CPU, contiguous float32/float64 input, states
+its own autograd node, fastrnn._step_grad), CPU, contiguous float32/float64 input, states
 of the shapes torch.nn checks, weights of the shapes the kernel reads, the native backend usable
 and chosen, no projection, no dropout in training — a call allocates its outputs in their final
 shapes and makes one foreign call a layer and direction, which writes its rows of h_n (c_n) in
@@ -17,7 +17,7 @@ zeros, per-layer states stacked): an LSTM's no-grad call at T = 1, B = 1, H = 64
 
 A module's forward without gradients takes bfloat16 too — a bfloat16 module, or LSTM and RNN
 under autocast to bfloat16 — on the float32 kernels with bfloat16 products (as
-fastrnn.functional._widen does). A bfloat16 module's call hands the kernel everything in
+fastrnn.functional._via_float32 does). A bfloat16 module's call hands the kernel everything in
 bfloat16 (<cell>_forward_x_infer_bf16: the weights packed for the bfloat16 products as they
 lie, x, biases and states widened and the results rounded inside the call), so no torch op runs
 around it: the widening of x and the rounding of y as torch ops had cost ~0.3 ms of a 5 ms LSTM
@@ -26,36 +26,11 @@ autocast the float32 results go to kept buffers and are rounded to bfloat16 afte
 """
 import torch
 
-from . import _checks, _kept, _lean_grad, dispatch
+from . import _buffers, _checks, _step_grad, dispatch
+from ._native_calls import DTYPES, kernel, library, loaded, ptr
 
-DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}
 WIDE = (torch.bfloat16,)  # run on the float32 kernels, widened (layers)
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
-_library = None  # the native library, bound on first use (importing it costs 0.7 µs a call)
-
-
-def library():
-    """The native CPU library (fastrnn._native.Library)."""
-    global _library
-    if _library is None:
-        from ._native.cpu import library as lib
-        _library = lib
-    return _library
-
-
-_kernels = {}  # (name, dtype, bf16, CPU variant): the bound function (Library.bound: 0.3 µs)
-
-
-def _kernel(name, dtype, bf16=False):
-    """The forward of cell `name` (lstm, gru, rnn_tanh, rnn_relu) for dtype — with bf16, the one
-    taking and giving everything in bfloat16 (dtype float32) — in the CPU variant the library
-    runs now (library() has bound it)."""
-    key = (name, dtype, bf16, _library.variant)
-    fn = _kernels.get(key)
-    if fn is None:
-        stem = name + ("_forward_x_infer_bf16" if bf16 else "_forward_x_infer")
-        fn = _kernels[key] = _library.bound(stem, DTYPES[dtype][0])
-    return fn
 
 
 def _usable(backend, x, dtypes=DTYPES, autocast=False):
@@ -66,7 +41,7 @@ def _usable(backend, x, dtypes=DTYPES, autocast=False):
                 or x.dtype not in dtypes or not x.is_contiguous()
                 or torch.compiler.is_compiling() or torch._C._is_tracing()
                 or (torch.is_autocast_enabled("cpu") and not autocast)
-                or (_library is None and dispatch.why_not("native") is not None))
+                or (not loaded() and dispatch.why_not("native") is not None))
 
 
 def _same(t, shape, x):
@@ -76,7 +51,7 @@ def _same(t, shape, x):
 
 def step(cell, x, hx):
     """cell(x, hx) for x [B,I], or None when the general path must run. With gradients to
-    compute, one autograd node (fastrnn._lean_grad.Step)."""
+    compute, one autograd node (fastrnn._step_grad.Step)."""
     if x.dim() != 2 or not _usable(cell.backend, x):
         return None
     grad = torch.is_grad_enabled()
@@ -92,7 +67,7 @@ def step(cell, x, hx):
         if not all(t is None or _same(t, t.shape, x) for t in w):
             return None
         cell.__dict__["last_backend"] = "native"
-        return _lean_grad.Step.apply(name, x, h0, c0, *w)
+        return _step_grad.Step.apply(name, x, h0, c0, *w)
     if not _weights_fit(*w, _GATES[name] * H, I, H, x.dtype):
         return None
     h = x.new_empty(B, H)  # (one step writes y and h_n alike: one buffer)
@@ -162,9 +137,9 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     io = x.dtype if wide else dtype  # of x, the weights, the states and the results
     rounded = low and not wide  # (float32 results in kept buffers, rounded to low at the end)
     y_shape = (*input.shape[:-1], D * H)  # (laid out as [T,B,D·H]: x is contiguous)
-    y = _kept.buffer("y", y_shape, dtype) if rounded else input.new_empty(y_shape)
-    h_n = _kept.buffer("h_n", state, dtype) if rounded else input.new_empty(state)
-    c_n = ((_kept.buffer("c_n", state, dtype) if rounded else input.new_empty(state)) if lstm
+    y = _buffers.buffer("y", y_shape, dtype) if rounded else input.new_empty(y_shape)
+    h_n = _buffers.buffer("h_n", state, dtype) if rounded else input.new_empty(state)
+    c_n = ((_buffers.buffer("c_n", state, dtype) if rounded else input.new_empty(state)) if lstm
            else None)
     fw, n = module._flat_weights, 4 if module.bias else 2
     G, BH = _GATES[name] * H, B * H * io.itemsize
@@ -185,7 +160,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             elif last:
                 yp = y.data_ptr()
             else:
-                yp = _kept.buffer(f"y{layer % 2}", (T, B, H), io).data_ptr()
+                yp = _buffers.buffer(f"y{layer % 2}", (T, B, H), io).data_ptr()
             if _call(name, T, B, xin.shape[-1], H, dtype, xin.data_ptr(), w_ih, w_hh, b_ih,
                      b_hh, h0p and h0p + k * BH, c0p and c0p + k * BH, yp, hk,
                      cnp and cnp + k * BH, bf16=wide) != 0:
@@ -194,7 +169,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
             rows = h_n.view(L * D, B, H)[2 * layer:2 * layer + 2]
             xin = torch.cat(tuple(rows), 1, out=y.view(B, 2 * H) if last else None)
         elif not last:
-            xin = h_n.view(L, B, H)[layer] if T == 1 else _kept.buffer(
+            xin = h_n.view(L, B, H)[layer] if T == 1 else _buffers.buffer(
                 f"y{layer % 2}", (T, B, H), io)
     module.__dict__["last_backend"] = "native"
     if rounded:
@@ -220,7 +195,7 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     is bfloat16 (dtype float32: the kernel's and its scratch's). The kernel runs on as many
     threads as torch's (a per-thread setting of the library)."""
     library().lib.fastrnn_set_num_threads(torch.get_num_threads())
-    fn, G, size = _kernel(name, dtype, bf16), w_hh.shape[0], DTYPES[dtype][1]
+    fn, G, size = kernel(name, dtype, bf16), w_hh.shape[0], DTYPES[dtype][1]
     lengths = _lengths.get((T, B))  # (a local: alive through the call whatever _lengths drops)
     if lengths is None:
         lengths = _full_lengths(T, B)
@@ -228,15 +203,15 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     bi = 0 if b_ih is None else b_ih.data_ptr()  # (NULL: no bias; ptr() inline, 0.1 µs a call)
     bh = 0 if b_hh is None else b_hh.data_ptr()
     if name == "lstm":
-        s = _kept.scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
+        s = _buffers.scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
         return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, c0p, w_hh.data_ptr(), n, yp,
                   hnp, cnp, s, s + B * G * size, s + (B * G + 2 * B * H) * size)
     if name == "gru":
-        s = _kept.scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
+        s = _buffers.scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
         return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, h0p, w_hh.data_ptr(),
-                  bh or _kept.zeros(G, dtype), n, yp, hnp, s,  # (b_hh always read)
+                  bh or _buffers.zeros(G, dtype), n, yp, hnp, s,  # (b_hh always read)
                   s + B * G * size, s + (B * G + B * H) * size)
-    s = _kept.scratch(2 * B * H * size)  # hs [2,B,H]
+    s = _buffers.scratch(2 * B * H * size)  # hs [2,B,H]
     return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, w_hh.data_ptr(), n, yp, hnp, s)
 
 
@@ -248,8 +223,4 @@ def _full_lengths(T, B):
         _lengths.clear()
     n = _lengths[T, B] = _checks.full_lengths_kept(T, B, torch.device("cpu"))
     return n  # (no trace here: _usable said so)
-
-
-def ptr(t):
-    return 0 if t is None else t.data_ptr()
 
