@@ -1,4 +1,5 @@
-"""The oracle: the textbook equations of the Elman RNN, LSTM and GRU in float64 NumPy.
+"""The oracle: the textbook equations of the Elman RNN, LSTM and GRU, and of the LayerNorm LSTM
+and GRU, in float64 NumPy.
 
 One equation per line, forward and hand-written backward (BPTT), readable as math. Every backend
 of fastrnn is tested against these functions, and these functions are tested against torch.nn and
@@ -178,3 +179,138 @@ def gru_backward(dh, dh_T, cache):
         dx[t] = dax @ W_xh
         dh_next = dah @ W_hh + dh_t * z_t + (1 - m[t]) * dh_next
     return dict(x=dx, h0=dh_next, W_xh=dW_xh, W_hh=dW_hh, b_xh=db_xh, b_hh=db_hh)
+
+
+# ----------------------------------------------------------------------------------------------
+# LayerNorm LSTM and GRU (Ba, Kiros and Hinton 2016, "Layer Normalization", arXiv:1607.06450):
+# LN(v; γ) = γ ⊙ (v − mean v) / sqrt(var v + ε), mean and biased variance over the whole row v.
+
+LN_EPS = 1e-5
+
+
+def layer_norm(v, gamma):
+    """v [B,N], gamma [N] -> (γ ⊙ n [B,N], cache): n the normalised v, rstd = 1/sqrt(var + ε)."""
+    mu = v.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((v - mu) ** 2).mean(-1, keepdims=True) + LN_EPS)
+    n = (v - mu) * rstd
+    return gamma * n, (n, rstd)
+
+
+def layer_norm_backward(dy, gamma, cache):
+    """dy [B,N] -> (dv [B,N], dγ [N])."""
+    n, rstd = cache
+    dn = dy * gamma
+    dv = rstd * (dn - dn.mean(-1, keepdims=True) - n * (dn * n).mean(-1, keepdims=True))
+    return dv, (dy * n).sum(0)
+
+
+def ln_lstm_forward(x, h0, c0, W_xh, W_hh, b_xh, b_hh, g_xh, g_hh, g_c, b_c, lengths=None):
+    """a_t = LN(W_xh x_t; g_xh) + LN(W_hh h_{t-1}; g_hh) + b_xh + b_hh, gates i, f, g, o;
+    c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g);  h_t = σ(o) ⊙ tanh(LN(c_t; g_c) + b_c).
+    x [T,B,I], h0, c0 [B,H], W_xh [4H,I], W_hh [4H,H], b_xh, b_hh, g_xh, g_hh [4H], g_c, b_c [H]
+    -> (h [T,B,H], (h_T, c_T), cache)."""
+    T, B, _ = x.shape
+    H = c0.shape[1]
+    m = _mask(T, B, lengths)
+    hs, cs, steps = [h0], [c0], []
+    for t in range(T):
+        ax, ln_x = layer_norm(x[t] @ W_xh.T, g_xh)
+        ah, ln_h = layer_norm(hs[-1] @ W_hh.T, g_hh)
+        a_t = ax + ah + b_xh + b_hh
+        i_t = sigmoid(a_t[:, 0 * H:1 * H])
+        f_t = sigmoid(a_t[:, 1 * H:2 * H])
+        g_t = np.tanh(a_t[:, 2 * H:3 * H])
+        o_t = sigmoid(a_t[:, 3 * H:4 * H])
+        c_t = f_t * cs[-1] + i_t * g_t
+        lc, ln_c = layer_norm(c_t, g_c)
+        u_t = np.tanh(lc + b_c)
+        h_t = o_t * u_t
+        steps.append((i_t, f_t, g_t, o_t, u_t, ln_x, ln_h, ln_c))
+        hs.append(m[t] * h_t + (1 - m[t]) * hs[-1])
+        cs.append(m[t] * c_t + (1 - m[t]) * cs[-1])
+    h = np.stack(hs[1:]) * m
+    return h, (hs[-1], cs[-1]), (x, hs, cs, steps, W_xh, W_hh, g_xh, g_hh, g_c, m)
+
+
+def ln_lstm_backward(dh, dh_T, dc_T, cache):
+    """dh [T,B,H], dh_T, dc_T [B,H] -> dict of gradients named as the inputs."""
+    x, hs, cs, steps, W_xh, W_hh, g_xh, g_hh, g_c, m = cache
+    grads = {k: np.zeros_like(v) for k, v in
+             dict(x=x, W_xh=W_xh, W_hh=W_hh, b_xh=g_xh, g_xh=g_xh, g_hh=g_hh, g_c=g_c,
+                  b_c=g_c).items()}
+    dh_next, dc_next = dh_T, dc_T
+    for t in reversed(range(x.shape[0])):
+        i_t, f_t, g_t, o_t, u_t, ln_x, ln_h, ln_c = steps[t]
+        dh_t = m[t] * (dh[t] + dh_next)
+        du = dh_t * o_t * (1 - u_t**2)
+        grads["b_c"] += du.sum(0)
+        dc_ln, dg = layer_norm_backward(du, g_c, ln_c)
+        grads["g_c"] += dg
+        dc_t = m[t] * dc_next + dc_ln
+        da = np.concatenate([dc_t * g_t * i_t * (1 - i_t),
+                             dc_t * cs[t] * f_t * (1 - f_t),
+                             dc_t * i_t * (1 - g_t**2),
+                             dh_t * u_t * o_t * (1 - o_t)], axis=1)
+        grads["b_xh"] += da.sum(0)
+        dax, dg = layer_norm_backward(da, g_xh, ln_x)
+        grads["g_xh"] += dg
+        dah, dg = layer_norm_backward(da, g_hh, ln_h)
+        grads["g_hh"] += dg
+        grads["W_xh"] += dax.T @ x[t]
+        grads["W_hh"] += dah.T @ hs[t]
+        grads["x"][t] = dax @ W_xh
+        dh_next = dah @ W_hh + (1 - m[t]) * dh_next
+        dc_next = dc_t * f_t + (1 - m[t]) * dc_next
+    grads.update(h0=dh_next, c0=dc_next, b_hh=grads["b_xh"].copy())
+    return grads
+
+
+def ln_gru_forward(x, h0, W_xh, W_hh, b_xh, b_hh, g_xh, g_hh, lengths=None):
+    """x̂ = LN(W_xh x_t; g_xh) + b_xh, ĥ = LN(W_hh h_{t-1}; g_hh) + b_hh;  r = σ(x̂_r + ĥ_r),
+    z = σ(x̂_z + ĥ_z), n = tanh(x̂_n + r ⊙ ĥ_n), h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}.
+    x [T,B,I], h0 [B,H], W_xh [3H,I], W_hh [3H,H], b_xh, b_hh, g_xh, g_hh [3H]
+    -> (h [T,B,H], h_T [B,H], cache)."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    m = _mask(T, B, lengths)
+    hs, steps = [h0], []
+    for t in range(T):
+        ax, ln_x = layer_norm(x[t] @ W_xh.T, g_xh)
+        ah, ln_h = layer_norm(hs[-1] @ W_hh.T, g_hh)
+        ax, ah = ax + b_xh, ah + b_hh
+        r_t = sigmoid(ax[:, 0 * H:1 * H] + ah[:, 0 * H:1 * H])
+        z_t = sigmoid(ax[:, 1 * H:2 * H] + ah[:, 1 * H:2 * H])
+        n_t = np.tanh(ax[:, 2 * H:3 * H] + r_t * ah[:, 2 * H:3 * H])
+        h_t = (1 - z_t) * n_t + z_t * hs[-1]
+        steps.append((r_t, z_t, n_t, ah[:, 2 * H:3 * H], ln_x, ln_h))
+        hs.append(m[t] * h_t + (1 - m[t]) * hs[-1])
+    h = np.stack(hs[1:]) * m
+    return h, hs[-1], (x, hs, steps, W_xh, W_hh, g_xh, g_hh, m)
+
+
+def ln_gru_backward(dh, dh_T, cache):
+    """dh [T,B,H], dh_T [B,H] -> dict of gradients named as the inputs."""
+    x, hs, steps, W_xh, W_hh, g_xh, g_hh, m = cache
+    grads = {k: np.zeros_like(v) for k, v in
+             dict(x=x, W_xh=W_xh, W_hh=W_hh, b_xh=g_xh, b_hh=g_hh, g_xh=g_xh, g_hh=g_hh).items()}
+    dh_next = dh_T
+    for t in reversed(range(x.shape[0])):
+        r_t, z_t, n_t, hn_t, ln_x, ln_h = steps[t]
+        dh_t = m[t] * (dh[t] + dh_next)
+        dn = dh_t * (1 - z_t) * (1 - n_t**2)
+        dz = dh_t * (hs[t] - n_t) * z_t * (1 - z_t)
+        dr = dn * hn_t * r_t * (1 - r_t)
+        dx_hat = np.concatenate([dr, dz, dn], axis=1)
+        dh_hat = np.concatenate([dr, dz, dn * r_t], axis=1)
+        grads["b_xh"] += dx_hat.sum(0)
+        grads["b_hh"] += dh_hat.sum(0)
+        dax, dg = layer_norm_backward(dx_hat, g_xh, ln_x)
+        grads["g_xh"] += dg
+        dah, dg = layer_norm_backward(dh_hat, g_hh, ln_h)
+        grads["g_hh"] += dg
+        grads["W_xh"] += dax.T @ x[t]
+        grads["W_hh"] += dah.T @ hs[t]
+        grads["x"][t] = dax @ W_xh
+        dh_next = dah @ W_hh + dh_t * z_t + (1 - m[t]) * dh_next
+    grads.update(h0=dh_next)
+    return grads
