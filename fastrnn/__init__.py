@@ -9,6 +9,7 @@
 """
 from . import functional, reference
 from .dispatch import backends, cpu_variant, cpu_variants, set_cpu_variant
+from .layernorm import LayerNormGRU, LayerNormLSTM
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, convert
 
 
@@ -20,6 +21,7 @@ def profile(model, make_input, seq_lens=(16, 64, 256, 1024), batch=16, train=Tru
     return run(model, make_input, seq_lens, batch, train, loss_fn, device, **kw)
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "convert", "backends",
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "LayerNormLSTM", "LayerNormGRU",
+           "convert", "backends",
            "cpu_variant", "cpu_variants", "set_cpu_variant", "profile",
            "functional", "reference"]

@@ -23,16 +23,19 @@
 typedef double real;
 #define FR_EXP exp
 #define FR_TANH tanh
+#define FR_SQRT sqrt
 #define SFX(name) FR_CAT(name, _f64)
 #elif defined(__CUDACC__)
 typedef float real;
 #define FR_EXP expf
 #define FR_TANH tanhf
+#define FR_SQRT sqrtf
 #define SFX(name) FR_CAT(name, _f32)
 #else
 typedef float real;
 #define FR_EXP fr_expf
 #define FR_TANH fr_tanhf
+#define FR_SQRT sqrtf
 #define SFX(name) FR_CAT(name, _f32)
 
 /* float32 e^a and tanh(a) on the CPU in plain arithmetic, so that the compiler vectorises the

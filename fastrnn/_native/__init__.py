@@ -53,7 +53,7 @@ def _cdef(kind):
         variants = [""] + ["_" + v for v in re.findall(r"^  X\(a, (\w+),", text, flags=re.M)]
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in variants)
-    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?(_bf16)?|input_grad)_f(32|64)\([^;]*;", "",  # CPU
+    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?(_bf16)?|input_grad|ln_\w+)_f(32|64)\([^;]*;", "",  # CPU
                   f32 + f64)
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")

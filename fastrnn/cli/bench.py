@@ -35,7 +35,9 @@ def add_parser(sub, name):
     p.add_argument("--quick", action="store_true",
                    help="with --suite dropin or rules: one small point of each kind")
     p.add_argument("--rules", type=_args.name_list, help="with --suite rules: the rules to A/B")
-    p.add_argument("--cells", type=_args.cell_list, help="e.g. lstm,gru,rnn_tanh,rnn_relu")
+    p.add_argument("--cells", type=_args.cell_list,
+                   help="e.g. lstm,gru,rnn_tanh,rnn_relu; ln_lstm,ln_gru (LayerNorm cells, against "
+                        "their equations as a per-step torch loop)")
     p.add_argument("--batch", type=_args.int_list, help="batch sizes B, e.g. 1,32")
     p.add_argument("--hidden", type=_args.int_list, help="hidden sizes H, e.g. 64,256")
     p.add_argument("--input", type=_args.int_list, help="input sizes I (default: I = H)")

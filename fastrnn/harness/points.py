@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm", "ln_gru")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "ln_lstm": 4, "ln_gru": 3}
+LOOP = "per-step torch loop"  # what stands for torch.nn at cells it does not have (LayerNorm)
 PASSES = ("forward", "train")
 BASELINE, FLOOR = "torch.nn", "gemm floor"
 
@@ -49,8 +50,13 @@ _TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN,
 
 
 def make_module(p: Point, backend=None):
-    """torch.nn's module for the point (backend None), or fastrnn's on `backend`."""
-    from .. import modules
+    """torch.nn's module for the point (backend None), or fastrnn's on `backend`. A LayerNorm
+    cell's baseline is fastrnn's module on `eager`: its equations as a per-step torch loop, the
+    way users write the cell without fastrnn."""
+    from .. import layernorm, modules
+    if p.cell.startswith("ln_"):
+        cls = layernorm.LayerNormLSTM if p.cell == "ln_lstm" else layernorm.LayerNormGRU
+        return cls(p.I, p.H, num_layers=p.L, backend=backend or "eager")
     kw = {"nonlinearity": p.cell[4:]} if p.cell.startswith("rnn") else {}
     cls = _TORCH[p.cell] if backend is None else getattr(modules, _TORCH[p.cell].__name__)
     if backend is not None:
@@ -94,7 +100,7 @@ def module_call(inp, backend=None):
     small: the weights move, the timed work stays that of the same point. `call.module` is the
     module; `call.ran()` names what ran (fastrnn: its backend, and the native CPU variant)."""
     m, p = inp.module(backend), inp.p
-    hx = (inp.h0, inp.c0) if p.cell == "lstm" else inp.h0
+    hx = (inp.h0, inp.c0) if p.cell in ("lstm", "ln_lstm") else inp.h0
     sgd = torch.optim.SGD(m.parameters(), lr=1e-6) if inp.train else None
 
     def call():
@@ -112,7 +118,7 @@ def module_call(inp, backend=None):
 
     def ran():
         if backend is None:
-            return BASELINE
+            return LOOP if p.cell.startswith("ln_") else BASELINE
         from .. import dispatch
         variant = dispatch.cpu_variant() if m.last_backend == "native" else None
         return m.last_backend + (f" {variant}" if variant else "")
@@ -182,7 +188,7 @@ def candidates(p: Point, backends, seed=0, engines=()):
     out = {BASELINE: module_call(inp)}
     out |= {b: module_call(inp, b) for b in backends}
     out[FLOOR] = floor_call(inp)
-    if p.pass_ == "forward" and p.device == "cpu":
+    if p.pass_ == "forward" and p.device == "cpu" and not p.cell.startswith("ln_"):
         from . import engines as engines_
         out |= engines_.calls(inp, engines)
     return out

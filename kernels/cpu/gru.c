@@ -27,8 +27,8 @@ static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) {
 }
 
 static inline __attribute__((always_inline)) void cell_forward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16, real *ab,
-    const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16,
+    real *ab, const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
   const int64_t H = c->H;
   const real *b_hh = c->b_hh;
   real *anb = c->a_n + ((t % c->Sg) * c->B + b) * H;
@@ -49,8 +49,8 @@ static inline real *cell_dproduct(const cell_t *c, int64_t t) {
 
 /* ∂L/∂h_{t−1}'s direct term, ∂L/∂h_t·z, is left in dh, where dA·W_hh is then added. */
 static inline __attribute__((always_inline)) void cell_backward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb, real *dhb,
-    real *dab) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
+    real *dhb, real *dab) {
   const int64_t H = c->H, row = t * c->B + b;
   real *dxb = c->dGx + row * 3 * H, *dnb = c->dA_n + row * H;
   const real *gb = c->gates + row * 3 * H, *anb = c->a_n + row * H, *hp = c->hs + row * H;

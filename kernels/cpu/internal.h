@@ -477,6 +477,36 @@ FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, rea
   if ((t == 0 && w->none0) || end <= b0) return;  /* (none0: ∂L/∂h0 is not wanted) */
   fr_backward_product(w, end - b0, dA + b0 * w->gates * w->H, dh + b0 * w->K, j0, j1, 1);
 }
+/* Row reductions for cells whose math needs a whole row of a step (loop.h: CELL_PHASES). */
+/* The mean and 1/sqrt(biased variance + eps) of v [n]: two passes in a fixed order, summed in
+ * double (a float32 sum's rounding, amplified by 1/σ in the LayerNorm backward, had made the
+ * float32 results' error twice the same equations' in torch ops, at a cost of a few ns a row). */
+static inline void fr_row_stats(const real *v, int64_t n, real eps, real *mean, real *rstd) {
+  double s = 0, q = 0;
+  #pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; j++) s += v[j];
+  const double mu = s / (double)n;
+  #pragma omp simd reduction(+ : q)
+  for (int64_t j = 0; j < n; j++) q += (v[j] - mu) * (v[j] - mu);
+  *mean = (real)mu;
+  *rstd = (real)(1 / sqrt(q / (double)n + eps));
+}
+
+/* mean(d ⊙ g) and mean(d ⊙ g ⊙ v) over n values: what LayerNorm's backward subtracts (summed in
+ * double, as fr_row_stats). */
+static inline void fr_row_moments(const real *d, const real *g, const real *v, int64_t n,
+                                  real *m1, real *m2) {
+  double s = 0, q = 0;
+  #pragma omp simd reduction(+ : s, q)
+  for (int64_t j = 0; j < n; j++) {
+    const double dg = (double)d[j] * g[j];
+    s += dg;
+    q += dg * v[j];
+  }
+  *m1 = (real)(s / (double)n);
+  *m2 = (real)(q / (double)n);
+}
+
 #if !FASTRNN_F64
 #include "io16.h"
 #endif

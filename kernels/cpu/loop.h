@@ -13,20 +13,40 @@
  *   cell_t           the cell's own arrays: what its math saves for the backward and reads back
  *   cell_product(c, t, r_t)          [B,G]: where step t's product W_hh h_{t-1} goes (r_t: the
  *                                    step's output rows, for a cell whose product is its state)
- *   cell_forward(c, t, b, j0, j1, bf16, ab, xb, xs, hp, rb, yb)
+ *   cell_forward(c, phase, t, b, j0, j1, bf16, ab, xb, xs, hp, rb, yb)
  *                    row b of step t, units [j0, j1): ab its product (gate blocks H apart),
  *                    xb G_x (blocks xs apart), hp h_{t-1}; writes r_t (rb) and y_t (yb, the same
  *                    row without a projection). bf16: the products ran in bfloat16.
  *   cell_carry(c, t, b, j0, j1)      row b has ended: carry the cell's other states
  *   cell_dproduct(c, t)              [B,G]: ∂L/∂A_t, which the backward product multiplies
- *   cell_backward(c, t, b, j0, j1, dy, dh, dA)
+ *   cell_backward(c, phase, t, b, j0, j1, dy, dh, dA)
  *                    row b of step t: dy ∂L/∂r_t from outside, dh the running ∂L/∂h_t (or NULL
  *                    with a projection: dy then holds all of ∂L/∂r_t); writes dA (row b of
  *                    cell_dproduct) and leaves in dh the part of ∂L/∂h_{t−1} that does not go
  *                    through W_hh (zero for most cells)
- *   cell_ended(c, t, b, j0, j1)      row b has ended: zero what the cell writes but dA */
+ *   cell_ended(c, t, b, j0, j1)      row b has ended: zero what the cell writes but dA
+ * and, for a cell whose math needs whole rows of a step's values (LayerNorm's mean and variance):
+ *   CELL_PHASES, CELL_BPHASES  the forward's and the backward's passes over a step's rows (1
+ *                    unless defined): cell_forward and cell_backward take the pass as their
+ *                    second argument; split by units, the threads meet at a barrier before every
+ *                    forward pass after the first and every backward pass after the first, so a
+ *                    pass may read whole rows of what the one before it wrote (fr_row_stats,
+ *                    fr_row_moments in internal.h)
+ *   CELL_WHOLE_PRODUCT  1: the first forward pass reads whole rows of the product (a barrier
+ *                    before it too)
+ *                    Every thread sums a row in the same fixed order: the results stay bitwise the
+ *                    same for any thread count. */
 #ifndef FASTRNN_CPU_LOOP_H
 #define FASTRNN_CPU_LOOP_H
+#ifndef CELL_PHASES
+#define CELL_PHASES 1
+#endif
+#ifndef CELL_BPHASES
+#define CELL_BPHASES 1
+#endif
+#ifndef CELL_WHOLE_PRODUCT
+#define CELL_WHOLE_PRODUCT 0
+#endif
 
 /* A forward's arguments: T steps of B rows, H units, R = the state's size (H, or a projection's);
  * S state slots (T+1 keep every h_t for backward, 2 only the last two), Sg gate slots (T or 1).
@@ -85,23 +105,29 @@ static void fr_forward_part(int p, int P, int rows, const fr_loop *f, const cell
     if (in && t % in->Tc == 0) fr_input_chunk(in, t, T, B, xc, &q);
     const real *xt = in ? xc + (t % in->Tc) * M * xrow : f->gx + (t * B + q.b0) * G + j0;
     fr_step_forward(w, t, h_prev, a, q.b0, q.b1, j0, j1);
-    for (int64_t b = q.b0; b < q.b1; b++) {
-      /* with a projection y_t comes from fr_project */
-      real *rb = r_t + b * H, *yb = wr ? rb : f->y + (t * B + b) * H;
-      if (t >= f->lengths[b]) {  /* past this sequence's end: carry the state, output zero */
-        if (!wr) memcpy(rb + j0, h_prev + b * H + j0, n);
-        cell_carry(c, t, b, j0, j1);
-        memset(yb + j0, 0, n);  /* with a projection: r_t = 0, so dW_hr gets nothing there */
-        continue;
+    for (int phase = 0; phase < CELL_PHASES; phase++) {
+      if ((phase || CELL_WHOLE_PRODUCT) && !rows) {
+        fr_barrier();  /* the pass reads whole rows */
       }
-      const real *xb = xt + (b - q.b0) * xrow - j0, *hp = h_prev + b * H;
+      for (int64_t b = q.b0; b < q.b1; b++) {
+        /* with a projection y_t comes from fr_project */
+        real *rb = r_t + b * H, *yb = wr ? rb : f->y + (t * B + b) * H;
+        if (t >= f->lengths[b]) {  /* past this sequence's end: carry the state, output zero */
+          if (phase) continue;
+          if (!wr) memcpy(rb + j0, h_prev + b * H + j0, n);
+          cell_carry(c, t, b, j0, j1);
+          memset(yb + j0, 0, n);  /* with a projection: r_t = 0, so dW_hr gets nothing there */
+          continue;
+        }
+        const real *xb = xt + (b - q.b0) * xrow - j0, *hp = h_prev + b * H;
 #if FR_BF16
-      if (w->bf16) {  /* (a call of its own: inlined with its own constant) */
-        cell_forward(c, t, b, j0, j1, 1, a + b * G, xb, xs, hp, rb, yb);
-        continue;
-      }
+        if (w->bf16) {  /* (a call of its own: inlined with its own constant) */
+          cell_forward(c, phase, t, b, j0, j1, 1, a + b * G, xb, xs, hp, rb, yb);
+          continue;
+        }
 #endif
-      cell_forward(c, t, b, j0, j1, 0, a + b * G, xb, xs, hp, rb, yb);
+        cell_forward(c, phase, t, b, j0, j1, 0, a + b * G, xb, xs, hp, rb, yb);
+      }
     }
     if (!rows) {
       fr_barrier();  /* the next product (step t+1's, or the projection's) reads all */
@@ -144,7 +170,7 @@ static int fr_forward(const char *fn, fr_loop *f, const cell_t *c, const real *h
 
 /* fr_forward with G_x computed inside the loop from x [T,B,I], W_ih [G,I] (or W_ih16, in
  * bfloat16) and the biases [G] (b_hh only where CELL_BHH_INSIDE is 0; each may be NULL). */
-static int fr_forward_x(const char *fn, fr_loop *f, const cell_t *c, int64_t I, const real *x,
+__attribute__((unused)) static int fr_forward_x(const char *fn, fr_loop *f, const cell_t *c, int64_t I, const real *x,
                         const real *W_ih, const real *b_ih, const real *b_hh, const real *h0,
                         const real *W_hh, const real *W_hr, const uint16_t *W_ih16,
                         const uint16_t *W_hh16, real *h_n) {
@@ -199,17 +225,23 @@ static void fr_backward_part(int p, int P, int rows, const fr_bloop *f, const ce
       fr_step_backward(wr, t, dh0, f->dr, 0, B, j0, j1);
     }
     real *dA = cell_dproduct(c, t);
-    for (int64_t b = b0; b < b1; b++) {
-      real *dAb = dA + b * G;
-      if (t >= f->lengths[b]) {
-        for (int64_t q = 0; q < CELL_GATES; q++) memset(dAb + q * H + j0, 0, n);
-        cell_ended(c, t, b, j0, j1);
-        continue;
+    for (int phase = 0; phase < CELL_BPHASES; phase++) {
+      if (phase && !rows) {
+        fr_barrier();  /* the pass reads whole rows */
       }
-      if (wr)
-        cell_backward(c, t, b, j0, j1, f->dr + b * H, NULL, dAb);
-      else
-        cell_backward(c, t, b, j0, j1, f->dy + (t * B + b) * H, dh0 + b * H, dAb);
+      for (int64_t b = b0; b < b1; b++) {
+        real *dAb = dA + b * G;
+        if (t >= f->lengths[b]) {
+          if (phase) continue;
+          for (int64_t q = 0; q < CELL_GATES; q++) memset(dAb + q * H + j0, 0, n);
+          cell_ended(c, t, b, j0, j1);
+          continue;
+        }
+        if (wr)
+          cell_backward(c, phase, t, b, j0, j1, f->dr + b * H, NULL, dAb);
+        else
+          cell_backward(c, phase, t, b, j0, j1, f->dy + (t * B + b) * H, dh0 + b * H, dAb);
+      }
     }
     if (!rows) {
       fr_barrier();  /* the product below reads all of dA_t (and ∂L/∂h_t has been read) */

@@ -22,8 +22,8 @@ static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) {
  * and the old cell: the activated gates over ab, the new cell, h into rb and yb. `bf16`: the
  * products were in bfloat16, and so is the precision the math needs (lstm_fwd_bf16). */
 static inline __attribute__((always_inline)) void cell_forward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16, real *ab,
-    const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16,
+    real *ab, const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
   const int64_t H = c->H, BH = c->B * H;
   const real *cp = c->cs + (t % c->S) * BH + b * H;
   real *cb = c->cs + ((t + 1) % c->S) * BH + b * H;
@@ -58,8 +58,8 @@ static inline real *cell_dproduct(const cell_t *c, int64_t t) {
 /* dh NULL (a projection): dy is all of ∂L/∂r_t. Else ∂L/∂r_t = ∂L/∂h_t = dy + dh, and dh is
  * consumed: the product then adds step t's part. */
 static inline __attribute__((always_inline)) void cell_backward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb, real *dhb,
-    real *dAb) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
+    real *dhb, real *dAb) {
   const int64_t H = c->H, BH = c->B * H, row = t * c->B + b;
   const real *gb = c->gates + row * 4 * H, *cb = c->cs + BH + row * H, *cp = c->cs + row * H;
   real *dcb = c->dc + b * H;

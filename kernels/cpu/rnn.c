@@ -17,8 +17,8 @@ typedef struct {
 static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) { return r_t; }
 
 static inline __attribute__((always_inline)) void cell_forward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16, real *ab,
-    const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16,
+    real *ab, const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
   const int relu = c->relu;
   #pragma omp simd
   for (int64_t j = j0; j < j1; j++) yb[j] = rb[j] = rnn_fwd(ab[j] + xb[j], relu);
@@ -29,8 +29,8 @@ static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 static inline real *cell_dproduct(const cell_t *c, int64_t t) { return c->dA + t * c->B * c->H; }
 
 static inline __attribute__((always_inline)) void cell_backward(
-    const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb, real *dhb,
-    real *dAb) {
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
+    real *dhb, real *dAb) {
   const int relu = c->relu;
   const real *hb = c->hs + ((t + 1) * c->B + b) * c->H;
   #pragma omp simd

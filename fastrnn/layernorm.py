@@ -1,0 +1,361 @@
+"""LayerNorm LSTM and GRU (Ba, Kiros and Hinton 2016, arXiv:1607.06450): the layers, their
+autograd, and the modules fastrnn.LayerNormLSTM and fastrnn.LayerNormGRU.
+
+With LN(v; γ) = γ ⊙ (v − mean v) / sqrt(var v + 1e-5) over each whole row (fastrnn.reference):
+
+    LSTM  a_t = LN(W_ih x_t; γ_ih) + LN(W_hh h_{t-1}; γ_hh) + b_ih + b_hh   (gates i, f, g, o)
+          c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g),   h_t = σ(o) ⊙ tanh(LN(c_t; γ_c) + β_c)
+    GRU   x̂ = LN(W_ih x_t; γ_ih) + b_ih,   ĥ = LN(W_hh h_{t-1}; γ_hh) + b_hh
+          r = σ(x̂_r + ĥ_r), z = σ(x̂_z + ĥ_z), n = tanh(x̂_n + r ⊙ ĥ_n), h_t = (1 − z) n + z h_{t-1}
+
+The input side is parallel over time: G_x = LN(x W_ihᵀ; γ_ih) + b is one GEMM and one layer_norm
+over all T·B rows, by torch, differentiated by autograd. Only the recurrence runs in the native
+kernels (fastrnn_ln_lstm_*, fastrnn_ln_gru_*: the per-step product, its LayerNorm, the gates, the
+cell's LayerNorm, and the BPTT); its weight gradients are GEMMs and sums over all rows here.
+Backends: native (CPU, float32 and float64) and eager (the same equations as a per-step torch
+loop: any device and dtype); `auto` takes native where it runs, else eager.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import PackedSequence
+
+from . import _checks, _eager, _grads, dispatch
+from .modules import _reverse, _unpack
+
+EPS = 1e-5
+BACKENDS = ("auto", "native", "eager")
+
+
+def _native():
+    from ._native.cpu import library
+    return library
+
+
+def _slots(T, save):
+    """(state slots, gate slots): T+1 and T when saving for backward, else 2 and 1 (rings)."""
+    return (T + 1, T) if save else (2, 1)
+
+
+def _rows_sum(t):
+    """Σ over the first two dimensions of t [T,B,N] -> [N]."""
+    return t.reshape(-1, t.shape[-1]).sum(0)
+
+
+def _grad_of(t, like):
+    return torch.zeros_like(like) if t is None else t.contiguous()
+
+
+class _LSTMRecurrence(torch.autograd.Function):
+    """The LayerNorm LSTM's recurrence from G_x [T,B,4H] on the native kernels."""
+
+    @staticmethod
+    def forward(ctx, gx, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save):
+        T, B, G = gx.shape
+        H = G // 4
+        S, Sg = _slots(T, save)
+        new = gx.new_empty
+        y, h_n, c_n = new(T, B, H), new(B, H), new(B, H)
+        gates, nh, rh, cs, nc, rc, hs = (new(Sg, B, G), new(Sg, B, G), new(Sg, B), new(S, B, H),
+                                         new(Sg, B, H), new(Sg, B), new(S, B, H))
+        _native().call("ln_lstm_forward" if save else "ln_lstm_forward_infer", H, gx, h0, c0,
+                       w_hh, g_hh, g_c, b_c, lengths, y, h_n, c_n, gates, nh, rh, cs, nc, rc,
+                       hs)
+        if save:
+            ctx.save_for_backward(gates, nh, rh, cs, nc, rc, hs, w_hh, g_hh, g_c, b_c, lengths)
+        return y, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n):
+        gates, nh, rh, cs, nc, rc, hs, w_hh, g_hh, g_c, b_c, lengths = ctx.saved_tensors
+        T, B, G = gates.shape
+        H = G // 4
+        new = gates.new_empty
+        dGx, dAh, du, dh0, dc0 = new(T, B, G), new(T, B, G), new(T, B, H), new(B, H), new(B, H)
+        _native().call("ln_lstm_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0),
+                       _grad_of(dc_n, dc0), gates, nh, rh, cs, nc, rc, w_hh, g_hh, g_c, b_c,
+                       lengths, dGx, dAh, du, dh0, dc0)
+        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H))
+        return (dGx, dh0, dc0, dw_hh, _rows_sum(dGx * nh), _rows_sum(du * nc), _rows_sum(du),
+                None, None)
+
+
+class _GRURecurrence(torch.autograd.Function):
+    """The LayerNorm GRU's recurrence from G_x = x̂ [T,B,3H] on the native kernels."""
+
+    @staticmethod
+    def forward(ctx, gx, h0, w_hh, g_hh, b_hh, lengths, save):
+        T, B, G = gx.shape
+        H = G // 3
+        S, Sg = _slots(T, save)
+        new = gx.new_empty
+        y, h_n = new(T, B, H), new(B, H)
+        gates, a_n, nh, rh, hs = new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), new(Sg, B), \
+            new(S, B, H)
+        _native().call("ln_gru_forward" if save else "ln_gru_forward_infer", H, gx, h0, w_hh,
+                       g_hh, b_hh, lengths, y, h_n, gates, a_n, nh, rh, hs)
+        if save:
+            ctx.save_for_backward(gates, a_n, nh, rh, hs, w_hh, g_hh, lengths)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n):
+        gates, a_n, nh, rh, hs, w_hh, g_hh, lengths = ctx.saved_tensors
+        T, B, G = gates.shape
+        H = G // 3
+        new = gates.new_empty
+        dGx, dHh, dAh, dh0 = new(T, B, G), new(T, B, G), new(T, B, G), new(B, H)
+        _native().call("ln_gru_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0), gates,
+                       a_n, nh, rh, hs, w_hh, g_hh, lengths, dGx, dHh, dAh, dh0)
+        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H))
+        return dGx, dh0, dw_hh, _rows_sum(dHh * nh), _rows_sum(dHh), None, None
+
+
+def _backend(backend, x):
+    """native or eager for a call on x (see the module docstring)."""
+    _checks.choice("backend", backend, BACKENDS)
+    runs = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and x.shape[1] > 0 and dispatch.why_not("native") is None)
+    if backend == "native" and not runs:
+        raise ValueError(f"backend 'native' runs the LayerNorm cells on CPU float32 and float64 "
+                         f"input with the C library built, got {x.dtype} on {x.device} "
+                         f"(use backend='auto' or 'eager')")
+    return "native" if backend == "native" or (backend == "auto" and runs) else "eager"
+
+
+def _layer_args(x, h0, w_ih, w_hh, gates):
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    _checks.tensor("w_ih", w_ih, (gates * H, I), x)
+    _checks.tensor("w_hh", w_hh, (gates * H, H), x)
+    h0 = x.new_zeros(B, H) if h0 is None else _checks.tensor("h0", h0, (B, H), x)
+    return T, B, H, h0
+
+
+def _input_side(x, w_ih, g_ih, *biases):
+    """G_x = LN(x W_ihᵀ; γ_ih) + the biases (each [G] or None) over all T·B rows. The gain is
+    applied outside layer_norm: torch's affine LayerNorm backward sums dγ over the rows on however
+    many threads it has, and its bits then change with their count; a product's gradient is
+    summed by one thread per column, as the kernels' results are."""
+    v = F.linear(x, w_ih)
+    gx = F.layer_norm(v, v.shape[-1:], None, None, EPS) * g_ih
+    for b in biases:
+        gx = gx if b is None else gx + b
+    return gx
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, backend="auto"):
+    """One layer, one direction of the LayerNorm LSTM. x [T,B,I], hx = (h0, c0) [B,H] or None,
+    w_ih [4H,I], w_hh [4H,H], b_ih, b_hh [4H] or None, g_ih, g_hh [4H], g_c, b_c [H], lengths [B]
+    -> (y [T,B,H], (h_n, c_n))."""
+    h0, c0 = (None, None) if hx is None else hx
+    T, B, H, h0 = _layer_args(x, h0, w_ih, w_hh, 4)
+    c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
+    n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
+    if _backend(backend, x) == "eager":
+        y, h_n, c_n = _eager.ln_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, n)
+        return y, (h_n, c_n)
+    gx = _input_side(x, w_ih, g_ih, b_ih, b_hh)
+    n = _checks.full_lengths(T, B, x.device) if n is None else n
+    save = _needs_grad(gx, h0, c0, w_hh, g_hh, g_c, b_c)
+    y, h_n, c_n = _LSTMRecurrence.apply(gx.contiguous(), h0.contiguous(), c0.contiguous(),
+                                        w_hh.contiguous(), g_hh.contiguous(), g_c.contiguous(),
+                                        b_c.contiguous(), n, save)
+    return y, (h_n, c_n)
+
+
+def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="auto"):
+    """One layer, one direction of the LayerNorm GRU. x [T,B,I], h0 [B,H] or None, w_ih [3H,I],
+    w_hh [3H,H], b_ih, b_hh [3H] or None, g_ih, g_hh [3H], lengths [B] -> (y [T,B,H], h_n)."""
+    T, B, H, h0 = _layer_args(x, h0, w_ih, w_hh, 3)
+    n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
+    if _backend(backend, x) == "eager":
+        return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
+    gx = _input_side(x, w_ih, g_ih, b_ih)
+    n = _checks.full_lengths(T, B, x.device) if n is None else n
+    b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
+    save = _needs_grad(gx, h0, w_hh, g_hh, b_hh)
+    return _GRURecurrence.apply(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
+                                g_hh.contiguous(), b_hh.contiguous(), n, save)
+
+
+class _LayerNormRecurrent(torch.nn.Module):
+    """The multi-layer module: torch.nn.LSTM / GRU's constructor arguments, parameters (with the
+    LayerNorm gains and, for the LSTM, the cell's shift) and calls."""
+
+    GATES = None  # 4 (LSTM) or 3 (GRU)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, backend="auto"):
+        super().__init__()
+        name = type(self).__name__
+        for arg, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                       ("num_layers", num_layers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: {arg}: expected a positive integer, got {v!r}")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout <= 1):
+            raise ValueError(f"{name}: dropout: expected a number in [0, 1], got {dropout!r}")
+        _checks.choice("backend", backend, BACKENDS)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.backend, self.last_backend = bidirectional, backend, None
+        G, H, D = self.GATES * hidden_size, hidden_size, 2 if bidirectional else 1
+        kw = dict(device=device, dtype=dtype)
+        for layer in range(num_layers):
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                I = input_size if layer == 0 else D * H
+                p = {"weight_ih": (G, I), "weight_hh": (G, H)}
+                if bias:
+                    p.update(bias_ih=(G,), bias_hh=(G,))
+                p.update(ln_ih_weight=(G,), ln_hh_weight=(G,))
+                if self.GATES == 4:
+                    p.update(ln_c_weight=(H,), ln_c_bias=(H,))
+                for k, shape in p.items():
+                    self.register_parameter(k + sfx, torch.nn.Parameter(torch.empty(shape, **kw)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Weights and biases uniform in ±1/sqrt(H), as torch.nn's; LayerNorm gains one, the
+        cell's shift zero."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith(("weight_", "bias_")):
+                torch.nn.init.uniform_(p, -bound, bound)
+            elif name.startswith("ln_c_bias"):
+                torch.nn.init.zeros_(p)
+            else:
+                torch.nn.init.ones_(p)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        for k, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
+                           ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, k) != default:
+                s += f", {k}={getattr(self, k)}"
+        return s + f", backend={self.backend!r}"
+
+    def _params(self, k):
+        layer, d = divmod(k, 2 if self.bidirectional else 1)
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "ln_ih_weight", "ln_hh_weight"]
+        if self.GATES == 4:
+            names += ["ln_c_weight", "ln_c_bias"]
+        return [get(n) for n in names]
+
+    def forward(self, input, hx=None):
+        name = type(self).__name__
+        if torch.onnx.is_in_onnx_export():
+            raise RuntimeError(f"{name} cannot be exported to ONNX: no ONNX operator computes a "
+                               f"LayerNorm {self._kind()}")
+        lstm, D, H = self.GATES == 4, 2 if self.bidirectional else 1, self.hidden_size
+        packed = isinstance(input, PackedSequence)
+        lengths = sorted_idx = unsorted_idx = rows = None
+        if packed:
+            data, batch_sizes, sorted_idx, unsorted_idx = input
+            x, lengths, rows = _unpack(data, batch_sizes)
+            batched = True
+        else:
+            if not isinstance(input, torch.Tensor):
+                raise TypeError(f"{name}: input: expected a tensor or a PackedSequence, got "
+                                f"{type(input).__name__}")
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{name}: input: expected a 2D or 3D tensor, got "
+                                 f"{input.dim()}D")
+            batched = input.dim() == 3
+            x = input if batched else input.unsqueeze(1)
+            if batched and self.batch_first:
+                x = x.transpose(0, 1)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: input: expected input_size {self.input_size} features, "
+                             f"got {x.shape[-1]}")
+        h0, c0 = self._initial(hx, x, batched, lstm, name)
+        if packed and sorted_idx is not None:
+            h0 = h0.index_select(1, sorted_idx)
+            c0 = None if c0 is None else c0.index_select(1, sorted_idx)
+        self.last_backend = _backend(self.backend, x)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                xin = x if d == 0 else _reverse(x, lengths)
+                p = self._params(k)
+                if lstm:
+                    y, (h, c) = ln_lstm(xin, (h0[k], c0[k]), *p, lengths=lengths,
+                                        backend=self.last_backend)
+                    c_n.append(c)
+                else:
+                    y, h = ln_gru(xin, h0[k], *p, lengths=lengths, backend=self.last_backend)
+                outs.append(y if d == 0 else _reverse(y, lengths))
+                h_n.append(h)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n = torch.stack(h_n)
+        c_n = torch.stack(c_n) if lstm else None
+        if packed:
+            out = PackedSequence(x.reshape(-1, D * H).index_select(0, rows), batch_sizes,
+                                 sorted_idx, unsorted_idx)
+            if unsorted_idx is not None:
+                h_n = h_n.index_select(1, unsorted_idx)
+                c_n = None if c_n is None else c_n.index_select(1, unsorted_idx)
+        else:
+            out = x.transpose(0, 1) if batched and self.batch_first else x
+            if not batched:
+                out, h_n = out.squeeze(1), h_n.squeeze(1)
+                c_n = None if c_n is None else c_n.squeeze(1)
+        return out, ((h_n, c_n) if lstm else h_n)
+
+    def _kind(self):
+        return "LSTM" if self.GATES == 4 else "GRU"
+
+    def _initial(self, hx, x, batched, lstm, name):
+        """(h0, c0) [L·D,B,H] from hx as torch.nn takes it (c0 None for the GRU)."""
+        D, B = 2 if self.bidirectional else 1, x.shape[1]
+        shape = (self.num_layers * D, B, self.hidden_size)
+        if hx is None:
+            return x.new_zeros(shape), x.new_zeros(shape) if lstm else None
+        if lstm:
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2
+                    and all(isinstance(t, torch.Tensor) for t in hx)):
+                raise TypeError(f"{name}: hx: expected a tuple of two tensors (h_0, c_0), got "
+                                f"{type(hx).__name__}")
+            states = list(hx)
+        else:
+            if not isinstance(hx, torch.Tensor):
+                raise TypeError(f"{name}: hx: expected a tensor, got {type(hx).__name__}")
+            states = [hx]
+        out = []
+        for label, s in zip(("h_0", "c_0"), states):
+            s = s if batched else s.unsqueeze(1)
+            if tuple(s.shape) != shape:
+                want = shape if batched else (shape[0], shape[2])
+                got = tuple(s.shape) if batched else tuple(s.shape[:1]) + tuple(s.shape[2:])
+                raise RuntimeError(f"{name}: {label}: expected shape {want}, got {got}")
+            out.append(s.to(x.dtype))
+        return out[0], out[1] if lstm else None
+
+
+class LayerNormLSTM(_LayerNormRecurrent):
+    """LayerNorm LSTM (see fastrnn.layernorm): torch.nn.LSTM's constructor arguments (no
+    proj_size) and calls, returning output, (h_n, c_n). Parameters per layer k and direction
+    (suffix _l{k}, _l{k}_reverse): weight_ih, weight_hh, bias_ih, bias_hh as torch.nn.LSTM's,
+    ln_ih_weight, ln_hh_weight [4H] (γ_ih, γ_hh, ones), ln_c_weight [H] (γ_c, ones), ln_c_bias [H]
+    (β_c, zeros)."""
+
+    GATES = 4
+
+
+class LayerNormGRU(_LayerNormRecurrent):
+    """LayerNorm GRU (see fastrnn.layernorm): torch.nn.GRU's constructor arguments and calls,
+    returning output, h_n. Parameters per layer k and direction: weight_ih, weight_hh, bias_ih,
+    bias_hh as torch.nn.GRU's, ln_ih_weight, ln_hh_weight [3H] (γ_ih, γ_hh, ones)."""
+
+    GATES = 3
