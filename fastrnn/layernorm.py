@@ -8,10 +8,11 @@ With LN(v; γ) = γ ⊙ (v − mean v) / sqrt(var v + 1e-5) over each whole row 
     GRU   x̂ = LN(W_ih x_t; γ_ih) + b_ih,   ĥ = LN(W_hh h_{t-1}; γ_hh) + b_hh
           r = σ(x̂_r + ĥ_r), z = σ(x̂_z + ĥ_z), n = tanh(x̂_n + r ⊙ ĥ_n), h_t = (1 − z) n + z h_{t-1}
 
-The input side is parallel over time: G_x = LN(x W_ihᵀ; γ_ih) + b is one GEMM and one layer_norm
-over all T·B rows, by torch, differentiated by autograd. Only the recurrence runs in the native
-kernels (fastrnn_ln_lstm_*, fastrnn_ln_gru_*: the per-step product, its LayerNorm, the gates, the
-cell's LayerNorm, and the BPTT); its weight gradients are GEMMs and sums over all rows here.
+Only the recurrence is sequential: V = x W_ihᵀ is one GEMM over all T·B rows, and the native
+kernels (fastrnn_ln_lstm_*, fastrnn_ln_gru_*) run the rest of each step — V_t's LayerNorm, the
+per-step product and its LayerNorm, the gates, the cell's LayerNorm — and the BPTT, from which
+dx, the weight, bias and gain gradients are GEMMs and sums over all rows here (summed by one
+thread per column, so bitwise the same for any thread count, as the kernels' results).
 Backends: native (CPU, float32 and float64) and eager (the same equations as a per-step torch
 loop: any device and dtype); `auto` takes native where it runs, else eager.
 """
@@ -47,69 +48,94 @@ def _grad_of(t, like):
     return torch.zeros_like(like) if t is None else t.contiguous()
 
 
-class _LSTMRecurrence(torch.autograd.Function):
-    """The LayerNorm LSTM's recurrence from G_x [T,B,4H] on the native kernels."""
+class _LSTMLayer(torch.autograd.Function):
+    """One LayerNorm LSTM layer-direction on the native kernels: V = x W_ihᵀ by one GEMM, the
+    rest — both LayerNorms of a_t, the gates, the cell's LayerNorm — in the C loop; backward,
+    the loop's BPTT and then dx, the weight, bias and gain gradients as GEMMs and sums over all
+    T·B rows."""
 
     @staticmethod
-    def forward(ctx, gx, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save):
-        T, B, G = gx.shape
+    def forward(ctx, x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save):
+        T, B, _ = x.shape
+        G = w_ih.shape[0]
         H = G // 4
         S, Sg = _slots(T, save)
-        new = gx.new_empty
+        new = x.new_empty
+        xv = F.linear(x, w_ih)
         y, h_n, c_n = new(T, B, H), new(B, H), new(B, H)
-        gates, nh, rh, cs, nc, rc, hs = (new(Sg, B, G), new(Sg, B, G), new(Sg, B), new(S, B, H),
-                                         new(Sg, B, H), new(Sg, B), new(S, B, H))
-        _native().call("ln_lstm_forward" if save else "ln_lstm_forward_infer", H, gx, h0, c0,
-                       w_hh, g_hh, g_c, b_c, lengths, y, h_n, c_n, gates, nh, rh, cs, nc, rc,
-                       hs)
+        gates, nx, rx, nh, rh = new(Sg, B, G), new(Sg, B, G), new(Sg, B), new(Sg, B, G), \
+            new(Sg, B)
+        cs, nc, rc, hs = new(S, B, H), new(Sg, B, H), new(Sg, B), new(S, B, H)
+        _native().call("ln_lstm_forward" if save else "ln_lstm_forward_infer", H, xv, g_ih,
+                       b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, y, h_n, c_n, gates, nx,
+                       rx, nh, rh, cs, nc, rc, hs)
         if save:
-            ctx.save_for_backward(gates, nh, rh, cs, nc, rc, hs, w_hh, g_hh, g_c, b_c, lengths)
+            ctx.save_for_backward(x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih,
+                                  g_hh, g_c, b_c, lengths)
+            ctx.biases = b_ih is not None, b_hh is not None
         return y, h_n, c_n
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n):
-        gates, nh, rh, cs, nc, rc, hs, w_hh, g_hh, g_c, b_c, lengths = ctx.saved_tensors
+        (x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c, b_c,
+         lengths) = ctx.saved_tensors
         T, B, G = gates.shape
         H = G // 4
         new = gates.new_empty
-        dGx, dAh, du, dh0, dc0 = new(T, B, G), new(T, B, G), new(T, B, H), new(B, H), new(B, H)
+        dA, dV, dAh, du = new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, H)
+        dh0, dc0 = new(B, H), new(B, H)
         _native().call("ln_lstm_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0),
-                       _grad_of(dc_n, dc0), gates, nh, rh, cs, nc, rc, w_hh, g_hh, g_c, b_c,
-                       lengths, dGx, dAh, du, dh0, dc0)
-        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H))
-        return (dGx, dh0, dc0, dw_hh, _rows_sum(dGx * nh), _rows_sum(du * nc), _rows_sum(du),
-                None, None)
+                       _grad_of(dc_n, dc0), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh,
+                       g_c, b_c, lengths, dA, dV, dAh, du, dh0, dc0)
+        need = ctx.needs_input_grad
+        dv = dV.reshape(-1, G)
+        dx = (dv @ w_ih).view(T, B, -1) if need[0] else None
+        dw_ih = _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need[1] else None
+        db = _rows_sum(dA) if need[2] or need[3] else None
+        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H)) if need[7] else None
+        return (dx, dw_ih, db if need[2] else None, db if need[3] else None,
+                _rows_sum(dA * nx), dh0, dc0, dw_hh, _rows_sum(dA * nh), _rows_sum(du * nc),
+                _rows_sum(du), None, None)
 
 
-class _GRURecurrence(torch.autograd.Function):
-    """The LayerNorm GRU's recurrence from G_x = x̂ [T,B,3H] on the native kernels."""
+class _GRULayer(torch.autograd.Function):
+    """One LayerNorm GRU layer-direction on the native kernels (as _LSTMLayer)."""
 
     @staticmethod
-    def forward(ctx, gx, h0, w_hh, g_hh, b_hh, lengths, save):
-        T, B, G = gx.shape
+    def forward(ctx, x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh, lengths, save):
+        T, B, _ = x.shape
+        G = w_ih.shape[0]
         H = G // 3
         S, Sg = _slots(T, save)
-        new = gx.new_empty
+        new = x.new_empty
+        xv = F.linear(x, w_ih)
         y, h_n = new(T, B, H), new(B, H)
-        gates, a_n, nh, rh, hs = new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), new(Sg, B), \
-            new(S, B, H)
-        _native().call("ln_gru_forward" if save else "ln_gru_forward_infer", H, gx, h0, w_hh,
-                       g_hh, b_hh, lengths, y, h_n, gates, a_n, nh, rh, hs)
+        gates, a_n, nx, rx, nh, rh, hs = new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), \
+            new(Sg, B), new(Sg, B, G), new(Sg, B), new(S, B, H)
+        _native().call("ln_gru_forward" if save else "ln_gru_forward_infer", H, xv, g_ih, b_ih,
+                       h0, w_hh, g_hh, b_hh, lengths, y, h_n, gates, a_n, nx, rx, nh, rh, hs)
         if save:
-            ctx.save_for_backward(gates, a_n, nh, rh, hs, w_hh, g_hh, lengths)
+            ctx.save_for_backward(x, w_ih, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh,
+                                  lengths)
         return y, h_n
 
     @staticmethod
     def backward(ctx, dy, dh_n):
-        gates, a_n, nh, rh, hs, w_hh, g_hh, lengths = ctx.saved_tensors
+        x, w_ih, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
         T, B, G = gates.shape
         H = G // 3
         new = gates.new_empty
-        dGx, dHh, dAh, dh0 = new(T, B, G), new(T, B, G), new(T, B, G), new(B, H)
+        dX, dHh, dV, dAh, dh0 = new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, G), \
+            new(B, H)
         _native().call("ln_gru_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0), gates,
-                       a_n, nh, rh, hs, w_hh, g_hh, lengths, dGx, dHh, dAh, dh0)
-        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H))
-        return dGx, dh0, dw_hh, _rows_sum(dHh * nh), _rows_sum(dHh), None, None
+                       a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, dX, dHh, dV, dAh, dh0)
+        need = ctx.needs_input_grad
+        dv = dV.reshape(-1, G)
+        dx = (dv @ w_ih).view(T, B, -1) if need[0] else None
+        dw_ih = _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need[1] else None
+        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H)) if need[5] else None
+        return (dx, dw_ih, _rows_sum(dX) if need[2] else None, _rows_sum(dX * nx), dh0, dw_hh,
+                _rows_sum(dHh * nh), _rows_sum(dHh) if need[7] else None, None, None)
 
 
 def _backend(backend, x):
@@ -133,16 +159,8 @@ def _layer_args(x, h0, w_ih, w_hh, gates):
     return T, B, H, h0
 
 
-def _input_side(x, w_ih, g_ih, *biases):
-    """G_x = LN(x W_ihᵀ; γ_ih) + the biases (each [G] or None) over all T·B rows. The gain is
-    applied outside layer_norm: torch's affine LayerNorm backward sums dγ over the rows on however
-    many threads it has, and its bits then change with their count; a product's gradient is
-    summed by one thread per column, as the kernels' results are."""
-    v = F.linear(x, w_ih)
-    gx = F.layer_norm(v, v.shape[-1:], None, None, EPS) * g_ih
-    for b in biases:
-        gx = gx if b is None else gx + b
-    return gx
+def _contiguous(*tensors):
+    return [t if t is None else t.contiguous() for t in tensors]
 
 
 def _needs_grad(*tensors):
@@ -160,12 +178,10 @@ def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, b
     if _backend(backend, x) == "eager":
         y, h_n, c_n = _eager.ln_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, n)
         return y, (h_n, c_n)
-    gx = _input_side(x, w_ih, g_ih, b_ih, b_hh)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(gx, h0, c0, w_hh, g_hh, g_c, b_c)
-    y, h_n, c_n = _LSTMRecurrence.apply(gx.contiguous(), h0.contiguous(), c0.contiguous(),
-                                        w_hh.contiguous(), g_hh.contiguous(), g_c.contiguous(),
-                                        b_c.contiguous(), n, save)
+    save = _needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
+    y, h_n, c_n = _LSTMLayer.apply(*_contiguous(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh,
+                                                g_c, b_c), n, save)
     return y, (h_n, c_n)
 
 
@@ -176,12 +192,9 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     if _backend(backend, x) == "eager":
         return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
-    gx = _input_side(x, w_ih, g_ih, b_ih)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
-    save = _needs_grad(gx, h0, w_hh, g_hh, b_hh)
-    return _GRURecurrence.apply(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
-                                g_hh.contiguous(), b_hh.contiguous(), n, save)
+    save = _needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
+    return _GRULayer.apply(*_contiguous(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh), n, save)
 
 
 class _LayerNormRecurrent(torch.nn.Module):

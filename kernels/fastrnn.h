@@ -229,13 +229,17 @@ int fastrnn_gru_forward_x_infer_f32(int64_t T, int64_t B, int64_t I, int64_t H,
     const float *b_hh, const int64_t *lengths, float *y, float *h_n, float *gates, float *a_n,
     float *hs);
 /* LayerNorm LSTM (CPU only; fastrnn.reference.ln_lstm_forward), LN(v; γ) = γ (v − mean v) /
- * sqrt(var v + 1e-5) over a whole row: a_t = G_x[t] + LN(h_{t-1} W_hhᵀ; g_hh), where the caller
- * takes G_x = LN(x W_ihᵀ; g_ih) + b_ih + b_hh; c_t = σ(f) c_{t-1} + σ(i) tanh(g);
- * h_t = σ(o) tanh(LN(c_t; g_c) + b_c). The backward returns ∂L/∂G_x (dGx), ∂L/∂(h_{t-1} W_hhᵀ)
- * (dAh: dW_hh = Σ_t dAh_tᵀ h_{t-1}) and ∂L/∂u, u = LN(c_t; g_c) + b_c (du: dg_c = Σ du ⊙ nc,
- * db_c = Σ du; dg_hh = Σ dGx ⊙ nh). */
+ * sqrt(var v + 1e-5) over a whole row: a_t = LN(V_t; g_ih) + LN(h_{t-1} W_hhᵀ; g_hh) + b_ih + b_hh,
+ * where the caller takes V = x W_ihᵀ over all T·B rows; c_t = σ(f) c_{t-1} + σ(i) tanh(g);
+ * h_t = σ(o) tanh(LN(c_t; g_c) + b_c). The backward returns ∂L/∂a (dA: db = Σ dA, dg_ih = Σ dA ⊙
+ * nx, dg_hh = Σ dA ⊙ nh), ∂L/∂V (dV: dx = dV W_ih, dW_ih = Σ dVᵀ x), ∂L/∂(h_{t-1} W_hhᵀ) (dAh:
+ * dW_hh = Σ_t dAh_tᵀ h_{t-1}) and ∂L/∂u, u = LN(c_t; g_c) + b_c (du: dg_c = Σ du ⊙ nc, db_c =
+ * Σ du). Saved rows past a sequence's end are zero. */
 int fastrnn_ln_lstm_forward_f32(int64_t T, int64_t B, int64_t H,
-    const float *gx,          /* [T,B,4H] */
+    const float *xv,          /* [T,B,4H] V = x W_ihᵀ */
+    const float *g_ih,        /* [4H]     */
+    const float *b_ih,        /* [4H] or NULL */
+    const float *b_hh,        /* [4H] or NULL */
     const float *h0,          /* [B,H]    */
     const float *c0,          /* [B,H]    */
     const float *W_hh,        /* [4H,H]   */
@@ -247,62 +251,72 @@ int fastrnn_ln_lstm_forward_f32(int64_t T, int64_t B, int64_t H,
     float *h_n,               /* [B,H]    */
     float *c_n,               /* [B,H]    */
     float *gates,             /* [T,B,4H] activated i, f, g, o (forward_infer: [1,B,4H]) */
+    float *nx,                /* [T,B,4H] the normalised V_t (forward_infer: [1,B,4H]) */
+    float *rx,                /* [T,B]    its 1/σ (forward_infer: [1,B]) */
     float *nh,                /* [T,B,4H] the normalised h_{t-1} W_hhᵀ (forward_infer: [1,B,4H]) */
     float *rh,                /* [T,B]    its 1/σ (forward_infer: [1,B]) */
     float *cs,                /* [S,B,H]  c_0..c_T */
     float *nc,                /* [T,B,H]  the normalised c_t (forward_infer: [1,B,H]) */
     float *rc,                /* [T,B]    its 1/σ (forward_infer: [1,B]) */
     float *hs);               /* [S,B,H]  h_0..h_T */
-int fastrnn_ln_lstm_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
-    const float *h0, const float *c0, const float *W_hh, const float *g_hh, const float *g_c,
-    const float *b_c, const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates,
-    float *nh, float *rh, float *cs, float *nc, float *rc, float *hs);
+int fastrnn_ln_lstm_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *xv,
+    const float *g_ih, const float *b_ih, const float *b_hh, const float *h0, const float *c0,
+    const float *W_hh, const float *g_hh, const float *g_c, const float *b_c,
+    const int64_t *lengths, float *y, float *h_n, float *c_n, float *gates, float *nx,
+    float *rx, float *nh, float *rh, float *cs, float *nc, float *rc, float *hs);
 int fastrnn_ln_lstm_backward_f32(int64_t T, int64_t B, int64_t H,
     const float *dy,          /* [T,B,H]   */
     const float *dh_n,        /* [B,H]     */
     const float *dc_n,        /* [B,H]     */
-    const float *gates, const float *nh, const float *rh, const float *cs, const float *nc,
-    const float *rc,          /* from forward */
+    const float *gates, const float *nx, const float *rx, const float *nh, const float *rh,
+    const float *cs, const float *nc, const float *rc,   /* from forward */
     const float *W_hh,        /* [4H,H]    */
-    const float *g_hh, const float *g_c, const float *b_c,
+    const float *g_ih, const float *g_hh, const float *g_c, const float *b_c,
     const int64_t *lengths,   /* [B]       */
-    float *dGx,               /* [T,B,4H]  ∂L/∂G_x */
+    float *dA,                /* [T,B,4H]  ∂L/∂a */
+    float *dV,                /* [T,B,4H]  ∂L/∂V */
     float *dAh,               /* [T,B,4H]  ∂L/∂(h_{t-1} W_hhᵀ) */
     float *du,                /* [T,B,H]   ∂L/∂u */
     float *dh0,               /* [B,H]     */
     float *dc0);              /* [B,H]     */
-/* LayerNorm GRU (CPU only; fastrnn.reference.ln_gru_forward): x̂ = G_x[t], which the caller takes
- * as LN(x W_ihᵀ; g_ih) + b_ih; ĥ = LN(h_{t-1} W_hhᵀ; g_hh) + b_hh; r, z, n and h_t as the GRU's.
- * The backward returns ∂L/∂x̂ (dGx), ∂L/∂ĥ (dHh: db_hh = Σ dHh, dg_hh = Σ dHh ⊙ nh) and
- * ∂L/∂(h_{t-1} W_hhᵀ) (dAh). */
+/* LayerNorm GRU (CPU only; fastrnn.reference.ln_gru_forward): x̂ = LN(V_t; g_ih) + b_ih, where the
+ * caller takes V = x W_ihᵀ over all T·B rows; ĥ = LN(h_{t-1} W_hhᵀ; g_hh) + b_hh; r, z, n and h_t
+ * as the GRU's. The backward returns ∂L/∂x̂ (dX: db_ih = Σ dX, dg_ih = Σ dX ⊙ nx), ∂L/∂ĥ (dHh:
+ * db_hh = Σ dHh, dg_hh = Σ dHh ⊙ nh), ∂L/∂V (dV) and ∂L/∂(h_{t-1} W_hhᵀ) (dAh). */
 int fastrnn_ln_gru_forward_f32(int64_t T, int64_t B, int64_t H,
-    const float *gx,          /* [T,B,3H] */
+    const float *xv,          /* [T,B,3H] V = x W_ihᵀ */
+    const float *g_ih,        /* [3H]     */
+    const float *b_ih,        /* [3H] or NULL */
     const float *h0,          /* [B,H]    */
     const float *W_hh,        /* [3H,H]   */
     const float *g_hh,        /* [3H]     */
-    const float *b_hh,        /* [3H]     */
+    const float *b_hh,        /* [3H] or NULL */
     const int64_t *lengths,   /* [B]      */
     float *y,                 /* [T,B,H]  */
     float *h_n,               /* [B,H]    */
     float *gates,             /* [T,B,3H] activated r, z, n (forward_infer: [1,B,3H]) */
     float *a_n,               /* [T,B,H]  ĥ_n (forward_infer: [1,B,H]) */
+    float *nx,                /* [T,B,3H] the normalised V_t (forward_infer: [1,B,3H]) */
+    float *rx,                /* [T,B]    its 1/σ (forward_infer: [1,B]) */
     float *nh,                /* [T,B,3H] the normalised h_{t-1} W_hhᵀ (forward_infer: [1,B,3H]) */
     float *rh,                /* [T,B]    its 1/σ (forward_infer: [1,B]) */
     float *hs);               /* [S,B,H]  h_0..h_T */
-int fastrnn_ln_gru_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *gx,
-    const float *h0, const float *W_hh, const float *g_hh, const float *b_hh,
-    const int64_t *lengths, float *y, float *h_n, float *gates, float *a_n, float *nh,
-    float *rh, float *hs);
+int fastrnn_ln_gru_forward_infer_f32(int64_t T, int64_t B, int64_t H, const float *xv,
+    const float *g_ih, const float *b_ih, const float *h0, const float *W_hh, const float *g_hh,
+    const float *b_hh, const int64_t *lengths, float *y, float *h_n, float *gates, float *a_n,
+    float *nx, float *rx, float *nh, float *rh, float *hs);
 int fastrnn_ln_gru_backward_f32(int64_t T, int64_t B, int64_t H,
     const float *dy,          /* [T,B,H]   */
     const float *dh_n,        /* [B,H]     */
-    const float *gates, const float *a_n, const float *nh, const float *rh,
+    const float *gates, const float *a_n, const float *nx, const float *rx, const float *nh,
+    const float *rh,          /* from forward */
     const float *hs,          /* [T+1,B,H] from forward */
     const float *W_hh,        /* [3H,H]    */
-    const float *g_hh,        /* [3H]      */
+    const float *g_ih, const float *g_hh,
     const int64_t *lengths,   /* [B]       */
-    float *dGx,               /* [T,B,3H]  ∂L/∂x̂ = ∂L/∂G_x */
+    float *dX,                /* [T,B,3H]  ∂L/∂x̂ */
     float *dHh,               /* [T,B,3H]  ∂L/∂ĥ */
+    float *dV,                /* [T,B,3H]  ∂L/∂V */
     float *dAh,               /* [T,B,3H]  ∂L/∂(h_{t-1} W_hhᵀ) */
     float *dh0);              /* [B,H]     */
 /* ∂L/∂x = ∂L/∂G_x W_ih for every row at once (CPU only): the input gradient of any cell. */

@@ -150,7 +150,7 @@ def run(args):
                                           if hasattr(f, "ran")}))
         if args.memory and p.pass_ == "train" and p.device == "cpu":
             rows[-1]["peak_mib"] = {n: memory.peak_mb(p, n) for n in [BASELINE, *backends]}
-        tqdm.write(f"{p.label():48s} torch.nn {times[BASELINE] * 1e3:8.3f} ms  "
+        tqdm.write(f"{p.label():48s} {calls[BASELINE].ran()} {times[BASELINE] * 1e3:8.3f} ms  "
                    + "  ".join(f"{b} {times[b] * 1e3:8.3f} ms ({times[BASELINE] / times[b]:.2f}x)"
                                for b in backends)
                    + "".join(f"  {e} {times[e] * 1e3:.3f} ms" for e in args.baselines if e in times)

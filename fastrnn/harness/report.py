@@ -8,7 +8,9 @@ import time
 from .points import BASELINE, FLOOR, PASSES
 
 READING = """\
-How to read it: **speed-up** = torch.nn time / fastrnn time, so above 1 fastrnn is faster;
+How to read it: **speed-up** = torch.nn time / fastrnn time, so above 1 fastrnn is faster (at
+the LayerNorm cells, which torch.nn does not have, the baseline is their equations as a per-step
+torch loop, as users write them: **ran** says so);
 **×floor** = time / GEMM-floor time, where the floor is exactly the matmuls the algorithm must do
 (the input projection over all T·B rows plus the T per-step recurrent products; for training also
 the backward ones and the weight gradients), timed alone with torch.matmul in the same run: 1.0

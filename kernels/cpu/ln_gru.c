@@ -1,13 +1,15 @@
-/* LayerNorm GRU on the CPU (fastrnn.reference.ln_gru_forward) and its BPTT: x̂ = G_x[t] =
- * LN(W_ih x_t; γ_ih) + b_ih, taken over all T by the caller; ĥ = LN(W_hh h_{t-1}; γ_hh) + b_hh;
+/* LayerNorm GRU on the CPU (fastrnn.reference.ln_gru_forward) and its BPTT: x̂ = LN(V_t; γ_ih) +
+ * b_ih, with V = x W_ihᵀ taken over all T by the caller (one GEMM); ĥ = LN(W_hh h_{t-1}; γ_hh) +
+ * b_hh;
  * r = σ(x̂_r + ĥ_r), z = σ(x̂_z + ĥ_z), n = tanh(x̂_n + r ĥ_n), h_t = (1 − z) n + z h_{t-1}.
  * Compiled once per element type and CPU variant. */
 #include "internal.h"
 
 /* The description (loop.h): three gate blocks, one forward pass after the product (which reads
  * its whole row: the product goes to a step's buffer a [B,3H], never overwritten in place) and two
- * backward ones (the GRU's math to ∂L/∂x̂ and ∂L/∂ĥ; the product's LayerNorm backward). The
- * forward saves the activated gates, ĥ_n, and the normalised product with its 1/σ. */
+ * backward ones (the GRU's math to ∂L/∂x̂ and ∂L/∂ĥ; the two LayerNorms' backward). The forward
+ * saves the activated gates, ĥ_n, and the normalised V_t and product with their 1/σ (as the
+ * LayerNorm LSTM, the input's LayerNorm runs here: see ln_lstm.c). */
 #define CELL_GATES 3
 #define CELL_BHH_INSIDE 1
 #define CELL_PHASES 1
@@ -16,12 +18,12 @@
 #define LN_EPS ((real)1e-5)
 typedef struct {
   int64_t B, H, Sg;
-  const real *g_hh, *b_hh;  /* [3H], [3H] */
-  real *a;                  /* [B,3H] the step's W_hh h_{t-1} */
-  real *gates, *a_n;        /* [Sg,B,3H] activated r, z, n; [Sg,B,H] ĥ_n */
-  real *nh, *rh;            /* [Sg,B,3H], [Sg,B] */
-  const real *hs;           /* [T+1,B,H] (backward) */
-  real *dGx, *dHh, *dAh;    /* [T,B,3H] ∂L/∂x̂, ∂L/∂ĥ, ∂L/∂(W_hh h_{t-1}) (backward) */
+  const real *g_ih, *b_ih, *g_hh, *b_hh;  /* [3H] each; b_ih, b_hh may be NULL */
+  real *a;                                /* [B,3H] the step's W_hh h_{t-1} */
+  real *gates, *a_n;                      /* [Sg,B,3H] activated r, z, n; [Sg,B,H] ĥ_n */
+  real *nx, *rx, *nh, *rh;                /* [Sg,B,3H], [Sg,B], [Sg,B,3H], [Sg,B] */
+  const real *hs;                         /* [T+1,B,H] (backward) */
+  real *dX, *dHh, *dV, *dAh;  /* [T,B,3H] ∂L/∂x̂, ∂L/∂ĥ, ∂L/∂V, ∂L/∂(W_hh h_{t-1}) (backward) */
 } cell_t;
 
 static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) { return c->a; }
@@ -30,44 +32,69 @@ static inline __attribute__((always_inline)) void cell_forward(
     const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16,
     real *ab, const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
   const int64_t H = c->H, G = 3 * H, row = (t % c->Sg) * c->B + b;
-  real mu, rstd;
+  real mx, rsx, mu, rstd;  /* V_t's (xb: its whole row) and the product's statistics */
+  fr_row_stats(xb, G, LN_EPS, &mx, &rsx);
   fr_row_stats(ab, G, LN_EPS, &mu, &rstd);
-  if (j0 == 0) c->rh[row] = rstd;
-  real *gb = c->gates + row * G, *nb = c->nh + row * G, *anb = c->a_n + row * H;
-  const real *g = c->g_hh, *bh = c->b_hh;
+  if (j0 == 0) c->rx[row] = rsx, c->rh[row] = rstd;
+  real *gb = c->gates + row * G, *nxb = c->nx + row * G, *nb = c->nh + row * G;
+  real *anb = c->a_n + row * H;
+  const real *gi = c->g_ih, *gh = c->g_hh, *bi = c->b_ih, *bh = c->b_hh;
+  /* (nothing is written into the product's row: every thread reads it whole) */
+  for (int64_t q = 0; q < 3; q++) {
+    #pragma omp simd
+    for (int64_t j = q * H + j0; j < q * H + j1; j++) {
+      nxb[j] = (xb[j] - mx) * rsx;
+      nb[j] = (ab[j] - mu) * rstd;
+    }
+  }
   #pragma omp simd
   for (int64_t j = j0; j < j1; j++) {
-    const real nr = (ab[j] - mu) * rstd, nz = (ab[H + j] - mu) * rstd;
-    const real nn = (ab[2 * H + j] - mu) * rstd;
-    nb[j] = nr, nb[H + j] = nz, nb[2 * H + j] = nn;
-    anb[j] = g[2 * H + j] * nn + bh[2 * H + j];
-    yb[j] = rb[j] = gru_fwd(xb[j], xb[xs + j], xb[2 * xs + j], g[j] * nr + bh[j],
-                            g[H + j] * nz + bh[H + j], anb[j], hp[j], &gb[j], &gb[H + j],
+    const real xr = gi[j] * nxb[j] + (bi ? bi[j] : 0);
+    const real xz = gi[H + j] * nxb[H + j] + (bi ? bi[H + j] : 0);
+    const real xn = gi[2 * H + j] * nxb[2 * H + j] + (bi ? bi[2 * H + j] : 0);
+    const real hr = gh[j] * nb[j] + (bh ? bh[j] : 0);
+    const real hz = gh[H + j] * nb[H + j] + (bh ? bh[H + j] : 0);
+    anb[j] = gh[2 * H + j] * nb[2 * H + j] + (bh ? bh[2 * H + j] : 0);
+    yb[j] = rb[j] = gru_fwd(xr, xz, xn, hr, hz, anb[j], hp[j], &gb[j], &gb[H + j],
                             &gb[2 * H + j]);
   }
 }
 
-/* An ended row saves zeros (the sums over rows of the gain's gradient read them). */
+/* An ended row saves zeros (the sums over rows of the gains' gradients read them). */
 static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = (t % c->Sg) * c->B + b;
-  for (int64_t q = 0; q < 3; q++)
-    memset(c->nh + row * 3 * H + q * H + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+  const size_t n = (size_t)(j1 - j0) * sizeof(real);
+  for (int64_t q = 0; q < 3; q++) {
+    memset(c->nx + row * 3 * H + q * H + j0, 0, n);
+    memset(c->nh + row * 3 * H + q * H + j0, 0, n);
+  }
 }
 
 static inline real *cell_dproduct(const cell_t *c, int64_t t) {
   return c->dAh + t * c->B * 3 * c->H;
 }
 
-/* Pass 0: the GRU's math to ∂L/∂x̂ and ∂L/∂ĥ, leaving ∂L/∂h_t·z in dh; pass 1: through the
- * product's LayerNorm. */
+/* ∂L/∂v of v's LayerNorm, units [j0, j1) of each of 3 blocks H apart (as ln_lstm.c's). */
+static inline void ln_backward(const real *d, const real *g, const real *n, real rstd, int64_t H,
+                               int64_t j0, int64_t j1, real *dv) {
+  real m1, m2;
+  fr_row_moments(d, g, n, 3 * H, &m1, &m2);
+  for (int64_t q = 0; q < 3; q++) {
+    #pragma omp simd
+    for (int64_t j = q * H + j0; j < q * H + j1; j++)
+      dv[j] = rstd * (d[j] * g[j] - m1 - n[j] * m2);
+  }
+}
+
+/* Pass 0: the GRU's math to ∂L/∂x̂ and ∂L/∂ĥ, leaving ∂L/∂h_t·z in dh; pass 1: through the two
+ * LayerNorms, to ∂L/∂V_t and ∂L/∂(W_hh h_{t-1}) (dA, what the product multiplies). */
 static inline __attribute__((always_inline)) void cell_backward(
     const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
     real *dhb, real *dAb) {
   const int64_t H = c->H, G = 3 * H, row = t * c->B + b;
-  const real *gb = c->gates + row * G;
-  real *dxb = c->dGx + row * G, *dhh = c->dHh + row * G;
+  real *dxb = c->dX + row * G, *dhh = c->dHh + row * G;
   if (phase == 0) {
-    const real *anb = c->a_n + row * H, *hp = c->hs + row * H;
+    const real *gb = c->gates + row * G, *anb = c->a_n + row * H, *hp = c->hs + row * H;
     #pragma omp simd
     for (int64_t j = j0; j < j1; j++) {
       dhb[j] = gru_bwd(gb[j], gb[H + j], gb[2 * H + j], anb[j], hp[j], dyb[j] + dhb[j],
@@ -78,40 +105,36 @@ static inline __attribute__((always_inline)) void cell_backward(
     }
     return;
   }
-  const real *nb = c->nh + row * G, *g = c->g_hh;
-  real m1, m2;
-  fr_row_moments(dhh, g, nb, G, &m1, &m2);
-  const real rstd = c->rh[row];
-  for (int64_t q = 0; q < 3; q++) {
-    #pragma omp simd
-    for (int64_t j = q * H + j0; j < q * H + j1; j++)
-      dAb[j] = rstd * (dhh[j] * g[j] - m1 - nb[j] * m2);
-  }
+  ln_backward(dxb, c->g_ih, c->nx + row * G, c->rx[row], H, j0, j1, c->dV + row * G);
+  ln_backward(dhh, c->g_hh, c->nh + row * G, c->rh[row], H, j0, j1, dAb);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = t * c->B + b;
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   for (int64_t q = 0; q < 3; q++) {
-    memset(c->dGx + row * 3 * H + q * H + j0, 0, n);
+    memset(c->dX + row * 3 * H + q * H + j0, 0, n);
     memset(c->dHh + row * 3 * H + q * H + j0, 0, n);
+    memset(c->dV + row * 3 * H + q * H + j0, 0, n);
   }
 }
 
 #include "loop.h"
 
 #define LN_GRU_FORWARD(pass, S, Sg)                                                            \
-  int SFXV(fastrnn_ln_gru_##pass)(int64_t T, int64_t B, int64_t H, const real *gx,             \
-                                 const real *h0, const real *W_hh, const real *g_hh,           \
-                                 const real *b_hh, const int64_t *lengths, real *y, real *h_n, \
-                                 real *gates, real *a_n, real *nh, real *rh, real *hs) {       \
-    FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, g_hh, b_hh, lengths, y, h_n, gates, a_n, \
-             nh, rh, hs);                                                                      \
+  int SFXV(fastrnn_ln_gru_##pass)(                                                             \
+      int64_t T, int64_t B, int64_t H, const real *xv, const real *g_ih, const real *b_ih,     \
+      const real *h0, const real *W_hh, const real *g_hh, const real *b_hh,                    \
+      const int64_t *lengths, real *y, real *h_n, real *gates, real *a_n, real *nx, real *rx,  \
+      real *nh, real *rh, real *hs) {                                                          \
+    FR_CHECK(e, T, B, H, 3, lengths, 1, xv, g_ih, h0, W_hh, g_hh, lengths, y, h_n, gates, a_n, \
+             nx, rx, nh, rh, hs);                                                              \
     if (e) return e;                                                                           \
     real *a = fr_work_alloc((size_t)(B * 3 * H) * sizeof(real));                               \
     if (!a) return fr_nomem(__func__, "the step's product");                                   \
-    const cell_t c = {B, H, Sg, g_hh, b_hh, a, gates, a_n, nh, rh, NULL, NULL, NULL, NULL};    \
-    fr_loop f = {T, B, H, H, S, Sg, gx, NULL, NULL, NULL, lengths, y, hs, NULL};               \
+    const cell_t c = {B, H, Sg, g_ih, b_ih, g_hh, b_hh, a, gates, a_n, nx, rx, nh, rh, NULL,   \
+                      NULL, NULL, NULL, NULL};                                                 \
+    fr_loop f = {T, B, H, H, S, Sg, xv, NULL, NULL, NULL, lengths, y, hs, NULL};               \
     e = fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);                               \
     fr_work_free(a);                                                                           \
     return e;                                                                                  \
@@ -121,14 +144,15 @@ LN_GRU_FORWARD(forward_infer, 2, 1)
 
 int SFXV(fastrnn_ln_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                  const real *dh_n, const real *gates, const real *a_n,
-                                 const real *nh, const real *rh, const real *hs,
-                                 const real *W_hh, const real *g_hh, const int64_t *lengths,
-                                 real *dGx, real *dHh, real *dAh, real *dh0) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, nh, rh, hs, W_hh, g_hh, lengths, dGx,
-           dHh, dAh);
+                                 const real *nx, const real *rx, const real *nh, const real *rh,
+                                 const real *hs, const real *W_hh, const real *g_ih,
+                                 const real *g_hh, const int64_t *lengths, real *dX, real *dHh,
+                                 real *dV, real *dAh, real *dh0) {
+  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, W_hh, g_ih,
+           g_hh, lengths, dX, dHh, dV, dAh);
   if (e) return e;
-  const cell_t c = {B, H, T, g_hh, NULL, NULL, (real *)gates, (real *)a_n, (real *)nh,
-                    (real *)rh, hs, dGx, dHh, dAh};
+  const cell_t c = {B, H, T, g_ih, NULL, g_hh, NULL, NULL, (real *)gates, (real *)a_n,
+                    (real *)nx, (real *)rx, (real *)nh, (real *)rh, hs, dX, dHh, dV, dAh};
   fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
   return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
 }

@@ -1,6 +1,6 @@
-/* LayerNorm LSTM on the CPU (fastrnn.reference.ln_lstm_forward) and its BPTT: a_t = G_x[t] +
- * LN(W_hh h_{t-1}; γ_hh), with G_x = LN(W_ih x_t; γ_ih) + b_ih + b_hh taken over all T by the
- * caller; c_t = σ(f) c_{t-1} + σ(i) tanh(g); h_t = σ(o) tanh(LN(c_t; γ_c) + β_c).
+/* LayerNorm LSTM on the CPU (fastrnn.reference.ln_lstm_forward) and its BPTT: a_t =
+ * LN(V_t; γ_ih) + LN(W_hh h_{t-1}; γ_hh) + b_ih + b_hh, with V = x W_ihᵀ taken over all T by the
+ * caller (one GEMM); c_t = σ(f) c_{t-1} + σ(i) tanh(g); h_t = σ(o) tanh(LN(c_t; γ_c) + β_c).
  * LN(v; γ) = γ (v − mean v) / sqrt(var v + 1e-5) over each whole row. Compiled once per element
  * type and CPU variant. */
 #include "internal.h"
@@ -10,7 +10,10 @@
  * ∂L/∂u; the cell's LayerNorm backward and the other gates; the product's LayerNorm backward).
  * The product W_hh h_{t-1} goes to a step's buffer a [B,4H] (read whole by every thread in the
  * first pass, so never overwritten in place); the forward saves the activated gates, the
- * normalised product n_h and normalised cell n_c with their 1/σ, and every c_t. */
+ * normalised V_t, product and cell (n_x, n_h, n_c) with their 1/σ, and every c_t. The input's
+ * LayerNorm runs here rather than as torch ops over all T·B rows: those passes and their fresh
+ * buffers had cost more than the recurrence (T = 100, B = 16, H = 128, Zen 3: 6.3 against
+ * 2.9 ms). */
 #define CELL_GATES 4
 #define CELL_BHH_INSIDE 0
 #define CELL_PHASES 2
@@ -19,11 +22,12 @@
 #define LN_EPS ((real)1e-5)
 typedef struct {
   int64_t B, H, S, Sg;
-  const real *g_hh, *g_c, *b_c;  /* [4H], [H], [H] */
-  real *a;                       /* [B,4H] the step's W_hh h_{t-1} */
-  real *gates, *nh, *rh;         /* [Sg,B,4H], [Sg,B,4H], [Sg,B] */
-  real *cs, *nc, *rc;            /* [S,B,H], [Sg,B,H], [Sg,B] */
-  real *dGx, *dAh, *du, *dc;     /* [T,B,4H], [T,B,4H], [T,B,H], [B,H] (backward) */
+  const real *g_ih, *g_hh, *g_c, *b_c;  /* [4H], [4H], [H], [H] */
+  const real *b_ih, *b_hh;              /* [4H] or NULL */
+  real *a;                              /* [B,4H] the step's W_hh h_{t-1} */
+  real *gates, *nx, *rx, *nh, *rh;      /* [Sg,B,4H], [Sg,B,4H], [Sg,B], [Sg,B,4H], [Sg,B] */
+  real *cs, *nc, *rc;                   /* [S,B,H], [Sg,B,H], [Sg,B] */
+  real *dA, *dV, *dAh, *du, *dc;        /* [T,B,4H] ×3, [T,B,H], [B,H] (backward) */
 } cell_t;
 
 static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) { return c->a; }
@@ -34,20 +38,28 @@ static inline __attribute__((always_inline)) void cell_forward(
   const int64_t H = c->H, G = 4 * H, s = t % c->Sg, row = s * c->B + b;
   real *gb = c->gates + row * G, *cb = c->cs + (((t + 1) % c->S) * c->B + b) * H;
   real mu, rstd;
-  if (phase == 0) {  /* the product's LayerNorm, the gates, c_t */
+  if (phase == 0) {  /* the LayerNorms of V_t (xb: its whole row) and the product, the gates, c_t */
+    real mx, rsx;
+    fr_row_stats(xb, G, LN_EPS, &mx, &rsx);
     fr_row_stats(ab, G, LN_EPS, &mu, &rstd);
-    if (j0 == 0) c->rh[row] = rstd;
-    real *nb = c->nh + row * G;
-    const real *g = c->g_hh, *cp = c->cs + ((t % c->S) * c->B + b) * H;
+    if (j0 == 0) c->rx[row] = rsx, c->rh[row] = rstd;
+    real *nxb = c->nx + row * G, *nb = c->nh + row * G;
+    const real *gi = c->g_ih, *gh = c->g_hh, *cp = c->cs + ((t % c->S) * c->B + b) * H;
+    const real *bi = c->b_ih, *bh = c->b_hh;
+    /* the pre-activations into the gates' row (the product's row is still being read whole) */
+    for (int64_t q = 0; q < 4; q++) {
+      #pragma omp simd
+      for (int64_t j = q * H + j0; j < q * H + j1; j++) {
+        nxb[j] = (xb[j] - mx) * rsx;
+        nb[j] = (ab[j] - mu) * rstd;
+        gb[j] = gi[j] * nxb[j] + gh[j] * nb[j] + (bi ? bi[j] : 0) + (bh ? bh[j] : 0);
+      }
+    }
     #pragma omp simd
     for (int64_t j = j0; j < j1; j++) {
-      const real ni = (ab[j] - mu) * rstd, nf = (ab[H + j] - mu) * rstd;
-      const real ng = (ab[2 * H + j] - mu) * rstd, no = (ab[3 * H + j] - mu) * rstd;
-      nb[j] = ni, nb[H + j] = nf, nb[2 * H + j] = ng, nb[3 * H + j] = no;
-      const real i = fr_sigmoid(g[j] * ni + xb[j]), f = fr_sigmoid(g[H + j] * nf + xb[xs + j]);
-      const real gg = FR_TANH(g[2 * H + j] * ng + xb[2 * xs + j]);
+      const real i = fr_sigmoid(gb[j]), f = fr_sigmoid(gb[H + j]), gg = FR_TANH(gb[2 * H + j]);
       gb[j] = i, gb[H + j] = f, gb[2 * H + j] = gg;
-      gb[3 * H + j] = fr_sigmoid(g[3 * H + j] * no + xb[3 * xs + j]);
+      gb[3 * H + j] = fr_sigmoid(gb[3 * H + j]);
       cb[j] = f * cp[j] + i * gg;
     }
     return;
@@ -69,7 +81,10 @@ static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0,
   const int64_t H = c->H, BH = c->B * H, row = (t % c->Sg) * c->B + b;
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
   memcpy(c->cs + ((t + 1) % c->S) * BH + b * H + j0, c->cs + (t % c->S) * BH + b * H + j0, n);
-  for (int64_t q = 0; q < 4; q++) memset(c->nh + row * 4 * H + q * H + j0, 0, n);
+  for (int64_t q = 0; q < 4; q++) {
+    memset(c->nx + row * 4 * H + q * H + j0, 0, n);
+    memset(c->nh + row * 4 * H + q * H + j0, 0, n);
+  }
   memset(c->nc + row * H + j0, 0, n);
 }
 
@@ -77,30 +92,44 @@ static inline real *cell_dproduct(const cell_t *c, int64_t t) {
   return c->dAh + t * c->B * 4 * c->H;
 }
 
+/* ∂L/∂v of v's LayerNorm, units [j0, j1) of each of 4 blocks H apart: 1/σ (dA γ − mean(dA γ) −
+ * n mean(dA γ n)), dA, n [4H] whole rows. */
+static inline void ln_backward(const real *dA, const real *g, const real *n, real rstd,
+                               int64_t H, int64_t j0, int64_t j1, real *dv) {
+  real m1, m2;
+  fr_row_moments(dA, g, n, 4 * H, &m1, &m2);
+  for (int64_t q = 0; q < 4; q++) {
+    #pragma omp simd
+    for (int64_t j = q * H + j0; j < q * H + j1; j++)
+      dv[j] = rstd * (dA[j] * g[j] - m1 - n[j] * m2);
+  }
+}
+
 /* Pass 0: ∂L/∂h_t = dy + dh (dh consumed) gives the output gate's ∂L/∂a and ∂L/∂u, u = LN(c_t)
  * + β_c; pass 1: through the cell's LayerNorm to ∂L/∂c_t and the other gates; pass 2: through
- * the product's LayerNorm to ∂L/∂(W_hh h_{t-1}) (dA, what the product multiplies). */
+ * the two LayerNorms of a_t, to ∂L/∂V_t (dV) and ∂L/∂(W_hh h_{t-1}) (dA, what the product
+ * multiplies). */
 static inline __attribute__((always_inline)) void cell_backward(
     const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
     real *dhb, real *dAb) {
   const int64_t H = c->H, G = 4 * H, row = t * c->B + b;
   const real *gb = c->gates + row * G;
-  real *dxb = c->dGx + row * G, *dub = c->du + row * H;
+  real *dab = c->dA + row * G, *dub = c->du + row * H;
   const real *ncb = c->nc + row * H;
-  real m1, m2;
   if (phase == 0) {
     const real *g = c->g_c, *beta = c->b_c;
     #pragma omp simd
     for (int64_t j = j0; j < j1; j++) {
       const real dh = dyb[j] + dhb[j], o = gb[3 * H + j];
       const real u = FR_TANH(g[j] * ncb[j] + beta[j]);
-      dxb[3 * H + j] = dh * u * o * ((real)1 - o);
+      dab[3 * H + j] = dh * u * o * ((real)1 - o);
       dub[j] = dh * o * ((real)1 - u * u);
       dhb[j] = 0;
     }
     return;
   }
   if (phase == 1) {
+    real m1, m2;
     fr_row_moments(dub, c->g_c, ncb, H, &m1, &m2);
     const real rstd = c->rc[row], *g = c->g_c;
     const real *cp = c->cs + row * H;
@@ -109,27 +138,24 @@ static inline __attribute__((always_inline)) void cell_backward(
     for (int64_t j = j0; j < j1; j++) {
       const real i = gb[j], f = gb[H + j], gg = gb[2 * H + j];
       const real dc = dcb[j] + rstd * (dub[j] * g[j] - m1 - ncb[j] * m2);
-      dxb[j] = dc * gg * i * ((real)1 - i);
-      dxb[H + j] = dc * cp[j] * f * ((real)1 - f);
-      dxb[2 * H + j] = dc * i * ((real)1 - gg * gg);
+      dab[j] = dc * gg * i * ((real)1 - i);
+      dab[H + j] = dc * cp[j] * f * ((real)1 - f);
+      dab[2 * H + j] = dc * i * ((real)1 - gg * gg);
       dcb[j] = dc * f;
     }
     return;
   }
-  const real *nb = c->nh + row * G, *g = c->g_hh;
-  fr_row_moments(dxb, g, nb, G, &m1, &m2);
-  const real rstd = c->rh[row];
-  for (int64_t q = 0; q < 4; q++) {
-    #pragma omp simd
-    for (int64_t j = q * H + j0; j < q * H + j1; j++)
-      dAb[j] = rstd * (dxb[j] * g[j] - m1 - nb[j] * m2);
-  }
+  ln_backward(dab, c->g_ih, c->nx + row * G, c->rx[row], H, j0, j1, c->dV + row * G);
+  ln_backward(dab, c->g_hh, c->nh + row * G, c->rh[row], H, j0, j1, dAb);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = t * c->B + b;
   const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  for (int64_t q = 0; q < 4; q++) memset(c->dGx + row * 4 * H + q * H + j0, 0, n);
+  for (int64_t q = 0; q < 4; q++) {
+    memset(c->dA + row * 4 * H + q * H + j0, 0, n);
+    memset(c->dV + row * 4 * H + q * H + j0, 0, n);
+  }
   memset(c->du + row * H + j0, 0, n);
 }
 
@@ -137,16 +163,17 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 /* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
 static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
-                   const real *gx, const real *h0, const real *c0, const real *W_hh,
-                   const real *g_hh, const real *g_c, const real *b_c, const int64_t *lengths,
-                   real *y, real *h_n, real *c_n, real *gates, real *nh, real *rh, real *cs,
+                   const real *xv, const real *g_ih, const real *b_ih, const real *b_hh,
+                   const real *h0, const real *c0, const real *W_hh, const real *g_hh,
+                   const real *g_c, const real *b_c, const int64_t *lengths, real *y, real *h_n,
+                   real *c_n, real *gates, real *nx, real *rx, real *nh, real *rh, real *cs,
                    real *nc, real *rc, real *hs) {
   const int64_t BH = B * H;
   real *a = fr_work_alloc((size_t)(B * 4 * H) * sizeof(real));
   if (!a) return fr_nomem(fn, "the step's product");
-  const cell_t c = {B, H, S, Sg, g_hh, g_c, b_c, a, gates, nh, rh, cs, nc, rc,
-                    NULL, NULL, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, Sg, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
+  const cell_t c = {B, H, S, Sg, g_ih, g_hh, g_c, b_c, b_ih, b_hh, a, gates, nx, rx, nh, rh, cs,
+                    nc, rc, NULL, NULL, NULL, NULL, NULL};
+  fr_loop f = {T, B, H, H, S, Sg, xv, NULL, NULL, NULL, lengths, y, hs, NULL};
   fr_state0(cs, c0, BH, NULL);
   const int e = fr_forward(fn, &f, &c, h0, W_hh, NULL, NULL, h_n);
   if (!e) memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
@@ -155,16 +182,17 @@ static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, i
 }
 
 #define LN_LSTM_FORWARD(pass, S, Sg)                                                           \
-  int SFXV(fastrnn_ln_lstm_##pass)(int64_t T, int64_t B, int64_t H, const real *gx,            \
-                                  const real *h0, const real *c0, const real *W_hh,            \
-                                  const real *g_hh, const real *g_c, const real *b_c,          \
-                                  const int64_t *lengths, real *y, real *h_n, real *c_n,       \
-                                  real *gates, real *nh, real *rh, real *cs, real *nc,         \
-                                  real *rc, real *hs) {                                        \
-    FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, g_hh, g_c, b_c, lengths, y, h_n,     \
-             c_n, gates, nh, rh, cs, nc, rc, hs);                                              \
-    if (!e) e = forward(__func__, T, B, H, S, Sg, gx, h0, c0, W_hh, g_hh, g_c, b_c, lengths, y, \
-                        h_n, c_n, gates, nh, rh, cs, nc, rc, hs);                              \
+  int SFXV(fastrnn_ln_lstm_##pass)(                                                            \
+      int64_t T, int64_t B, int64_t H, const real *xv, const real *g_ih, const real *b_ih,     \
+      const real *b_hh, const real *h0, const real *c0, const real *W_hh, const real *g_hh,    \
+      const real *g_c, const real *b_c, const int64_t *lengths, real *y, real *h_n, real *c_n, \
+      real *gates, real *nx, real *rx, real *nh, real *rh, real *cs, real *nc, real *rc,       \
+      real *hs) {                                                                              \
+    FR_CHECK(e, T, B, H, 4, lengths, 1, xv, g_ih, h0, c0, W_hh, g_hh, g_c, b_c, lengths, y,    \
+             h_n, c_n, gates, nx, rx, nh, rh, cs, nc, rc, hs);                                 \
+    if (!e) e = forward(__func__, T, B, H, S, Sg, xv, g_ih, b_ih, b_hh, h0, c0, W_hh, g_hh,    \
+                        g_c, b_c, lengths, y, h_n, c_n, gates, nx, rx, nh, rh, cs, nc, rc,     \
+                        hs);                                                                   \
     return e;                                                                                  \
   }
 LN_LSTM_FORWARD(forward, T + 1, T)
@@ -172,15 +200,18 @@ LN_LSTM_FORWARD(forward_infer, 2, 1)
 
 int SFXV(fastrnn_ln_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                   const real *dh_n, const real *dc_n, const real *gates,
-                                  const real *nh, const real *rh, const real *cs, const real *nc,
-                                  const real *rc, const real *W_hh, const real *g_hh,
+                                  const real *nx, const real *rx, const real *nh, const real *rh,
+                                  const real *cs, const real *nc, const real *rc,
+                                  const real *W_hh, const real *g_ih, const real *g_hh,
                                   const real *g_c, const real *b_c, const int64_t *lengths,
-                                  real *dGx, real *dAh, real *du, real *dh0, real *dc0) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, nh, rh, cs, nc, rc, W_hh, g_hh, g_c,
-           b_c, lengths, dGx, dAh, du, dc0);
+                                  real *dA, real *dV, real *dAh, real *du, real *dh0,
+                                  real *dc0) {
+  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, W_hh,
+           g_ih, g_hh, g_c, b_c, lengths, dA, dV, dAh, du, dc0);
   if (e) return e;
-  const cell_t c = {B, H, T + 1, T, g_hh, g_c, b_c, NULL, (real *)gates, (real *)nh, (real *)rh,
-                    (real *)cs, (real *)nc, (real *)rc, dGx, dAh, du, dc0};
+  const cell_t c = {B, H, T + 1, T, g_ih, g_hh, g_c, b_c, NULL, NULL, NULL, (real *)gates,
+                    (real *)nx, (real *)rx, (real *)nh, (real *)rh, (real *)cs, (real *)nc,
+                    (real *)rc, dA, dV, dAh, du, dc0};
   fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
