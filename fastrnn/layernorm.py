@@ -13,25 +13,32 @@ kernels (fastrnn_ln_lstm_*, fastrnn_ln_gru_*) run the rest of each step — V_t'
 per-step product and its LayerNorm, the gates, the cell's LayerNorm — and the BPTT, from which
 dx, the weight, bias and gain gradients are GEMMs and sums over all rows here (summed by one
 thread per column, so bitwise the same for any thread count, as the kernels' results).
-Backends: native (CPU, float32 and float64) and eager (the same equations as a per-step torch
-loop: any device and dtype); `auto` takes native where it runs, else eager.
+Backends: native (CPU, float32 and float64), numba (the same loops, @njit) and eager (the same
+equations as a per-step torch loop: any device and dtype); `auto` takes native where it runs,
+else numba, else eager.
 """
 import math
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks, _eager, _grads, dispatch
 from .modules import _reverse, _unpack
 
 EPS = 1e-5
-BACKENDS = ("auto", "native", "eager")
+BACKENDS = ("auto", "native", "numba", "eager")
 
 
-def _native():
-    from ._native.cpu import library
-    return library
+def _call(backend, stem, H, *tensors):
+    """fastrnn_<stem> (kernels/fastrnn.h) on the native library or its Numba twin."""
+    if backend == "native":
+        dispatch.load("native").library.call(stem, H, *tensors)
+    else:
+        dispatch.load("numba").ln_call(stem, H, *tensors)
 
 
 def _slots(T, save):
@@ -48,106 +55,282 @@ def _grad_of(t, like):
     return torch.zeros_like(like) if t is None else t.contiguous()
 
 
+# ---------------------------------------------------------------------- the recurrences' bodies
+# Shared by the autograd Functions of eager calls and by the custom ops that torch.compile,
+# torch.export and tracing record (see fastrnn.autograd for why two routes).
+
+def _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend,
+              fake=False):
+    """The LayerNorm LSTM's recurrence from xv = x W_ihᵀ [T,B,4H] -> y [T,B,H], h_n, c_n [B,H]
+    and the saved buffers gates, nx [Sg,B,4H], rx [Sg,B], nh [Sg,B,4H], rh [Sg,B], cs [S,B,H],
+    nc [Sg,B,H], rc [Sg,B], hs [S,B,H] (kernels/fastrnn.h)."""
+    T, B, G = xv.shape
+    H = G // 4
+    S, Sg = _slots(T, save)
+    new = xv.new_empty
+    out = (new(T, B, H), new(B, H), new(B, H), new(Sg, B, G), new(Sg, B, G), new(Sg, B),
+           new(Sg, B, G), new(Sg, B), new(S, B, H), new(Sg, B, H), new(Sg, B), new(S, B, H))
+    if not fake:
+        _call(backend, "ln_lstm_forward" if save else "ln_lstm_forward_infer", H, xv, g_ih, b_ih,
+              b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, *out)
+    return out
+
+
+def _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c,
+               b_c, lengths, backend, fake=False):
+    """-> dA = ∂L/∂a, dV = ∂L/∂V, dAh = ∂L/∂(h_{t-1} W_hhᵀ) [T,B,4H], du [T,B,H], dh0, dc0."""
+    T, B, G = gates.shape
+    H = G // 4
+    new = gates.new_empty
+    out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, H), new(B, H), new(B, H))
+    if not fake:
+        _call(backend, "ln_lstm_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, out[4]),
+              _grad_of(dc_n, out[5]), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh, g_c,
+              b_c, lengths, *out)
+    return out
+
+
+def _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend, fake=False):
+    """The LayerNorm GRU's recurrence from xv = x W_ihᵀ [T,B,3H] -> y [T,B,H], h_n [B,H] and the
+    saved buffers gates [Sg,B,3H], a_n [Sg,B,H], nx [Sg,B,3H], rx [Sg,B], nh [Sg,B,3H], rh [Sg,B],
+    hs [S,B,H]."""
+    T, B, G = xv.shape
+    H = G // 3
+    S, Sg = _slots(T, save)
+    new = xv.new_empty
+    out = (new(T, B, H), new(B, H), new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), new(Sg, B),
+           new(Sg, B, G), new(Sg, B), new(S, B, H))
+    if not fake:
+        _call(backend, "ln_gru_forward" if save else "ln_gru_forward_infer", H, xv, g_ih, b_ih,
+              h0, w_hh, g_hh, b_hh, lengths, *out)
+    return out
+
+
+def _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend,
+              fake=False):
+    """-> dX = ∂L/∂x̂, dHh = ∂L/∂ĥ, dV = ∂L/∂V, dAh [T,B,3H], dh0 [B,H]."""
+    T, B, G = gates.shape
+    H = G // 3
+    new = gates.new_empty
+    out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, G), new(B, H))
+    if not fake:
+        _call(backend, "ln_gru_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, out[4]), gates,
+              a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, *out)
+    return out
+
+
+def _gram(d, a):
+    """Σ over all rows of dᵀ a, d [T,B,G], a [T,B,K] -> [G,K] (fastrnn._grads.gram)."""
+    return _grads.gram(d.reshape(-1, d.shape[-1]), a.reshape(-1, a.shape[-1]))
+
+
+def _input_grads(dV, x, w_ih, need_x, need_w):
+    """dx = dV W_ih [T,B,I] and dW_ih = Σ dVᵀ x, each where needed."""
+    dx = (dV.reshape(-1, dV.shape[-1]) @ w_ih).view(*x.shape) if need_x else None
+    return dx, _gram(dV, x) if need_w else None
+
+
+# ---------------------------------------------------------------------- eager calls
 class _LSTMLayer(torch.autograd.Function):
-    """One LayerNorm LSTM layer-direction on the native kernels: V = x W_ihᵀ by one GEMM, the
-    rest — both LayerNorms of a_t, the gates, the cell's LayerNorm — in the C loop; backward,
-    the loop's BPTT and then dx, the weight, bias and gain gradients as GEMMs and sums over all
-    T·B rows."""
+    """One LayerNorm LSTM layer-direction: V = x W_ihᵀ by one GEMM, the rest — both LayerNorms
+    of a_t, the gates, the cell's LayerNorm — in the kernels' loop; backward, the loop's BPTT and
+    then dx, the weight, bias and gain gradients as GEMMs and sums over all T·B rows."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save):
-        T, B, _ = x.shape
-        G = w_ih.shape[0]
-        H = G // 4
-        S, Sg = _slots(T, save)
-        new = x.new_empty
-        xv = F.linear(x, w_ih)
-        y, h_n, c_n = new(T, B, H), new(B, H), new(B, H)
-        gates, nx, rx, nh, rh = new(Sg, B, G), new(Sg, B, G), new(Sg, B), new(Sg, B, G), \
-            new(Sg, B)
-        cs, nc, rc, hs = new(S, B, H), new(Sg, B, H), new(Sg, B), new(S, B, H)
-        _native().call("ln_lstm_forward" if save else "ln_lstm_forward_infer", H, xv, g_ih,
-                       b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, y, h_n, c_n, gates, nx,
-                       rx, nh, rh, cs, nc, rc, hs)
+    def forward(ctx, x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save,
+                backend):
+        out = _lstm_run(F.linear(x, w_ih), g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c,
+                        lengths, save, backend)
         if save:
-            ctx.save_for_backward(x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih,
-                                  g_hh, g_c, b_c, lengths)
-            ctx.biases = b_ih is not None, b_hh is not None
-        return y, h_n, c_n
+            ctx.save_for_backward(x, w_ih, *out[3:], w_hh, g_ih, g_hh, g_c, b_c, lengths)
+            ctx.backend = backend
+        return out[:3]
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n):
-        (x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c, b_c,
-         lengths) = ctx.saved_tensors
-        T, B, G = gates.shape
-        H = G // 4
-        new = gates.new_empty
-        dA, dV, dAh, du = new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, H)
-        dh0, dc0 = new(B, H), new(B, H)
-        _native().call("ln_lstm_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0),
-                       _grad_of(dc_n, dc0), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh,
-                       g_c, b_c, lengths, dA, dV, dAh, du, dh0, dc0)
+        x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, *weights, lengths = ctx.saved_tensors
+        w_hh = weights[0]
+        dA, dV, dAh, du, dh0, dc0 = _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc,
+                                               hs, *weights, lengths, ctx.backend)
         need = ctx.needs_input_grad
-        dv = dV.reshape(-1, G)
-        dx = (dv @ w_ih).view(T, B, -1) if need[0] else None
-        dw_ih = _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need[1] else None
+        dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
         db = _rows_sum(dA) if need[2] or need[3] else None
-        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H)) if need[7] else None
-        return (dx, dw_ih, db if need[2] else None, db if need[3] else None,
-                _rows_sum(dA * nx), dh0, dc0, dw_hh, _rows_sum(dA * nh), _rows_sum(du * nc),
-                _rows_sum(du), None, None)
+        return (dx, dw_ih, db if need[2] else None, db if need[3] else None, _rows_sum(dA * nx),
+                dh0, dc0, _gram(dAh, hs[:-1]) if need[7] else None, _rows_sum(dA * nh),
+                _rows_sum(du * nc), _rows_sum(du), None, None, None)
 
 
 class _GRULayer(torch.autograd.Function):
-    """One LayerNorm GRU layer-direction on the native kernels (as _LSTMLayer)."""
+    """One LayerNorm GRU layer-direction (as _LSTMLayer)."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh, lengths, save):
-        T, B, _ = x.shape
-        G = w_ih.shape[0]
-        H = G // 3
-        S, Sg = _slots(T, save)
-        new = x.new_empty
-        xv = F.linear(x, w_ih)
-        y, h_n = new(T, B, H), new(B, H)
-        gates, a_n, nx, rx, nh, rh, hs = new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), \
-            new(Sg, B), new(Sg, B, G), new(Sg, B), new(S, B, H)
-        _native().call("ln_gru_forward" if save else "ln_gru_forward_infer", H, xv, g_ih, b_ih,
-                       h0, w_hh, g_hh, b_hh, lengths, y, h_n, gates, a_n, nx, rx, nh, rh, hs)
+    def forward(ctx, x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend):
+        out = _gru_run(F.linear(x, w_ih), g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save,
+                       backend)
         if save:
-            ctx.save_for_backward(x, w_ih, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh,
-                                  lengths)
-        return y, h_n
+            ctx.save_for_backward(x, w_ih, *out[2:], w_hh, g_ih, g_hh, lengths)
+            ctx.backend = backend
+        return out[:2]
 
     @staticmethod
     def backward(ctx, dy, dh_n):
         x, w_ih, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
-        T, B, G = gates.shape
-        H = G // 3
-        new = gates.new_empty
-        dX, dHh, dV, dAh, dh0 = new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, G), \
-            new(B, H)
-        _native().call("ln_gru_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, dh0), gates,
-                       a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, dX, dHh, dV, dAh, dh0)
+        dX, dHh, dV, dAh, dh0 = _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih,
+                                          g_hh, lengths, ctx.backend)
         need = ctx.needs_input_grad
-        dv = dV.reshape(-1, G)
-        dx = (dv @ w_ih).view(T, B, -1) if need[0] else None
-        dw_ih = _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need[1] else None
-        dw_hh = _grads.gram(dAh.reshape(-1, G), hs[:-1].reshape(-1, H)) if need[5] else None
-        return (dx, dw_ih, _rows_sum(dX) if need[2] else None, _rows_sum(dX * nx), dh0, dw_hh,
-                _rows_sum(dHh * nh), _rows_sum(dHh) if need[7] else None, None, None)
+        dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
+        return (dx, dw_ih, _rows_sum(dX) if need[2] else None, _rows_sum(dX * nx), dh0,
+                _gram(dAh, hs[:-1]) if need[5] else None, _rows_sum(dHh * nh),
+                _rows_sum(dHh) if need[7] else None, None, None, None)
+
+
+# ---------------------------------------------------------------------- recorded calls
+@torch.library.custom_op("fastrnn::ln_lstm_forward", mutates_args=())
+def ln_lstm_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
+                    h0: Tensor, c0: Tensor, w_hh: Tensor, g_hh: Tensor, g_c: Tensor, b_c: Tensor,
+                    lengths: Tensor, save: bool, backend: str
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                               Tensor, Tensor, Tensor, Tensor]:
+    """xv = x W_ihᵀ [T,B,4H] -> y, h_n, c_n and the saved buffers (_lstm_run)."""
+    return _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend)
+
+
+def _not_to_onnx(module):
+    """The clear error of an ONNX export (the module's forward raises it when it runs under the
+    exporter; a graph recorded by torch.export meets it here, when the op is traced)."""
+    if torch.onnx.is_in_onnx_export():
+        kind = module.replace("LayerNorm", "LayerNorm ")
+        raise RuntimeError(f"{module} cannot be exported to ONNX: no ONNX operator computes a "
+                           f"{kind}")
+
+
+@ln_lstm_forward.register_fake
+def _(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend):
+    _not_to_onnx("LayerNormLSTM")
+    return _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend,
+                     fake=True)
+
+
+@torch.library.custom_op("fastrnn::ln_lstm_backward", mutates_args=())
+def ln_lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, nx: Tensor,
+                     rx: Tensor, nh: Tensor, rh: Tensor, cs: Tensor, nc: Tensor, rc: Tensor,
+                     hs: Tensor, w_hh: Tensor, g_ih: Tensor, g_hh: Tensor, g_c: Tensor,
+                     b_c: Tensor, lengths: Tensor, backend: str
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """-> dA, dV, dAh, du, dh0, dc0 (_lstm_bptt)."""
+    return _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh,
+                      g_c, b_c, lengths, backend)
+
+
+@ln_lstm_backward.register_fake
+def _(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c, b_c, lengths,
+      backend):
+    return _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh,
+                      g_c, b_c, lengths, backend, fake=True)
+
+
+def _ln_lstm_setup(ctx, inputs, output):
+    (_, g_ih, b_ih, b_hh, _, _, w_hh, g_hh, g_c, b_c, lengths, ctx.save, ctx.backend) = inputs
+    ctx.biases = b_ih is not None, b_hh is not None
+    ctx.save_for_backward(*output[3:], w_hh, g_ih, g_hh, g_c, b_c, lengths)
+    ctx.set_materialize_grads(False)
+
+
+def _ln_lstm_grad(ctx, dy, dh_n, dc_n, *_):
+    if not ctx.save:
+        raise RuntimeError("fastrnn: this forward ran with save=False (inference) and kept "
+                           "nothing for backward; call it with gradients enabled")
+    gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, *rest = ctx.saved_tensors
+    dA, dV, dAh, du, dh0, dc0 = ln_lstm_backward(
+        _grad_of(dy, hs[1:]), _grad_of(dh_n, hs[0]), _grad_of(dc_n, cs[0]), gates, nx, rx, nh,
+        rh, cs, nc, rc, hs, w_hh, *rest, ctx.backend)
+    db = _rows_sum(dA)
+    return (dV, _rows_sum(dA * nx), db if ctx.biases[0] else None,
+            db if ctx.biases[1] else None, dh0, dc0, _gram(dAh, hs[:-1]), _rows_sum(dA * nh),
+            _rows_sum(du * nc), _rows_sum(du), None, None, None)
+
+
+ln_lstm_forward.register_autograd(_ln_lstm_grad, setup_context=_ln_lstm_setup)
+
+
+@torch.library.custom_op("fastrnn::ln_gru_forward", mutates_args=())
+def ln_gru_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], h0: Tensor, w_hh: Tensor,
+                   g_hh: Tensor, b_hh: Tensor, lengths: Tensor, save: bool, backend: str
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                              Tensor]:
+    """xv = x W_ihᵀ [T,B,3H] -> y, h_n and the saved buffers (_gru_run)."""
+    return _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend)
+
+
+@ln_gru_forward.register_fake
+def _(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend):
+    _not_to_onnx("LayerNormGRU")
+    return _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend, fake=True)
+
+
+@torch.library.custom_op("fastrnn::ln_gru_backward", mutates_args=())
+def ln_gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, nx: Tensor,
+                    rx: Tensor, nh: Tensor, rh: Tensor, hs: Tensor, w_hh: Tensor, g_ih: Tensor,
+                    g_hh: Tensor, lengths: Tensor, backend: str
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """-> dX, dHh, dV, dAh, dh0 (_gru_bptt)."""
+    return _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend)
+
+
+@ln_gru_backward.register_fake
+def _(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend):
+    return _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend,
+                     fake=True)
+
+
+def _ln_gru_setup(ctx, inputs, output):
+    _, g_ih, b_ih, _, w_hh, g_hh, _, lengths, ctx.save, ctx.backend = inputs
+    ctx.bias = b_ih is not None
+    ctx.save_for_backward(*output[2:], w_hh, g_ih, g_hh, lengths)
+    ctx.set_materialize_grads(False)
+
+
+def _ln_gru_grad(ctx, dy, dh_n, *_):
+    if not ctx.save:
+        raise RuntimeError("fastrnn: this forward ran with save=False (inference) and kept "
+                           "nothing for backward; call it with gradients enabled")
+    gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
+    dX, dHh, dV, dAh, dh0 = ln_gru_backward(_grad_of(dy, hs[1:]), _grad_of(dh_n, hs[0]), gates,
+                                            a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths,
+                                            ctx.backend)
+    return (dV, _rows_sum(dX * nx), _rows_sum(dX) if ctx.bias else None, dh0,
+            _gram(dAh, hs[:-1]), _rows_sum(dHh * nh), _rows_sum(dHh), None, None, None)
+
+
+ln_gru_forward.register_autograd(_ln_gru_grad, setup_context=_ln_gru_setup)
+
+
+def _recorded():
+    """Whether torch.compile, torch.export or tracing records this call: it then records the
+    custom ops (fastrnn.autograd._traced)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _backend(backend, x):
-    """native or eager for a call on x (see the module docstring)."""
+    """native, numba or eager for a call on x: `auto` takes the first of native and numba usable
+    here on CPU float32/float64 input (B >= 1), else eager."""
     _checks.choice("backend", backend, BACKENDS)
-    runs = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x.shape[1] > 0 and dispatch.why_not("native") is None)
-    if backend == "native" and not runs:
-        raise ValueError(f"backend 'native' runs the LayerNorm cells on CPU float32 and float64 "
-                         f"input with the C library built, got {x.dtype} on {x.device} "
-                         f"(use backend='auto' or 'eager')")
-    return "native" if backend == "native" or (backend == "auto" and runs) else "eager"
+    kernels = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+        and x.shape[1] > 0
+    if backend in ("native", "numba"):
+        if not kernels:
+            raise ValueError(f"backend {backend!r} runs the LayerNorm cells on CPU float32 and "
+                             f"float64 input, got {x.dtype} on {x.device} (use backend='auto' "
+                             f"or 'eager')")
+        reason = dispatch.why_not(backend)
+        if reason is not None:
+            raise RuntimeError(f"fastrnn backend {backend!r} is not usable: {reason}")
+        return backend
+    if backend == "auto" and kernels:
+        for name in ("native", "numba"):
+            if dispatch.why_not(name) is None:
+                return name
+    return "eager"
 
 
 def _layer_args(x, h0, w_ih, w_hh, gates):
@@ -175,13 +358,19 @@ def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, b
     T, B, H, h0 = _layer_args(x, h0, w_ih, w_hh, 4)
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    if _backend(backend, x) == "eager":
+    name = _backend(backend, x)
+    if name == "eager":
         y, h_n, c_n = _eager.ln_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, n)
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
-    y, h_n, c_n = _LSTMLayer.apply(*_contiguous(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh,
-                                                g_c, b_c), n, save)
+    args = _contiguous(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
+    if _recorded():
+        x, w_ih, b_ih, b_hh, g_ih, *rest = args
+        y, h_n, c_n, *_ = ln_lstm_forward(F.linear(x, w_ih), g_ih, b_ih, b_hh, *rest, n, save,
+                                          name)
+    else:
+        y, h_n, c_n = _LSTMLayer.apply(*args, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -190,11 +379,18 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
     w_hh [3H,H], b_ih, b_hh [3H] or None, g_ih, g_hh [3H], lengths [B] -> (y [T,B,H], h_n)."""
     T, B, H, h0 = _layer_args(x, h0, w_ih, w_hh, 3)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
-    if _backend(backend, x) == "eager":
+    name = _backend(backend, x)
+    if name == "eager":
         return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
-    return _GRULayer.apply(*_contiguous(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh), n, save)
+    b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh  # (the op's b_hh is a tensor)
+    args = _contiguous(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
+    if _recorded():
+        x, w_ih, b_ih, g_ih, *rest = args
+        y, h_n, *_ = ln_gru_forward(F.linear(x, w_ih), g_ih, b_ih, *rest, n, save, name)
+        return y, h_n
+    return _GRULayer.apply(*args, n, save, name)
 
 
 class _LayerNormRecurrent(torch.nn.Module):
@@ -264,9 +460,7 @@ class _LayerNormRecurrent(torch.nn.Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
-        if torch.onnx.is_in_onnx_export():
-            raise RuntimeError(f"{name} cannot be exported to ONNX: no ONNX operator computes a "
-                               f"LayerNorm {self._kind()}")
+        _not_to_onnx(name)
         lstm, D, H = self.GATES == 4, 2 if self.bidirectional else 1, self.hidden_size
         packed = isinstance(input, PackedSequence)
         lengths = sorted_idx = unsorted_idx = rows = None
@@ -325,9 +519,6 @@ class _LayerNormRecurrent(torch.nn.Module):
                 out, h_n = out.squeeze(1), h_n.squeeze(1)
                 c_n = None if c_n is None else c_n.squeeze(1)
         return out, ((h_n, c_n) if lstm else h_n)
-
-    def _kind(self):
-        return "LSTM" if self.GATES == 4 else "GRU"
 
     def _initial(self, hx, x, batched, lstm, name):
         """(h0, c0) [L·D,B,H] from hx as torch.nn takes it (c0 None for the GRU)."""

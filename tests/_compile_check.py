@@ -33,20 +33,25 @@ def recording(gm, example_inputs):
     return gm.forward
 
 
+def compiled_is_eager(model, x):
+    """torch.compile(fullgraph=True) of model gives eager's outputs and gradients on x [B,T,I]."""
+    compiled = torch.compile(model, fullgraph=True, backend=recording)
+    outs = []
+    for m in (compiled, model):
+        model.zero_grad()
+        xs = x.clone().requires_grad_(True)
+        y, h = m(xs)
+        (y.square().sum() + h.sum()).backward()
+        outs.append([y.detach(), h.detach(), xs.grad] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
+
+
 torch.manual_seed(0)
 model = Tagger()
 x = torch.randn(3, 7, 4)
 x[1, 5:] = 0  # a padded batch
-compiled = torch.compile(model, fullgraph=True, backend=recording)
-outs = []
-for m in (compiled, model):
-    model.zero_grad()
-    xs = x.clone().requires_grad_(True)
-    y, h = m(xs)
-    (y.square().sum() + h.sum()).backward()
-    outs.append([y.detach(), h.detach(), xs.grad] + [p.grad.clone() for p in model.parameters()])
-for a, b in zip(*outs):
-    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
+compiled_is_eager(model, x)
 assert {"fastrnn.lstm_forward.default", "fastrnn.gru_forward.default",
         "fastrnn.rnn_forward.default"} <= ops, ops
 print("OK fullgraph")
@@ -67,3 +72,28 @@ for mode, dtype in (("LSTM", torch.float32), ("GRU", torch.float32), ("LSTM", to
     assert y_eager.dtype == y_compiled.dtype, (y_eager.dtype, y_compiled.dtype)
     assert (y_eager.float() - y_compiled.float()).abs().max() < 3e-2
 print("OK low precision")
+
+# LayerNorm cells: torch.compile(fullgraph=True) records their custom ops and gives eager's
+# outputs and gradients; torch.export keeps the ops and runs
+class LayerNormTagger(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = fastrnn.LayerNormLSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = fastrnn.LayerNormGRU(12, 5, batch_first=True)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.gru(y)
+
+
+ops.clear()
+torch.manual_seed(0)
+model, x = LayerNormTagger(), torch.randn(3, 7, 4)
+compiled_is_eager(model, x)
+assert {"fastrnn.ln_lstm_forward.default", "fastrnn.ln_gru_forward.default"} <= ops, ops
+exported = torch.export.export(model.eval(), (x,))
+assert {"fastrnn.ln_lstm_forward.default", "fastrnn.ln_gru_forward.default"} <= {
+    str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+with torch.no_grad():
+    assert torch.allclose(exported.module()(x)[0], model(x)[0], atol=1e-6)
+print("OK layernorm")

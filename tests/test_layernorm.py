@@ -102,6 +102,10 @@ from fastrnn import layernorm  # noqa: E402
 
 NATIVE = pytest.mark.skipif(fastrnn.dispatch.why_not("native") is not None,
                             reason="the C library is not built")
+KERNELS = pytest.mark.parametrize("backend", [
+    pytest.param(b, marks=pytest.mark.skipif(fastrnn.dispatch.why_not(b) is not None,
+                                             reason=f"backend {b} is not usable here"))
+    for b in ("native", "numba")])
 
 
 def _layer(cell, a, lengths, backend, dtype=torch.float64):
@@ -118,14 +122,14 @@ def _layer(cell, a, lengths, backend, dtype=torch.float64):
     return t, (y, h)
 
 
-@NATIVE
+@KERNELS
 @pytest.mark.parametrize("cell", ["ln_lstm", "ln_gru"])
 @pytest.mark.parametrize("shape", [dict(T=5, B=3, I=6, H=8, lengths=None),
                                    dict(T=6, B=4, I=5, H=7, lengths=[6, 2, 5, 1]),
                                    dict(T=1, B=1, I=2, H=3, lengths=None),
                                    dict(T=4, B=20, I=9, H=40, lengths=None)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_native_layer_matches_the_reference_in_float64(cell, shape, threads):
+def test_kernels_match_the_reference_in_float64(backend, cell, shape, threads):
     """Outputs, final states and every gradient (x, states, weights, biases, gains) within 1e-10
     of the float64 reference, split by units (few rows) and by rows (B = 20)."""
     shape = dict(shape)
@@ -138,7 +142,7 @@ def test_native_layer_matches_the_reference_in_float64(cell, shape, threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        t, touts = _layer(cell, a, lengths, "native")
+        t, touts = _layer(cell, a, lengths, backend)
         sum((o * torch.tensor(w)).sum() for o, w in zip(touts, weights)).backward()
     finally:
         torch.set_num_threads(before)
@@ -193,12 +197,12 @@ def _run_module(m, backend, x, hx):
     return [y, *hs, *grads, *(p.grad for p in m.parameters())]
 
 
-@NATIVE
+@KERNELS
 @pytest.mark.parametrize("cls", ["LayerNormLSTM", "LayerNormGRU"])
 @pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
                                 dict(batch_first=True), dict(bias=False, num_layers=2)])
 @pytest.mark.parametrize("with_states", [False, True])
-def test_native_module_matches_the_torch_loop(cls, kw, with_states):
+def test_kernels_module_matches_the_torch_loop(backend, cls, kw, with_states):
     """Every calling form's outputs, states and gradients: native against the same equations as
     a per-step torch loop. float64 (T = 7, B = 3, H = 6): each within 1e-10. float32 (T = 30,
     B = 8, H = 64), each error measured against float64: their sum within three times the
@@ -213,7 +217,7 @@ def test_native_module_matches_the_torch_loop(cls, kw, with_states):
         n = 2 if cls == "LayerNormLSTM" else 1
         hx = tuple(torch.randn(L * D, B, H, dtype=dtype) for _ in range(n)) if with_states \
             else None
-        native, loop = _run_module(m, "native", x, hx), _run_module(m, "eager", x, hx)
+        native, loop = _run_module(m, backend, x, hx), _run_module(m, "eager", x, hx)
         if dtype == torch.float64:
             for a, b in zip(native, loop):
                 assert rel_err(a.detach().numpy(), b.detach().numpy()) < 1e-10
@@ -248,11 +252,10 @@ def test_packed_and_unbatched_calls_are_the_padded_ones(cls):
         torch.testing.assert_close(h[:, b], hb, rtol=1e-10, atol=1e-12)
 
 
-def test_gradcheck_through_the_native_kernels():
-    if fastrnn.dispatch.why_not("native") is not None:
-        pytest.skip("the C library is not built")
+@KERNELS
+def test_gradcheck_through_the_kernels(backend):
     for cls in (fastrnn.LayerNormLSTM, fastrnn.LayerNormGRU):
-        m = cls(3, 4, dtype=torch.float64, backend="native")
+        m = cls(3, 4, dtype=torch.float64, backend=backend)
         names = [n for n, _ in m.named_parameters()]
         x = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
         lengths = torch.tensor([3, 2])
@@ -290,7 +293,9 @@ def test_bad_calls_say_what_was_expected(cls):
         m(torch.randn(2, 1, 3), (torch.zeros(1, 2, 4),) * 2 if cls == "LayerNormLSTM"
           else torch.zeros(1, 2, 4))
     with pytest.raises(ValueError, match="backend"):
-        getattr(fastrnn, cls)(3, 4, backend="numba")
+        getattr(fastrnn, cls)(3, 4, backend="cuda")
+    with pytest.raises(ValueError, match="'native' runs the LayerNorm cells on CPU float32"):
+        getattr(fastrnn, cls)(3, 4, backend="native").bfloat16()(torch.randn(2, 1, 3).bfloat16())
     with pytest.raises(ValueError, match="dropout"):
         getattr(fastrnn, cls)(3, 4, dropout=2)
 

@@ -86,3 +86,27 @@ def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
 def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0):
     with _one_blas_thread():
         _gru.backward(*_np(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0))
+
+
+from . import layernorm as _ln  # noqa: E402
+
+# The LayerNorm kernels by the stem of their C name: the function, where W_hh sits among the
+# arguments when the forward takes it transposed, and where the biases sit (None: zeros).
+_LN = {"ln_lstm_forward": (_ln.lstm_forward, 6, (2, 3)),
+       "ln_lstm_backward": (_ln.lstm_backward, None, ()),
+       "ln_gru_forward": (_ln.gru_forward, 4, (2, 6)),
+       "ln_gru_backward": (_ln.gru_backward, None, ())}
+
+
+def ln_call(stem, H, *tensors):
+    """fastrnn_<stem> (kernels/fastrnn.h: ln_lstm_forward[_infer], ln_lstm_backward and the
+    GRU's) with the C ABI's arguments, on the Numba LayerNorm kernels."""
+    fn, w, biases = _LN[stem.replace("_infer", "")]
+    args = list(tensors)
+    for k in biases:
+        if args[k] is None:
+            args[k] = args[1].new_zeros(args[1].shape)  # (g_ih: [G])
+    if w is not None:
+        args[w] = args[w].t().contiguous()
+    with _one_blas_thread():
+        fn(*_np(*args))

@@ -507,6 +507,20 @@ static inline void fr_row_moments(const real *d, const real *g, const real *v, i
   *m2 = (real)(q / (double)n);
 }
 
+/* ∂L/∂v of LN(v; g) = g ⊙ n over a row of `gates` blocks H apart, from d = ∂L/∂LN(v) and the
+ * saved n and 1/σ, for units [j0, j1) of every block: 1/σ (d g − mean(d g) − n mean(d g n)),
+ * the means over the whole row d, n [gates·H]. */
+static inline void fr_ln_backward(const real *d, const real *g, const real *n, real rstd,
+                                  int64_t gates, int64_t H, int64_t j0, int64_t j1, real *dv) {
+  real m1, m2;
+  fr_row_moments(d, g, n, gates * H, &m1, &m2);
+  for (int64_t q = 0; q < gates; q++) {
+    #pragma omp simd
+    for (int64_t j = q * H + j0; j < q * H + j1; j++)
+      dv[j] = rstd * (d[j] * g[j] - m1 - n[j] * m2);
+  }
+}
+
 #if !FASTRNN_F64
 #include "io16.h"
 #endif

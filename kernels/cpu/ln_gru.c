@@ -74,18 +74,6 @@ static inline real *cell_dproduct(const cell_t *c, int64_t t) {
   return c->dAh + t * c->B * 3 * c->H;
 }
 
-/* ∂L/∂v of v's LayerNorm, units [j0, j1) of each of 3 blocks H apart (as ln_lstm.c's). */
-static inline void ln_backward(const real *d, const real *g, const real *n, real rstd, int64_t H,
-                               int64_t j0, int64_t j1, real *dv) {
-  real m1, m2;
-  fr_row_moments(d, g, n, 3 * H, &m1, &m2);
-  for (int64_t q = 0; q < 3; q++) {
-    #pragma omp simd
-    for (int64_t j = q * H + j0; j < q * H + j1; j++)
-      dv[j] = rstd * (d[j] * g[j] - m1 - n[j] * m2);
-  }
-}
-
 /* Pass 0: the GRU's math to ∂L/∂x̂ and ∂L/∂ĥ, leaving ∂L/∂h_t·z in dh; pass 1: through the two
  * LayerNorms, to ∂L/∂V_t and ∂L/∂(W_hh h_{t-1}) (dA, what the product multiplies). */
 static inline __attribute__((always_inline)) void cell_backward(
@@ -105,8 +93,8 @@ static inline __attribute__((always_inline)) void cell_backward(
     }
     return;
   }
-  ln_backward(dxb, c->g_ih, c->nx + row * G, c->rx[row], H, j0, j1, c->dV + row * G);
-  ln_backward(dhh, c->g_hh, c->nh + row * G, c->rh[row], H, j0, j1, dAb);
+  fr_ln_backward(dxb, c->g_ih, c->nx + row * G, c->rx[row], 3, H, j0, j1, c->dV + row * G);
+  fr_ln_backward(dhh, c->g_hh, c->nh + row * G, c->rh[row], 3, H, j0, j1, dAb);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {

@@ -92,19 +92,6 @@ static inline real *cell_dproduct(const cell_t *c, int64_t t) {
   return c->dAh + t * c->B * 4 * c->H;
 }
 
-/* ∂L/∂v of v's LayerNorm, units [j0, j1) of each of 4 blocks H apart: 1/σ (dA γ − mean(dA γ) −
- * n mean(dA γ n)), dA, n [4H] whole rows. */
-static inline void ln_backward(const real *dA, const real *g, const real *n, real rstd,
-                               int64_t H, int64_t j0, int64_t j1, real *dv) {
-  real m1, m2;
-  fr_row_moments(dA, g, n, 4 * H, &m1, &m2);
-  for (int64_t q = 0; q < 4; q++) {
-    #pragma omp simd
-    for (int64_t j = q * H + j0; j < q * H + j1; j++)
-      dv[j] = rstd * (dA[j] * g[j] - m1 - n[j] * m2);
-  }
-}
-
 /* Pass 0: ∂L/∂h_t = dy + dh (dh consumed) gives the output gate's ∂L/∂a and ∂L/∂u, u = LN(c_t)
  * + β_c; pass 1: through the cell's LayerNorm to ∂L/∂c_t and the other gates; pass 2: through
  * the two LayerNorms of a_t, to ∂L/∂V_t (dV) and ∂L/∂(W_hh h_{t-1}) (dA, what the product
@@ -145,8 +132,8 @@ static inline __attribute__((always_inline)) void cell_backward(
     }
     return;
   }
-  ln_backward(dab, c->g_ih, c->nx + row * G, c->rx[row], H, j0, j1, c->dV + row * G);
-  ln_backward(dab, c->g_hh, c->nh + row * G, c->rh[row], H, j0, j1, dAb);
+  fr_ln_backward(dab, c->g_ih, c->nx + row * G, c->rx[row], 4, H, j0, j1, c->dV + row * G);
+  fr_ln_backward(dab, c->g_hh, c->nh + row * G, c->rh[row], 4, H, j0, j1, dAb);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
