@@ -206,10 +206,11 @@ def test_kernels_module_matches_the_torch_loop(backend, cls, kw, with_states):
     """Every calling form's outputs, states and gradients: native against the same equations as
     a per-step torch loop. float64 (T = 7, B = 3, H = 6): each within 1e-10. float32 (T = 30,
     B = 8, H = 64), each error measured against float64: their sum within three times the
-    loop's, each within four times (at least 1e-6). Not yet the twice the LayerNorm cells are to
-    meet: the forward stays within 1.3x of the loop's error and at T <= 4 every gradient is below
-    it, but through 30 steps of BPTT the LSTM's gradient error grows faster than the loop's, to
-    2.3-3.6x at the first steps (the LayerNorm GRU's within 2.3x)."""
+    loop's, each within four times (at least 1e-6). Not twice, the bar the LayerNorm cells are
+    to meet, because the loop's own error varies from draw to draw by more than that: over 10
+    draws of a 2-layer LSTM (T = 30) the summed errors' geometric means were native 2.06e-4,
+    numba 1.72e-4, the loop 1.94e-4, yet single draws reach 3-4x the loop's on some gradients,
+    native and numba (libm's tanh and exp, float64 row sums) alike."""
     for dtype, (T, B, I, H) in ((torch.float64, (7, 3, 5, 6)), (torch.float32, (30, 8, 32, 64))):
         m = _module_pair(cls, dtype, I, H, **kw)
         D, L = 2 if kw.get("bidirectional") else 1, kw.get("num_layers", 1)
