@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks, _eager, _grads, dispatch
-from .modules import _reverse, _unpack
+from .modules import _unpack, stack_layers
 
 EPS = 1e-5
 BACKENDS = ("auto", "native", "numba", "eager")
@@ -487,26 +487,15 @@ class _LayerNormRecurrent(torch.nn.Module):
             h0 = h0.index_select(1, sorted_idx)
             c0 = None if c0 is None else c0.index_select(1, sorted_idx)
         self.last_backend = _backend(self.backend, x)
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(D):
-                k = layer * D + d
-                xin = x if d == 0 else _reverse(x, lengths)
-                p = self._params(k)
-                if lstm:
-                    y, (h, c) = ln_lstm(xin, (h0[k], c0[k]), *p, lengths=lengths,
-                                        backend=self.last_backend)
-                    c_n.append(c)
-                else:
-                    y, h = ln_gru(xin, h0[k], *p, lengths=lengths, backend=self.last_backend)
-                outs.append(y if d == 0 else _reverse(y, lengths))
-                h_n.append(h)
-            x = outs[0] if D == 1 else torch.cat(outs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, training=True)
-        h_n = torch.stack(h_n)
-        c_n = torch.stack(c_n) if lstm else None
+
+        def layer(k, xin, h, c):
+            p = self._params(k)
+            if lstm:
+                y, (h, c) = ln_lstm(xin, (h, c), *p, lengths=lengths, backend=self.last_backend)
+                return y, h, c
+            y, h = ln_gru(xin, h, *p, lengths=lengths, backend=self.last_backend)
+            return y, h, None
+        x, h_n, c_n = stack_layers(self, x, h0, c0, lengths, layer)
         if packed:
             out = PackedSequence(x.reshape(-1, D * H).index_select(0, rows), batch_sizes,
                                  sorted_idx, unsorted_idx)

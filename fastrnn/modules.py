@@ -45,6 +45,29 @@ def _unpack(data, batch_sizes):
     return x, live.sum(0).to(data.device), rows
 
 
+def stack_layers(module, x, h0, c0, lengths, layer):
+    """A multi-layer, maybe bidirectional stack over x [T,B,I]: layer(k, x_k, h0[k], c0[k]) ->
+    (y, h, c) runs layer-direction k (c0, c None without a cell state); the reverse direction
+    sees each sequence reversed within its length; dropout between layers in training.
+    -> (output [T,B,D·H], h_n [L·D,B,H], c_n or None)."""
+    D = 2 if module.bidirectional else 1
+    h_n, c_n = [], []
+    for layer_index in range(module.num_layers):
+        outs = []
+        for d in range(D):
+            k = layer_index * D + d
+            xin = x if d == 0 else _reverse(x, lengths)
+            y, h, c = layer(k, xin, h0[k], None if c0 is None else c0[k])
+            outs.append(y if d == 0 else _reverse(y, lengths))
+            h_n.append(h)
+            c_n.append(c)
+        x = outs[0] if D == 1 else torch.cat(outs, 2)
+        if module.dropout and module.training and layer_index < module.num_layers - 1:
+            x = F.dropout(x, module.dropout, training=True)
+    stack = (lambda ts: ts[0][None]) if len(h_n) == 1 else torch.stack  # (a view is cheaper)
+    return x, stack(h_n), None if c0 is None else stack(c_n)
+
+
 def _exporting():
     """Whether torch.onnx is exporting. It exports by tracing or through torch.export, so the
     cheap questions come first (torch.onnx.is_in_onnx_export costs a microsecond a call)."""
@@ -170,27 +193,13 @@ class _Recurrent:
         return h0 if hx is None else hx
 
     def _layers(self, x, hx, lengths):
-        D = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
         h0, c0 = hx if lstm else (hx, None)
         # (through __dict__: nn.Module's setattr is slow)
         self.__dict__["last_backend"] = functional.resolve_backend(x, self.backend)
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(D):
-                k = layer * D + d
-                xin = x if d == 0 else _reverse(x, lengths)
-                y, h, c = self._layer(xin, h0[k], None if c0 is None else c0[k],
-                                      self._weights(k), lengths)
-                outs.append(y if d == 0 else _reverse(y, lengths))
-                h_n.append(h)
-                c_n.append(c)
-            x = outs[0] if D == 1 else torch.cat(outs, 2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, training=True)
-        stack = (lambda ts: ts[0][None]) if len(h_n) == 1 else torch.stack  # (a view is cheaper)
-        return x, ((stack(h_n), stack(c_n)) if lstm else stack(h_n))
+        x, h_n, c_n = stack_layers(self, x, h0, c0, lengths, lambda k, xin, h, c: self._layer(
+            xin, h, c, self._weights(k), lengths))
+        return x, ((h_n, c_n) if lstm else h_n)
 
 
 class RNN(_Recurrent, torch.nn.RNN):
