@@ -27,9 +27,11 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks, _eager, _grads, dispatch
-from .modules import _unpack, stack_layers
+from .autograd import (_c, _check_saved, _dense, _no_double_backward, _no_setup,
+                       _no_zero_grads, _slots, _traced)
+from .functional import _needs_grad
+from .modules import _exporting, _unpack, stack_layers
 
-EPS = 1e-5
 BACKENDS = ("auto", "native", "numba", "eager")
 
 
@@ -41,18 +43,9 @@ def _call(backend, stem, H, *tensors):
         dispatch.load("numba").ln_call(stem, H, *tensors)
 
 
-def _slots(T, save):
-    """(state slots, gate slots): T+1 and T when saving for backward, else 2 and 1 (rings)."""
-    return (T + 1, T) if save else (2, 1)
-
-
 def _rows_sum(t):
     """Σ over the first two dimensions of t [T,B,N] -> [N]."""
     return t.reshape(-1, t.shape[-1]).sum(0)
-
-
-def _grad_of(t, like):
-    return torch.zeros_like(like) if t is None else t.contiguous()
 
 
 # ---------------------------------------------------------------------- the recurrences' bodies
@@ -84,8 +77,8 @@ def _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih
     new = gates.new_empty
     out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, H), new(B, H), new(B, H))
     if not fake:
-        _call(backend, "ln_lstm_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, out[4]),
-              _grad_of(dc_n, out[5]), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh, g_c,
+        _call(backend, "ln_lstm_backward", H, _dense(dy, hs[1:]), _dense(dh_n, out[4]),
+              _dense(dc_n, out[5]), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh, g_c,
               b_c, lengths, *out)
     return out
 
@@ -114,20 +107,16 @@ def _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, length
     new = gates.new_empty
     out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, G), new(B, H))
     if not fake:
-        _call(backend, "ln_gru_backward", H, _grad_of(dy, hs[1:]), _grad_of(dh_n, out[4]), gates,
+        _call(backend, "ln_gru_backward", H, _dense(dy, hs[1:]), _dense(dh_n, out[4]), gates,
               a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, *out)
     return out
 
 
-def _gram(d, a):
-    """Σ over all rows of dᵀ a, d [T,B,G], a [T,B,K] -> [G,K] (fastrnn._grads.gram)."""
-    return _grads.gram(d.reshape(-1, d.shape[-1]), a.reshape(-1, a.shape[-1]))
-
-
 def _input_grads(dV, x, w_ih, need_x, need_w):
-    """dx = dV W_ih [T,B,I] and dW_ih = Σ dVᵀ x, each where needed."""
-    dx = (dV.reshape(-1, dV.shape[-1]) @ w_ih).view(*x.shape) if need_x else None
-    return dx, _gram(dV, x) if need_w else None
+    """dx = dV W_ih [T,B,I] and dW_ih = Σ dVᵀ x over all rows, each where needed."""
+    dv = dV.reshape(-1, dV.shape[-1])
+    dx = _grads.input_grad(dv, w_ih).view(*x.shape) if need_x else None
+    return dx, _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need_w else None
 
 
 # ---------------------------------------------------------------------- eager calls
@@ -149,14 +138,13 @@ class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n):
         x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, *weights, lengths = ctx.saved_tensors
-        w_hh = weights[0]
         dA, dV, dAh, du, dh0, dc0 = _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc,
                                                hs, *weights, lengths, ctx.backend)
         need = ctx.needs_input_grad
         dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
         db = _rows_sum(dA) if need[2] or need[3] else None
         return (dx, dw_ih, db if need[2] else None, db if need[3] else None, _rows_sum(dA * nx),
-                dh0, dc0, _gram(dAh, hs[:-1]) if need[7] else None, _rows_sum(dA * nh),
+                dh0, dc0, _grads.dW_hh(dAh, hs) if need[7] else None, _rows_sum(dA * nh),
                 _rows_sum(du * nc), _rows_sum(du), None, None, None)
 
 
@@ -180,7 +168,7 @@ class _GRULayer(torch.autograd.Function):
         need = ctx.needs_input_grad
         dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
         return (dx, dw_ih, _rows_sum(dX) if need[2] else None, _rows_sum(dX * nx), dh0,
-                _gram(dAh, hs[:-1]) if need[5] else None, _rows_sum(dHh * nh),
+                _grads.dW_hh(dAh, hs) if need[5] else None, _rows_sum(dHh * nh),
                 _rows_sum(dHh) if need[7] else None, None, None, None)
 
 
@@ -198,7 +186,7 @@ def ln_lstm_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], b_hh: Opti
 def _not_to_onnx(module):
     """The clear error of an ONNX export (the module's forward raises it when it runs under the
     exporter; a graph recorded by torch.export meets it here, when the op is traced)."""
-    if torch.onnx.is_in_onnx_export():
+    if _exporting():
         kind = module.replace("LayerNorm", "LayerNorm ")
         raise RuntimeError(f"{module} cannot be exported to ONNX: no ONNX operator computes a "
                            f"{kind}")
@@ -233,29 +221,28 @@ def _ln_lstm_setup(ctx, inputs, output):
     (_, g_ih, b_ih, b_hh, _, _, w_hh, g_hh, g_c, b_c, lengths, ctx.save, ctx.backend) = inputs
     ctx.biases = b_ih is not None, b_hh is not None
     ctx.save_for_backward(*output[3:], w_hh, g_ih, g_hh, g_c, b_c, lengths)
-    ctx.set_materialize_grads(False)
+    _no_zero_grads(ctx)
 
 
 def _ln_lstm_grad(ctx, dy, dh_n, dc_n, *_):
-    if not ctx.save:
-        raise RuntimeError("fastrnn: this forward ran with save=False (inference) and kept "
-                           "nothing for backward; call it with gradients enabled")
+    _check_saved(ctx)
     gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, *rest = ctx.saved_tensors
     dA, dV, dAh, du, dh0, dc0 = ln_lstm_backward(
-        _grad_of(dy, hs[1:]), _grad_of(dh_n, hs[0]), _grad_of(dc_n, cs[0]), gates, nx, rx, nh,
+        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, nx, rx, nh,
         rh, cs, nc, rc, hs, w_hh, *rest, ctx.backend)
     db = _rows_sum(dA)
     return (dV, _rows_sum(dA * nx), db if ctx.biases[0] else None,
-            db if ctx.biases[1] else None, dh0, dc0, _gram(dAh, hs[:-1]), _rows_sum(dA * nh),
+            db if ctx.biases[1] else None, dh0, dc0, _grads.dW_hh(dAh, hs), _rows_sum(dA * nh),
             _rows_sum(du * nc), _rows_sum(du), None, None, None)
 
 
 ln_lstm_forward.register_autograd(_ln_lstm_grad, setup_context=_ln_lstm_setup)
+ln_lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
 
 
 @torch.library.custom_op("fastrnn::ln_gru_forward", mutates_args=())
 def ln_gru_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], h0: Tensor, w_hh: Tensor,
-                   g_hh: Tensor, b_hh: Tensor, lengths: Tensor, save: bool, backend: str
+                   g_hh: Tensor, b_hh: Optional[Tensor], lengths: Tensor, save: bool, backend: str
                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
                               Tensor]:
     """xv = x W_ihᵀ [T,B,3H] -> y, h_n and the saved buffers (_gru_run)."""
@@ -284,31 +271,25 @@ def _(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backe
 
 
 def _ln_gru_setup(ctx, inputs, output):
-    _, g_ih, b_ih, _, w_hh, g_hh, _, lengths, ctx.save, ctx.backend = inputs
-    ctx.bias = b_ih is not None
+    _, g_ih, b_ih, _, w_hh, g_hh, b_hh, lengths, ctx.save, ctx.backend = inputs
+    ctx.biases = b_ih is not None, b_hh is not None
     ctx.save_for_backward(*output[2:], w_hh, g_ih, g_hh, lengths)
-    ctx.set_materialize_grads(False)
+    _no_zero_grads(ctx)
 
 
 def _ln_gru_grad(ctx, dy, dh_n, *_):
-    if not ctx.save:
-        raise RuntimeError("fastrnn: this forward ran with save=False (inference) and kept "
-                           "nothing for backward; call it with gradients enabled")
+    _check_saved(ctx)
     gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
-    dX, dHh, dV, dAh, dh0 = ln_gru_backward(_grad_of(dy, hs[1:]), _grad_of(dh_n, hs[0]), gates,
+    dX, dHh, dV, dAh, dh0 = ln_gru_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates,
                                             a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths,
                                             ctx.backend)
-    return (dV, _rows_sum(dX * nx), _rows_sum(dX) if ctx.bias else None, dh0,
-            _gram(dAh, hs[:-1]), _rows_sum(dHh * nh), _rows_sum(dHh), None, None, None)
+    return (dV, _rows_sum(dX * nx), _rows_sum(dX) if ctx.biases[0] else None, dh0,
+            _grads.dW_hh(dAh, hs), _rows_sum(dHh * nh), _rows_sum(dHh) if ctx.biases[1] else None,
+            None, None, None)
 
 
 ln_gru_forward.register_autograd(_ln_gru_grad, setup_context=_ln_gru_setup)
-
-
-def _recorded():
-    """Whether torch.compile, torch.export or tracing records this call: it then records the
-    custom ops (fastrnn.autograd._traced)."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+ln_gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
 
 
 def _backend(backend, x):
@@ -342,14 +323,6 @@ def _layer_args(x, h0, w_ih, w_hh, gates):
     return T, B, H, h0
 
 
-def _contiguous(*tensors):
-    return [t if t is None else t.contiguous() for t in tensors]
-
-
-def _needs_grad(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
 def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, backend="auto"):
     """One layer, one direction of the LayerNorm LSTM. x [T,B,I], hx = (h0, c0) [B,H] or None,
     w_ih [4H,I], w_hh [4H,H], b_ih, b_hh [4H] or None, g_ih, g_hh [4H], g_c, b_c [H], lengths [B]
@@ -364,8 +337,8 @@ def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, b
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
-    args = _contiguous(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
-    if _recorded():
+    args = [_c(t) for t in (x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)]
+    if _traced():
         x, w_ih, b_ih, b_hh, g_ih, *rest = args
         y, h_n, c_n, *_ = ln_lstm_forward(F.linear(x, w_ih), g_ih, b_ih, b_hh, *rest, n, save,
                                           name)
@@ -384,9 +357,8 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
         return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
-    b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh  # (the op's b_hh is a tensor)
-    args = _contiguous(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
-    if _recorded():
+    args = [_c(t) for t in (x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)]
+    if _traced():
         x, w_ih, b_ih, g_ih, *rest = args
         y, h_n, *_ = ln_gru_forward(F.linear(x, w_ih), g_ih, b_ih, *rest, n, save, name)
         return y, h_n

@@ -9,7 +9,7 @@ stays inside the loop. Rings as in lstm.py: hs has S slots; gates and a_n have T
 import numba as nb
 import numpy as np
 
-from ._common import sigmoid, signatures
+from ._common import gru_grads, sigmoid, signatures
 
 
 @nb.njit(signatures("void(F[:,:,::1], F[:,::1], F[:,::1], F[::1], int64[::1],"
@@ -52,7 +52,7 @@ def backward(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0):
     dGx's), dh0 [B,H] (also the running ∂L/∂h_t)."""
     T, B, G = dGx.shape
     H = G // 3
-    zero, one = dy.dtype.type(0), dy.dtype.type(1)
+    zero = dy.dtype.type(0)
     dh_rec = np.empty((B, H), dy.dtype)
     dA = np.empty((B, G), dy.dtype)  # step t's ∂L/∂A
     dh0[:] = dh_n
@@ -66,9 +66,7 @@ def backward(dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0):
             for j in range(H):
                 r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
                 dh = dy[t, b, j] + dh0[b, j]
-                dn = dh * (one - z) * (one - n * n)
-                dz = dh * (hs[t, b, j] - n) * z * (one - z)
-                dr = dn * a_n[t, b, j] * r * (one - r)
+                dr, dz, dn = gru_grads(r, z, n, a_n[t, b, j], hs[t, b, j], dh)
                 dGx[t, b, j], dGx[t, b, H + j], dGx[t, b, 2 * H + j] = dr, dz, dn
                 dA[b, j], dA[b, H + j], dA[b, 2 * H + j] = dr, dz, dn * r
                 dA_n[t, b, j] = dn * r

@@ -8,7 +8,7 @@ V = x W_ihᵀ comes in over all T·B rows; each step normalises V_t's row and th
 import numba as nb
 import numpy as np
 
-from ._common import sigmoid, signatures
+from ._common import gru_grads, sigmoid, signatures
 
 EPS = 1e-5
 
@@ -48,7 +48,7 @@ def lstm_forward(xv, g_ih, b_ih, b_hh, h0, c0, W_hhT, g_hh, g_c, b_c, lengths, y
     T, B, G = xv.shape
     H = G // 4
     S, Sg = hs.shape[0], gates.shape[0]
-    zero, one = h0.dtype.type(0), h0.dtype.type(1)
+    zero = h0.dtype.type(0)
     a = np.empty((B, G), h0.dtype)
     hs[0], cs[0] = h0, c0
     for t in range(T):
@@ -174,7 +174,7 @@ def gru_backward(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, W_hh, g_ih, g_hh, len
     (also the running ∂L/∂h_t)."""
     T, B, G = dX.shape
     H = G // 3
-    zero, one = dy.dtype.type(0), dy.dtype.type(1)
+    zero = dy.dtype.type(0)
     dh_rec = np.empty((B, H), dy.dtype)
     dh0[:] = dh_n
     for t in range(T - 1, -1, -1):
@@ -185,9 +185,7 @@ def gru_backward(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, W_hh, g_ih, g_hh, len
             for j in range(H):
                 r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
                 dh = dy[t, b, j] + dh0[b, j]
-                dn = dh * (one - z) * (one - n * n)
-                dz = dh * (hs[t, b, j] - n) * z * (one - z)
-                dr = dn * a_n[t, b, j] * r * (one - r)
+                dr, dz, dn = gru_grads(r, z, n, a_n[t, b, j], hs[t, b, j], dh)
                 dX[t, b, j], dX[t, b, H + j], dX[t, b, 2 * H + j] = dr, dz, dn
                 dHh[t, b, j], dHh[t, b, H + j], dHh[t, b, 2 * H + j] = dr, dz, dn * r
                 dh0[b, j] = dh * z  # the direct path; the recurrent one is added below

@@ -66,9 +66,8 @@ static inline __attribute__((always_inline)) void cell_backward(
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = t * c->B + b;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  for (int64_t q = 0; q < 3; q++) memset(c->dGx + row * 3 * H + q * H + j0, 0, n);
-  memset(c->dA_n + row * H + j0, 0, n);
+  fr_zero_units(c->dGx + row * 3 * H, 3, H, j0, j1);
+  fr_zero_units(c->dA_n + row * H, 1, H, j0, j1);
 }
 
 #include "loop.h"

@@ -477,6 +477,13 @@ FR_HOT void fr_step_backward(const fr_weights *w, int64_t t, const real *dA, rea
   if ((t == 0 && w->none0) || end <= b0) return;  /* (none0: ∂L/∂h0 is not wanted) */
   fr_backward_product(w, end - b0, dA + b0 * w->gates * w->H, dh + b0 * w->K, j0, j1, 1);
 }
+/* Zeros units [j0, j1) of each of `blocks` blocks H apart in a row (a thread's part of a row of
+ * gates: an ended sequence's). */
+static inline void fr_zero_units(real *row, int64_t blocks, int64_t H, int64_t j0, int64_t j1) {
+  for (int64_t q = 0; q < blocks; q++)
+    memset(row + q * H + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+}
+
 /* Row reductions for cells whose math needs a whole row of a step (loop.h: CELL_PHASES). */
 /* The mean and 1/sqrt(biased variance + eps) of v [n]: two passes in a fixed order, summed in
  * double (a float32 sum's rounding, amplified by 1/σ in the LayerNorm backward, had made the

@@ -63,11 +63,8 @@ static inline __attribute__((always_inline)) void cell_forward(
 /* An ended row saves zeros (the sums over rows of the gains' gradients read them). */
 static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = (t % c->Sg) * c->B + b;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  for (int64_t q = 0; q < 3; q++) {
-    memset(c->nx + row * 3 * H + q * H + j0, 0, n);
-    memset(c->nh + row * 3 * H + q * H + j0, 0, n);
-  }
+  fr_zero_units(c->nx + row * 3 * H, 3, H, j0, j1);
+  fr_zero_units(c->nh + row * 3 * H, 3, H, j0, j1);
 }
 
 static inline real *cell_dproduct(const cell_t *c, int64_t t) {
@@ -99,12 +96,9 @@ static inline __attribute__((always_inline)) void cell_backward(
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = t * c->B + b;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  for (int64_t q = 0; q < 3; q++) {
-    memset(c->dX + row * 3 * H + q * H + j0, 0, n);
-    memset(c->dHh + row * 3 * H + q * H + j0, 0, n);
-    memset(c->dV + row * 3 * H + q * H + j0, 0, n);
-  }
+  fr_zero_units(c->dX + row * 3 * H, 3, H, j0, j1);
+  fr_zero_units(c->dHh + row * 3 * H, 3, H, j0, j1);
+  fr_zero_units(c->dV + row * 3 * H, 3, H, j0, j1);
 }
 
 #include "loop.h"

@@ -79,13 +79,11 @@ static inline __attribute__((always_inline)) void cell_forward(
 /* An ended row carries c and saves zeros (the sums over rows of the gains' gradients read them). */
 static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, BH = c->B * H, row = (t % c->Sg) * c->B + b;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  memcpy(c->cs + ((t + 1) % c->S) * BH + b * H + j0, c->cs + (t % c->S) * BH + b * H + j0, n);
-  for (int64_t q = 0; q < 4; q++) {
-    memset(c->nx + row * 4 * H + q * H + j0, 0, n);
-    memset(c->nh + row * 4 * H + q * H + j0, 0, n);
-  }
-  memset(c->nc + row * H + j0, 0, n);
+  memcpy(c->cs + ((t + 1) % c->S) * BH + b * H + j0, c->cs + (t % c->S) * BH + b * H + j0,
+         (size_t)(j1 - j0) * sizeof(real));
+  fr_zero_units(c->nx + row * 4 * H, 4, H, j0, j1);
+  fr_zero_units(c->nh + row * 4 * H, 4, H, j0, j1);
+  fr_zero_units(c->nc + row * H, 1, H, j0, j1);
 }
 
 static inline real *cell_dproduct(const cell_t *c, int64_t t) {
@@ -138,12 +136,9 @@ static inline __attribute__((always_inline)) void cell_backward(
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
   const int64_t H = c->H, row = t * c->B + b;
-  const size_t n = (size_t)(j1 - j0) * sizeof(real);
-  for (int64_t q = 0; q < 4; q++) {
-    memset(c->dA + row * 4 * H + q * H + j0, 0, n);
-    memset(c->dV + row * 4 * H + q * H + j0, 0, n);
-  }
-  memset(c->du + row * H + j0, 0, n);
+  fr_zero_units(c->dA + row * 4 * H, 4, H, j0, j1);
+  fr_zero_units(c->dV + row * 4 * H, 4, H, j0, j1);
+  fr_zero_units(c->du + row * H, 1, H, j0, j1);
 }
 
 #include "loop.h"

@@ -169,11 +169,12 @@ static int fr_forward(const char *fn, fr_loop *f, const cell_t *c, const real *h
 }
 
 /* fr_forward with G_x computed inside the loop from x [T,B,I], W_ih [G,I] (or W_ih16, in
- * bfloat16) and the biases [G] (b_hh only where CELL_BHH_INSIDE is 0; each may be NULL). */
-__attribute__((unused)) static int fr_forward_x(const char *fn, fr_loop *f, const cell_t *c, int64_t I, const real *x,
-                        const real *W_ih, const real *b_ih, const real *b_hh, const real *h0,
-                        const real *W_hh, const real *W_hr, const uint16_t *W_ih16,
-                        const uint16_t *W_hh16, real *h_n) {
+ * bfloat16) and the biases [G] (b_hh only where CELL_BHH_INSIDE is 0; each may be NULL). Unused
+ * by the LayerNorm cells, which take V = x W_ihᵀ whole (each step normalises its rows). */
+__attribute__((unused)) static int fr_forward_x(
+    const char *fn, fr_loop *f, const cell_t *c, int64_t I, const real *x, const real *W_ih,
+    const real *b_ih, const real *b_hh, const real *h0, const real *W_hh, const real *W_hr,
+    const uint16_t *W_ih16, const uint16_t *W_hh16, real *h_n) {
   fr_input in;
   if (I < 1) return fr_fail(fn, "expected I >= 1, got I=%lld", (long long)I);
   if (fr_input_init(&in, CELL_GATES, f->T, f->B, f->H, I, x, W_ih, b_ih,
@@ -233,7 +234,7 @@ static void fr_backward_part(int p, int P, int rows, const fr_bloop *f, const ce
         real *dAb = dA + b * G;
         if (t >= f->lengths[b]) {
           if (phase) continue;
-          for (int64_t q = 0; q < CELL_GATES; q++) memset(dAb + q * H + j0, 0, n);
+          fr_zero_units(dAb, CELL_GATES, H, j0, j1);
           cell_ended(c, t, b, j0, j1);
           continue;
         }
