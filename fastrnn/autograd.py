@@ -20,7 +20,7 @@ gradients. The LSTM with a projection is its own cell, `lstmp`.
 import torch
 from torch import Tensor
 
-from . import _grads, _buffers, dispatch
+from . import _grads, _buffers, cells, dispatch
 
 
 def _traced():
@@ -72,13 +72,14 @@ def _backward_fn(ctx, op, direct):
     return op
 
 
-def _grad_out(like, slot, kept):
-    """A tensor like `like` for a backward body's result: with `kept` (and on the CPU), this
-    thread's buffer `slot` (fastrnn._buffers), else a new one. A bfloat16 LSTM training step,
-    T = 100, B = 16, H = 256, faulted in the pages of a fresh dA, 6.5 MB, on every step."""
+def _grad_out(like, shape, slot, kept):
+    """A tensor of `shape` in like's dtype and device for a backward body's result: with `kept`
+    (and on the CPU), this thread's buffer `slot` (fastrnn._buffers), else a new one. A bfloat16
+    LSTM training step, T = 100, B = 16, H = 256, faulted in the pages of a fresh dA, 6.5 MB, on
+    every step."""
     if kept and like.is_cpu:
-        return _buffers.buffer(slot, like.shape, like.dtype)
-    return torch.empty_like(like)
+        return _buffers.buffer(slot, shape, like.dtype)
+    return like.new_empty(*shape)
 
 
 class _LayerAutograd(torch.autograd.Function):
@@ -125,34 +126,6 @@ class _LayerAutograd(torch.autograd.Function):
         return (None, dx, dw_ih, db if need[3] else None, db if need[4] else None, *rest)
 
 
-class _Cell:
-    """One cell: its forward body from G_x (the op's), the forward body from x, W_ih and the
-    biases (`forward_x`), the op's setup and backward, and the op itself."""
-
-    def __init__(self, forward, setup, grad, op, forward_x):
-        self.forward, self.setup, self.grad, self.op = forward, setup, grad, op
-        self.forward_x = forward_x
-
-    def __call__(self, x, w_ih, b_ih, b_hh, *inputs):
-        """The cell on x [T,B,I] with W_ih and the biases of G_x = x W_ihᵀ + b_ih + b_hh (each
-        may be None; GRU's b_hh is not part of G_x: None here, its own in `inputs`); `inputs` as
-        the op's after G_x. Traced calls record F.linear and the op; eager ones pass x, W_ih and
-        the biases to the kernels (native computes G_x inside its loop; the others get it from
-        torch first, _gx), directly without gradients, else through _LayerAutograd."""
-        if _traced():  # (G_x in x's dtype under autocast too: the kernels take float32)
-            with torch.autocast(x.device.type, enabled=False):
-                gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
-            return self.op(gx, *inputs)
-        if not inputs[-2]:
-            return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
-        return _LayerAutograd.apply(self, x, w_ih, b_ih, b_hh, *inputs)
-
-
-def _has_x(backend, cell):
-    """Whether `backend`'s kernels compute G_x themselves (native's <cell>_forward_x)."""
-    return hasattr(dispatch.load(backend), cell + "_forward_x")
-
-
 def _bias(b_ih, b_hh):
     return b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
 
@@ -168,286 +141,199 @@ def _c(t):
     return None if t is None else t.contiguous()
 
 
-def _work(like, *shape):
-    """A kernel's saved or scratch buffer (gates, states) for a call on `like`: float32 for a
-    bfloat16 call (the native *_bf16 kernels: the work in float32), else like's dtype."""
-    return like.new_empty(shape, dtype=torch.float32 if like.dtype == torch.bfloat16 else None)
-
-
 def _wide(t):
     """t as the kernels multiply it in a backward: a bfloat16 weight widened to float32."""
     return t.float() if t.dtype == torch.bfloat16 else t
 
 
-# ---------------------------------------------------------------------------------------- RNN
-def _rnn_out(like, T, B, H, save):
-    S, _ = _slots(T, save)
-    return like.new_empty(T, B, H), like.new_empty(B, H), _work(like, S, B, H)
 
 
-def _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend):
-    y, h_n, hs = _rnn_out(gx, *gx.shape, save)
-    dispatch.load(backend).rnn_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
-                                       lengths, relu, y, h_n, hs)
-    return y, h_n, hs
+def _schema(args, flags, results, save=True):
+    """A custom op's schema: tensor arguments (Tensor? where marked "?"), the cell's bool flags,
+    save (the forward) and backend -> a tuple of `results` tensors."""
+    params = [f"Tensor{'?' if a.endswith('?') else ''} {a.rstrip('?')}" for a in args]
+    params += [f"bool {f}" for f in flags] + (["bool save"] if save else []) + ["str backend"]
+    return f"({', '.join(params)}) -> ({', '.join(['Tensor'] * results)})"
 
 
-def _rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, save, backend):
-    if not _has_x(backend, "rnn"):
-        return _rnn_forward(_gx(x, w_ih, b_ih, b_hh), h0, w_hh, lengths, relu, save, backend)
-    y, h_n, hs = _rnn_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
-    dispatch.load(backend).rnn_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih), _c(b_hh),
-                                         h0.contiguous(), w_hh.contiguous(), lengths, relu, y,
-                                         h_n, hs)
-    return y, h_n, hs
+class CellOps:
+    """A cell's custom ops and the bodies they share with the eager path, all from its
+    description (fastrnn.cells) but `grads`, its gradient rule: grads(ctx, saved, *k) -> the
+    gradients of the forward op's tensor arguments from the backward kernel's results k, where
+    `saved` maps the names of the saved buffers, the backward's params and lengths to tensors.
+
+    fastrnn::<cell>_forward(x_in, *inputs, *states, *params, lengths, [flag,] save, backend) and
+    fastrnn::<cell>_backward(dy, *dstates_n, *reads, *bparams, lengths, [flag,] backend) run the
+    kernels of the backend named (fastrnn.dispatch); `check`, if given, runs in the forward's
+    fake implementation (while torch.compile or torch.export records it)."""
+
+    def __init__(self, cell, grads, check=None):
+        self.cell, self.rule, self.check = cell, grads, check
+        args = cell.forward_args()
+        self.n_in = 1 + len(args)  # the forward op's tensor arguments, x_in first
+        names = [a.rstrip("?") for a in args]
+        self.h0 = 1 + names.index("h0")  # whose width is R
+        self.bparams = [1 + names.index(p) for p in cell.bparams]
+        self.w_hh = 1 + len(cell.states) + len(cell.reads)  # in the backward's arguments
+        self.n_saved = len(cell.saved)
+        self.saved_names = [n for n, _ in cell.saved] + list(cell.bparams) + ["lengths"]
+        # where grad() finds the backward's arguments among the saved tensors
+        self.state_slots = [self.saved_names.index(s + "s") for s in cell.states]
+        self.backward_saved = [self.saved_names.index(n)
+                               for n in (*cell.reads, *cell.bparams, "lengths")]
+        self.optional = any(a.endswith("?") for a in args)
+        self.no_grads = (None,) * (3 + len(cell.flags))  # lengths, the flag, save, backend
+        outs = cell.outputs()
+        self.out_shapes = cells.sizes([s for _, s in outs])
+        self.grad_shapes = cells.sizes([s for _, s in cell.grads])
+        self.kept = [name if s[0] == "T" else None for name, s in cell.grads]
+        self.op = torch.library.custom_op(
+            f"fastrnn::{cell.name}_forward", self.forward, mutates_args=(),
+            schema=_schema(("x_in", *args), cell.flags, len(outs)))
+        self.op.register_fake(self._fake)
+        self.backward_op = torch.library.custom_op(
+            f"fastrnn::{cell.name}_backward", self.backward, mutates_args=(),
+            schema=_schema(cell.backward_args(), cell.flags, len(cell.grads), save=False))
+        self.backward_op.register_fake(lambda *args: self._grads_out(args, False))
+        self.op.register_autograd(self.grad, setup_context=self.setup)
+        self.backward_op.register_autograd(_no_double_backward, setup_context=_no_setup)
+
+    def __call__(self, x, w_ih, b_ih, b_hh, *inputs):
+        """The cell on x [T,B,I] with W_ih and the biases of G_x = x W_ihᵀ + b_ih + b_hh (each
+        may be None; GRU's b_hh is not part of G_x: None here, its own in `inputs`; the LayerNorm
+        cells': None, theirs in `inputs`); `inputs` as the op's after x_in. Traced calls record
+        F.linear and the op; eager ones pass x, W_ih and the biases to the kernels (native
+        computes G_x inside its loop; the others get it from torch first, _gx), directly without
+        gradients, else through _LayerAutograd."""
+        if _traced():  # (G_x in x's dtype under autocast too: the kernels take float32)
+            with torch.autocast(x.device.type, enabled=False):
+                gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
+            return self.op(gx, *inputs)
+        if not inputs[-2]:
+            return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
+        return _LayerAutograd.apply(self, x, w_ih, b_ih, b_hh, *inputs)
+
+    def _dims(self, tensors, G):
+        T, B = tensors[0].shape[:2]
+        return T, B, G // self.cell.gates, tensors[self.h0].shape[-1]
+
+    def _outputs(self, like, T, B, H, R, save):
+        """y and the final states in like's dtype, the saved buffers in the kernels': float32 for a
+        bfloat16 call (the native *_bf16 kernels: the work in float32), else like's."""
+        S, Sg = _slots(T, save)
+        shapes = self.out_shapes(T, B, self.cell.gates * H, H, R, S, Sg)
+        new = like.new_empty
+        if like.dtype != torch.bfloat16:
+            return tuple(new(*s) for s in shapes)  # (new(*s): new(s) takes 1 µs more)
+        n = len(shapes) - self.n_saved
+        return tuple(new(*s) if k < n else new(*s, dtype=torch.float32)
+                     for k, s in enumerate(shapes))
+
+    def _split(self, args):
+        """The op's arguments -> (tensors, flag, save, backend)."""
+        n, flag = self.n_in, args[self.n_in] if self.cell.flag else False
+        return args[:n], flag, args[-2], args[-1]
+
+    def forward(self, *args):
+        """The forward op's body: its arguments (see the class) -> y, states_n, saved."""
+        tensors, flag, save, backend = self._split(args)
+        T, B, H, R = self._dims(tensors, tensors[0].shape[2])
+        out = self._outputs(tensors[0], T, B, H, R, save)
+        dispatch.load(backend).call(self.cell, "forward" if save else "forward_infer", H,
+                                    *map(_c, tensors), *out, flag=flag, R=R)
+        return out
+
+    def _fake(self, *args):
+        if self.check:
+            self.check()
+        tensors, _, save, _ = self._split(args)
+        return self._outputs(tensors[0], *self._dims(tensors, tensors[0].shape[2]), save)
+
+    def forward_x(self, x, w_ih, b_ih, b_hh, *inputs):
+        """The forward from x [T,B,I], W_ih and G_x's biases, `inputs` as the op's after x_in:
+        the kernel's forward_x where the backend has one, else forward(G_x, ...)."""
+        cell, lib = self.cell, dispatch.load(inputs[-1])
+        if not (lib.FUSED and cell.x_biases):
+            return self.forward(_gx(x, w_ih, b_ih, b_hh), *inputs)
+        tensors, flag, save, _ = self._split((x, *inputs))
+        T, B, H, R = self._dims(tensors, w_ih.shape[0])
+        out = self._outputs(x, T, B, H, R, save)
+        biases = (b_ih, b_hh)[:len(cell.x_biases)]
+        kind = ("forward_x" if save else "forward_x_infer") + (
+            "_bf16" if x.dtype == torch.bfloat16 else "")
+        lib.call(cell, kind, H, x.contiguous(), w_ih.contiguous(), *map(_c, biases),
+                 *map(_c, tensors[1:]), *out, flag=flag, R=R)
+        return out
+
+    def _grads_out(self, args, kept):
+        """The backward's results for its arguments `args` (dy [T,B,R] first): the T-long ones
+        in this thread's kept buffers with `kept` (see _grad_out)."""
+        dy, G = args[0], args[self.w_hh].shape[0]
+        T, B, R = dy.shape
+        shapes = self.grad_shapes(T, B, G, G // self.cell.gates, R, 0, 0)
+        return tuple(_grad_out(dy, s, slot, kept and slot) for s, slot in zip(shapes, self.kept))
+
+    def backward(self, *args, kept=False):
+        """The backward op's body: its arguments (see the class) -> the cell's grads."""
+        cell = self.cell
+        flag = args[-2] if cell.flag else False
+        tensors = list(args[:-2 if cell.flag else -1])
+        for k in range(self.w_hh, len(tensors) - 1):  # the params: widened, contiguous
+            tensors[k] = _wide(tensors[k]).contiguous()
+        out = self._grads_out(tensors, kept)
+        dispatch.load(args[-1]).call(cell, "backward", tensors[self.w_hh].shape[0] // cell.gates,
+                                     *tensors, *out, flag=flag, R=tensors[0].shape[2])
+        return out
+
+    def setup(self, ctx, inputs, output, extra=()):
+        """The forward op's (and _LayerAutograd's) setup_context: keeps the saved buffers, the
+        backward's params, lengths and `extra` (_LayerAutograd's x and W_ih)."""
+        tensors, ctx.flag, ctx.save, ctx.backend = self._split(inputs)
+        if self.optional:  # (x_in: None from _LayerAutograd, which takes dx_in itself)
+            ctx.present = [True] + [t is not None for t in tensors[1:]]
+        ctx.rows = None
+        ctx.save_for_backward(*output[-self.n_saved:], *(tensors[k] for k in self.bparams),
+                              tensors[self.n_in - 1], *extra)
+        _no_zero_grads(ctx)
+
+    def grad(self, ctx, *grads):
+        """The forward op's gradient: the backward kernel (the op, or its body, see
+        _backward_fn), then the cell's rule; None for lengths, the flag, save and backend."""
+        _check_saved(ctx)
+        kept = ctx.saved_tensors
+        saved = dict(zip(self.saved_names, kept))
+        hs = saved["hs"]
+        args = [_dense(grads[0], hs[1:])]
+        for g, k in zip(grads[1:], self.state_slots):
+            args.append(_dense(g, kept[k][0]))
+        args += [kept[k] for k in self.backward_saved]
+        args += [ctx.flag, ctx.backend] if self.cell.flag else [ctx.backend]
+        out = self.rule(ctx, saved, *_backward_fn(ctx, self.backward_op, self.backward)(*args))
+        if self.optional:  # a missing bias gets no gradient
+            out = [g if p else None for g, p in zip(out, ctx.present)]
+        return (*out, *self.no_grads)
 
 
-def _rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, backend, kept=False):
-    dA, dh0 = _grad_out(dy, "dA", kept), torch.empty_like(dh_n)
-    dispatch.load(backend).rnn_backward(dy, dh_n, hs, _wide(w_hh).contiguous(), lengths, relu, dA,
-                                        dh0)
-    return dA, dh0
+def _hh(ctx, saved):
+    """The rows of a ragged batch that count (_grads.running) and hs."""
+    return _grads.running(ctx, saved["lengths"], saved["hs"]), saved["hs"]
 
 
-@torch.library.custom_op("fastrnn::rnn_forward", mutates_args=())
-def rnn_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool, save: bool,
-                backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """gx [T,B,H], h0 [B,H], w_hh [H,H], lengths [B] -> y [T,B,H], h_n [B,H], hs [S,B,H]."""
-    return _rnn_forward(gx, h0, w_hh, lengths, relu, save, backend)
+def _rnn_grads(ctx, saved, dA, dh0):
+    rows, hs = _hh(ctx, saved)
+    return dA, dh0, _grads.dW_hh(dA, hs, rows)
 
 
-@rnn_forward.register_fake
-def _(gx, h0, w_hh, lengths, relu, save, backend):
-    return _rnn_out(gx, *gx.shape, save)
+def _lstm_grads(ctx, saved, dA, dh0, dc0):
+    rows, hs = _hh(ctx, saved)
+    return dA, dh0, dc0, _grads.dW_hh(dA, hs, rows)
 
 
-@torch.library.custom_op("fastrnn::rnn_backward", mutates_args=())
-def rnn_backward(dy: Tensor, dh_n: Tensor, hs: Tensor, w_hh: Tensor, lengths: Tensor, relu: bool,
-                 backend: str) -> tuple[Tensor, Tensor]:
-    """dy [T,B,H], dh_n [B,H], hs [T+1,B,H] -> dA [T,B,H], dh0 [B,H]."""
-    return _rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, backend)
-
-
-@rnn_backward.register_fake
-def _(dy, dh_n, hs, w_hh, lengths, relu, backend):
-    return torch.empty_like(dy), torch.empty_like(dh_n)
-
-
-def _rnn_setup(ctx, inputs, output, extra=()):
-    _, _, w_hh, lengths, ctx.relu, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, output[2], *extra)
-    _no_zero_grads(ctx)
-
-
-def _rnn_grad(ctx, dy, dh_n, _):
-    _check_saved(ctx)
-    w_hh, lengths, hs = ctx.saved_tensors[:3]
-    dA, dh0 = _backward_fn(ctx, rnn_backward, _rnn_backward)(
-        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), hs, w_hh, lengths, ctx.relu, ctx.backend)
-    dW_hh = _grads.dW_hh(dA, hs, _grads.running(ctx, lengths, hs))
-    return dA, dh0, dW_hh, None, None, None, None
-
-
-rnn_forward.register_autograd(_rnn_grad, setup_context=_rnn_setup)
-rnn_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-rnn = _Cell(_rnn_forward, _rnn_setup, _rnn_grad, rnn_forward, _rnn_forward_x)
-
-
-# --------------------------------------------------------------------------------------- LSTM
-def _lstm_out(like, T, B, H, save):
-    S, Sg = _slots(T, save)
-    return (like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(B, H),
-            _work(like, Sg, B, 4 * H), _work(like, S, B, H), _work(like, S, B, H))
-
-
-def _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend):
-    out = _lstm_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 4, save)
-    dispatch.load(backend).lstm_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
-                                        w_hh.contiguous(), lengths, *out)
-    return out
-
-
-def _lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, save, backend):
-    if not _has_x(backend, "lstm"):
-        return _lstm_forward(_gx(x, w_ih, b_ih, b_hh), h0, c0, w_hh, lengths, save, backend)
-    out = _lstm_out(x, x.shape[0], x.shape[1], c0.shape[1], save)
-    dispatch.load(backend).lstm_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih), _c(b_hh),
-                                          h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
-                                          lengths, *out)
-    return out
-
-
-def _lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend, kept=False):
-    dA, dh0, dc0 = _grad_out(gates, "dA", kept), torch.empty_like(dh_n), torch.empty_like(dc_n)
-    dispatch.load(backend).lstm_backward(dy, dh_n, dc_n, gates, cs, _wide(w_hh).contiguous(),
-                                         lengths, dA, dh0, dc0)
-    return dA, dh0, dc0
-
-
-@torch.library.custom_op("fastrnn::lstm_forward", mutates_args=())
-def lstm_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, lengths: Tensor, save: bool,
-                 backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """gx [T,B,4H], h0, c0 [B,H], w_hh [4H,H], lengths [B]
-    -> y [T,B,H], h_n, c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,H]."""
-    return _lstm_forward(gx, h0, c0, w_hh, lengths, save, backend)
-
-
-@lstm_forward.register_fake
-def _(gx, h0, c0, w_hh, lengths, save, backend):
-    return _lstm_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 4, save)
-
-
-@torch.library.custom_op("fastrnn::lstm_backward", mutates_args=())
-def lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Tensor, w_hh: Tensor,
-                  lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """dy [T,B,H], dh_n, dc_n [B,H], gates [T,B,4H], cs [T+1,B,H] -> dA [T,B,4H], dh0, dc0 [B,H]."""
-    return _lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend)
-
-
-@lstm_backward.register_fake
-def _(dy, dh_n, dc_n, gates, cs, w_hh, lengths, backend):
-    return torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n)
-
-
-def _lstm_setup(ctx, inputs, output, extra=()):
-    _, _, _, w_hh, lengths, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, *output[3:], *extra)
-    _no_zero_grads(ctx)
-
-
-def _lstm_grad(ctx, dy, dh_n, dc_n, *_):
-    _check_saved(ctx)
-    w_hh, lengths, gates, cs, hs = ctx.saved_tensors[:5]
-    dA, dh0, dc0 = _backward_fn(ctx, lstm_backward, _lstm_backward)(
-        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, lengths,
-        ctx.backend)
-    dW_hh = _grads.dW_hh(dA, hs, _grads.running(ctx, lengths, hs))
-    return dA, dh0, dc0, dW_hh, None, None, None
-
-
-lstm_forward.register_autograd(_lstm_grad, setup_context=_lstm_setup)
-lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-lstm = _Cell(_lstm_forward, _lstm_setup, _lstm_grad, lstm_forward, _lstm_forward_x)
-
-
-# -------------------------------------------------------------------------------------- LSTMP
-# The LSTM with a projection: r_t = σ(o) ⊙ tanh(c_t) [B,H], h_t = r_t W_hrᵀ [B,R] (R = proj_size).
-def _lstmp_out(like, T, B, H, R, save):
-    S, Sg = _slots(T, save)
-    return (like.new_empty(T, B, R), like.new_empty(B, R), like.new_empty(B, H),
-            like.new_empty(Sg, B, 4 * H), like.new_empty(S, B, H), like.new_empty(S, B, R),
-            like.new_empty(Sg, B, H))
-
-
-def _lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, save, backend):
-    out = _lstmp_out(gx, gx.shape[0], gx.shape[1], c0.shape[1], h0.shape[1], save)
-    dispatch.load(backend).lstmp_forward(gx.contiguous(), h0.contiguous(), c0.contiguous(),
-                                         w_hh.contiguous(), w_hr.contiguous(), lengths, *out)
-    return out
-
-
-def _lstmp_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, lengths, save, backend):
-    if not _has_x(backend, "lstmp"):
-        return _lstmp_forward(_gx(x, w_ih, b_ih, b_hh), h0, c0, w_hh, w_hr, lengths, save,
-                              backend)
-    out = _lstmp_out(x, x.shape[0], x.shape[1], c0.shape[1], h0.shape[1], save)
-    dispatch.load(backend).lstmp_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),
-                                           _c(b_hh), h0.contiguous(), c0.contiguous(),
-                                           w_hh.contiguous(), w_hr.contiguous(), lengths, *out)
-    return out
-
-
-def _lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend, kept=False):
-    dA, dh0, dc0 = _grad_out(gates, "dA", kept), torch.empty_like(dh_n), torch.empty_like(dc_n)
-    du = _grad_out(dy, "du", kept)
-    dispatch.load(backend).lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh.contiguous(),
-                                          w_hr.contiguous(), lengths, dA, dh0, dc0, du)
-    return dA, dh0, dc0, du
-
-
-@torch.library.custom_op("fastrnn::lstmp_forward", mutates_args=())
-def lstmp_forward(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor,
-                  lengths: Tensor, save: bool, backend: str
-                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """gx [T,B,4H], h0 [B,R], c0 [B,H], w_hh [4H,R], w_hr [R,H], lengths [B]
-    -> y [T,B,R], h_n [B,R], c_n [B,H], gates [Sg,B,4H], cs [S,B,H], hs [S,B,R], rs [Sg,B,H]."""
-    return _lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, save, backend)
-
-
-@lstmp_forward.register_fake
-def _(gx, h0, c0, w_hh, w_hr, lengths, save, backend):
-    return _lstmp_out(gx, gx.shape[0], gx.shape[1], c0.shape[1], h0.shape[1], save)
-
-
-@torch.library.custom_op("fastrnn::lstmp_backward", mutates_args=())
-def lstmp_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, cs: Tensor,
-                   w_hh: Tensor, w_hr: Tensor, lengths: Tensor, backend: str
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """dy [T,B,R], dh_n [B,R], dc_n [B,H], gates [T,B,4H], cs [T+1,B,H]
-    -> dA [T,B,4H], dh0 [B,R], dc0 [B,H], du [T,B,R] (each step's ∂L/∂h_t)."""
-    return _lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend)
-
-
-@lstmp_backward.register_fake
-def _(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, backend):
-    return (torch.empty_like(gates), torch.empty_like(dh_n), torch.empty_like(dc_n),
-            torch.empty_like(dy))
-
-
-def _lstmp_setup(ctx, inputs, output, extra=()):
-    _, _, _, w_hh, w_hr, lengths, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, w_hr, lengths, *output[3:], *extra)
-    _no_zero_grads(ctx)
-
-
-def _lstmp_grad(ctx, dy, dh_n, dc_n, *_):
-    _check_saved(ctx)
-    w_hh, w_hr, lengths, gates, cs, hs, rs = ctx.saved_tensors[:7]
-    dA, dh0, dc0, du = _backward_fn(ctx, lstmp_backward, _lstmp_backward)(
-        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, cs, w_hh, w_hr,
-        lengths, ctx.backend)
+def _lstmp_grads(ctx, saved, dA, dh0, dc0, du):
+    rows, hs = _hh(ctx, saved)
     T, B, R = du.shape
-    rows = _grads.running(ctx, lengths, hs)
-    dw_hr = _grads.gram(du.reshape(T * B, R), rs.reshape(T * B, -1), rows)  # Σ_t du_tᵀ r_t
-    return dA, dh0, dc0, _grads.dW_hh(dA, hs, rows), dw_hr, None, None, None
-
-
-lstmp_forward.register_autograd(_lstmp_grad, setup_context=_lstmp_setup)
-lstmp_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-lstmp = _Cell(_lstmp_forward, _lstmp_setup, _lstmp_grad, lstmp_forward, _lstmp_forward_x)
-
-
-# ---------------------------------------------------------------------------------------- GRU
-def _gru_out(like, T, B, H, save):
-    S, Sg = _slots(T, save)
-    return (like.new_empty(T, B, H), like.new_empty(B, H), _work(like, Sg, B, 3 * H),
-            _work(like, Sg, B, H), _work(like, S, B, H))
-
-
-def _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend):
-    out = _gru_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 3, save)
-    dispatch.load(backend).gru_forward(gx.contiguous(), h0.contiguous(), w_hh.contiguous(),
-                                       b_hh.contiguous(), lengths, *out)
-    return out
-
-
-def _gru_forward_x(x, w_ih, b_ih, _, h0, w_hh, b_hh, lengths, save, backend):
-    # (_: G_x's second bias, always None: GRU's b_hh belongs to A)
-    if not _has_x(backend, "gru"):
-        return _gru_forward(_gx(x, w_ih, b_ih, None), h0, w_hh, b_hh, lengths, save, backend)
-    out = _gru_out(x, x.shape[0], x.shape[1], h0.shape[1], save)
-    dispatch.load(backend).gru_forward_x(x.contiguous(), w_ih.contiguous(), _c(b_ih),
-                                         h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
-                                         lengths, *out)
-    return out
-
-
-def _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend, kept=False):
-    dGx, dA_n = _grad_out(gates, "dA", kept), _grad_out(dy, "dA_n", kept)
-    dh0 = torch.empty_like(dh_n)
-    dispatch.load(backend).gru_backward(dy, dh_n, gates, a_n, hs, _wide(w_hh).contiguous(),
-                                        lengths, dGx, dA_n, dh0)
-    return dGx, dA_n, dh0
+    dw_hr = _grads.gram(du.reshape(T * B, R), saved["rs"].reshape(T * B, -1), rows)  # Σ du_tᵀ r_t
+    return dA, dh0, dc0, _grads.dW_hh(dA, hs, rows), dw_hr
 
 
 def _gru_hh_grads(dGx, dA_n, hs, rows=None):
@@ -463,47 +349,16 @@ def _gru_hh_grads(dGx, dA_n, hs, rows=None):
             torch.cat([d_rz.sum(0), d_n.sum(0)]))
 
 
-@torch.library.custom_op("fastrnn::gru_forward", mutates_args=())
-def gru_forward(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, lengths: Tensor, save: bool,
-                backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """gx [T,B,3H], h0 [B,H], w_hh [3H,H], b_hh [3H], lengths [B]
-    -> y [T,B,H], h_n [B,H], gates [Sg,B,3H], a_n [Sg,B,H], hs [S,B,H]."""
-    return _gru_forward(gx, h0, w_hh, b_hh, lengths, save, backend)
+def _gru_grads(ctx, saved, dGx, dA_n, dh0):
+    rows, hs = _hh(ctx, saved)
+    return dGx, dh0, *_gru_hh_grads(dGx, dA_n, hs, rows)
 
 
-@gru_forward.register_fake
-def _(gx, h0, w_hh, b_hh, lengths, save, backend):
-    return _gru_out(gx, gx.shape[0], gx.shape[1], gx.shape[2] // 3, save)
-
-
-@torch.library.custom_op("fastrnn::gru_backward", mutates_args=())
-def gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, hs: Tensor, w_hh: Tensor,
-                 lengths: Tensor, backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """dy [T,B,H], dh_n [B,H], gates [T,B,3H], a_n [T,B,H], hs [T+1,B,H]
-    -> dGx [T,B,3H], dA_n [T,B,H] (∂L/∂A's n block; its r, z blocks are dGx's), dh0 [B,H]."""
-    return _gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend)
-
-
-@gru_backward.register_fake
-def _(dy, dh_n, gates, a_n, hs, w_hh, lengths, backend):
-    return torch.empty_like(gates), torch.empty_like(dy), torch.empty_like(dh_n)
-
-
-def _gru_setup(ctx, inputs, output, extra=()):
-    _, _, w_hh, _, lengths, ctx.save, ctx.backend = inputs
-    ctx.save_for_backward(w_hh, lengths, *output[2:], *extra)
-    _no_zero_grads(ctx)
-
-
-def _gru_grad(ctx, dy, dh_n, *_):
-    _check_saved(ctx)
-    w_hh, lengths, gates, a_n, hs = ctx.saved_tensors[:5]
-    dGx, dA_n, dh0 = _backward_fn(ctx, gru_backward, _gru_backward)(
-        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates, a_n, hs, w_hh, lengths, ctx.backend)
-    hh = _gru_hh_grads(dGx, dA_n, hs, _grads.running(ctx, lengths, hs))
-    return dGx, dh0, *hh, None, None, None
-
-
-gru_forward.register_autograd(_gru_grad, setup_context=_gru_setup)
-gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
-gru = _Cell(_gru_forward, _gru_setup, _gru_grad, gru_forward, _gru_forward_x)
+rnn = CellOps(cells.RNN, _rnn_grads)
+lstm = CellOps(cells.LSTM, _lstm_grads)
+lstmp = CellOps(cells.LSTMP, _lstmp_grads)  # the LSTM with a projection
+gru = CellOps(cells.GRU, _gru_grads)
+rnn_forward, rnn_backward = rnn.op, rnn.backward_op
+lstm_forward, lstm_backward = lstm.op, lstm.backward_op
+lstmp_forward, lstmp_backward = lstmp.op, lstmp.backward_op
+gru_forward, gru_backward = gru.op, gru.backward_op

@@ -5,9 +5,10 @@
     cuda     the CUDA library (kernels/cuda), for CUDA tensors
     eager    plain PyTorch ops (fastrnn/_eager.py): any device, dtype and feature
 
-The kernel backends share one interface: the functions rnn_forward, rnn_backward, lstm_forward,
-lstm_backward, gru_forward, gru_backward, lstmp_forward, lstmp_backward of the C ABI
-(kernels/fastrnn.h), on torch tensors.
+The kernel backends share one interface: call(cell, kind, H, *tensors, flag=False, R=None) runs
+a cell's kernel (kind forward, forward_infer or backward; native also forward_x[_infer][_bf16])
+on torch tensors in the order of the cell's description (fastrnn.cells: the C ABI of
+kernels/fastrnn.h), and FUSED says whether the backend has the forward_x kernels.
 """
 import contextlib
 import functools

@@ -45,7 +45,7 @@ def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
 
 
 def _bf16_in_kernel(name, x, w_hr=None):
-    """Whether a bfloat16 call runs on the native kernels as it is (fused_functions' _bf16
+    """Whether a bfloat16 call runs on the native kernels as it is (fastrnn._native's _bf16
     kernels: x, weights, states and results in bfloat16, the work in float32 inside the call)
     rather than through _via_float32's torch ops around them, each of which cost far more than its
     work after a kernel (LSTM T = 100, B = 16, H = 256, Zen 4: widening x 150–200 µs there, 20–45

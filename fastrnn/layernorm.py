@@ -19,168 +19,20 @@ else numba, else eager.
 """
 import math
 
-from typing import Optional
-
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _checks, _eager, _grads, dispatch
-from .autograd import (_c, _check_saved, _dense, _no_double_backward, _no_setup,
-                       _no_zero_grads, _slots, _traced)
+from . import _checks, _eager, _grads, cells, dispatch
+from .autograd import CellOps
 from .functional import _needs_grad
 from .modules import _exporting, _unpack, stack_layers
 
 BACKENDS = ("auto", "native", "numba", "eager")
 
 
-def _call(backend, stem, H, *tensors):
-    """fastrnn_<stem> (kernels/fastrnn.h) on the native library or its Numba twin."""
-    if backend == "native":
-        dispatch.load("native").library.call(stem, H, *tensors)
-    else:
-        dispatch.load("numba").ln_call(stem, H, *tensors)
-
-
 def _rows_sum(t):
     """Σ over the first two dimensions of t [T,B,N] -> [N]."""
     return t.reshape(-1, t.shape[-1]).sum(0)
-
-
-# ---------------------------------------------------------------------- the recurrences' bodies
-# Shared by the autograd Functions of eager calls and by the custom ops that torch.compile,
-# torch.export and tracing record (see fastrnn.autograd for why two routes).
-
-def _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend,
-              fake=False):
-    """The LayerNorm LSTM's recurrence from xv = x W_ihᵀ [T,B,4H] -> y [T,B,H], h_n, c_n [B,H]
-    and the saved buffers gates, nx [Sg,B,4H], rx [Sg,B], nh [Sg,B,4H], rh [Sg,B], cs [S,B,H],
-    nc [Sg,B,H], rc [Sg,B], hs [S,B,H] (kernels/fastrnn.h)."""
-    T, B, G = xv.shape
-    H = G // 4
-    S, Sg = _slots(T, save)
-    new = xv.new_empty
-    out = (new(T, B, H), new(B, H), new(B, H), new(Sg, B, G), new(Sg, B, G), new(Sg, B),
-           new(Sg, B, G), new(Sg, B), new(S, B, H), new(Sg, B, H), new(Sg, B), new(S, B, H))
-    if not fake:
-        _call(backend, "ln_lstm_forward" if save else "ln_lstm_forward_infer", H, xv, g_ih, b_ih,
-              b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, *out)
-    return out
-
-
-def _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c,
-               b_c, lengths, backend, fake=False):
-    """-> dA = ∂L/∂a, dV = ∂L/∂V, dAh = ∂L/∂(h_{t-1} W_hhᵀ) [T,B,4H], du [T,B,H], dh0, dc0."""
-    T, B, G = gates.shape
-    H = G // 4
-    new = gates.new_empty
-    out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, H), new(B, H), new(B, H))
-    if not fake:
-        _call(backend, "ln_lstm_backward", H, _dense(dy, hs[1:]), _dense(dh_n, out[4]),
-              _dense(dc_n, out[5]), gates, nx, rx, nh, rh, cs, nc, rc, w_hh, g_ih, g_hh, g_c,
-              b_c, lengths, *out)
-    return out
-
-
-def _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend, fake=False):
-    """The LayerNorm GRU's recurrence from xv = x W_ihᵀ [T,B,3H] -> y [T,B,H], h_n [B,H] and the
-    saved buffers gates [Sg,B,3H], a_n [Sg,B,H], nx [Sg,B,3H], rx [Sg,B], nh [Sg,B,3H], rh [Sg,B],
-    hs [S,B,H]."""
-    T, B, G = xv.shape
-    H = G // 3
-    S, Sg = _slots(T, save)
-    new = xv.new_empty
-    out = (new(T, B, H), new(B, H), new(Sg, B, G), new(Sg, B, H), new(Sg, B, G), new(Sg, B),
-           new(Sg, B, G), new(Sg, B), new(S, B, H))
-    if not fake:
-        _call(backend, "ln_gru_forward" if save else "ln_gru_forward_infer", H, xv, g_ih, b_ih,
-              h0, w_hh, g_hh, b_hh, lengths, *out)
-    return out
-
-
-def _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend,
-              fake=False):
-    """-> dX = ∂L/∂x̂, dHh = ∂L/∂ĥ, dV = ∂L/∂V, dAh [T,B,3H], dh0 [B,H]."""
-    T, B, G = gates.shape
-    H = G // 3
-    new = gates.new_empty
-    out = (new(T, B, G), new(T, B, G), new(T, B, G), new(T, B, G), new(B, H))
-    if not fake:
-        _call(backend, "ln_gru_backward", H, _dense(dy, hs[1:]), _dense(dh_n, out[4]), gates,
-              a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, *out)
-    return out
-
-
-def _input_grads(dV, x, w_ih, need_x, need_w):
-    """dx = dV W_ih [T,B,I] and dW_ih = Σ dVᵀ x over all rows, each where needed."""
-    dv = dV.reshape(-1, dV.shape[-1])
-    dx = _grads.input_grad(dv, w_ih).view(*x.shape) if need_x else None
-    return dx, _grads.gram(dv, x.reshape(-1, x.shape[-1])) if need_w else None
-
-
-# ---------------------------------------------------------------------- eager calls
-class _LSTMLayer(torch.autograd.Function):
-    """One LayerNorm LSTM layer-direction: V = x W_ihᵀ by one GEMM, the rest — both LayerNorms
-    of a_t, the gates, the cell's LayerNorm — in the kernels' loop; backward, the loop's BPTT and
-    then dx, the weight, bias and gain gradients as GEMMs and sums over all T·B rows."""
-
-    @staticmethod
-    def forward(ctx, x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save,
-                backend):
-        out = _lstm_run(F.linear(x, w_ih), g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c,
-                        lengths, save, backend)
-        if save:
-            ctx.save_for_backward(x, w_ih, *out[3:], w_hh, g_ih, g_hh, g_c, b_c, lengths)
-            ctx.backend = backend
-        return out[:3]
-
-    @staticmethod
-    def backward(ctx, dy, dh_n, dc_n):
-        x, w_ih, gates, nx, rx, nh, rh, cs, nc, rc, hs, *weights, lengths = ctx.saved_tensors
-        dA, dV, dAh, du, dh0, dc0 = _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc,
-                                               hs, *weights, lengths, ctx.backend)
-        need = ctx.needs_input_grad
-        dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
-        db = _rows_sum(dA) if need[2] or need[3] else None
-        return (dx, dw_ih, db if need[2] else None, db if need[3] else None, _rows_sum(dA * nx),
-                dh0, dc0, _grads.dW_hh(dAh, hs) if need[7] else None, _rows_sum(dA * nh),
-                _rows_sum(du * nc), _rows_sum(du), None, None, None)
-
-
-class _GRULayer(torch.autograd.Function):
-    """One LayerNorm GRU layer-direction (as _LSTMLayer)."""
-
-    @staticmethod
-    def forward(ctx, x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend):
-        out = _gru_run(F.linear(x, w_ih), g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save,
-                       backend)
-        if save:
-            ctx.save_for_backward(x, w_ih, *out[2:], w_hh, g_ih, g_hh, lengths)
-            ctx.backend = backend
-        return out[:2]
-
-    @staticmethod
-    def backward(ctx, dy, dh_n):
-        x, w_ih, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
-        dX, dHh, dV, dAh, dh0 = _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih,
-                                          g_hh, lengths, ctx.backend)
-        need = ctx.needs_input_grad
-        dx, dw_ih = _input_grads(dV, x, w_ih, need[0], need[1])
-        return (dx, dw_ih, _rows_sum(dX) if need[2] else None, _rows_sum(dX * nx), dh0,
-                _grads.dW_hh(dAh, hs) if need[5] else None, _rows_sum(dHh * nh),
-                _rows_sum(dHh) if need[7] else None, None, None, None)
-
-
-# ---------------------------------------------------------------------- recorded calls
-@torch.library.custom_op("fastrnn::ln_lstm_forward", mutates_args=())
-def ln_lstm_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
-                    h0: Tensor, c0: Tensor, w_hh: Tensor, g_hh: Tensor, g_c: Tensor, b_c: Tensor,
-                    lengths: Tensor, save: bool, backend: str
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
-                               Tensor, Tensor, Tensor, Tensor]:
-    """xv = x W_ihᵀ [T,B,4H] -> y, h_n, c_n and the saved buffers (_lstm_run)."""
-    return _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend)
 
 
 def _not_to_onnx(module):
@@ -192,104 +44,26 @@ def _not_to_onnx(module):
                            f"{kind}")
 
 
-@ln_lstm_forward.register_fake
-def _(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend):
-    _not_to_onnx("LayerNormLSTM")
-    return _lstm_run(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c, lengths, save, backend,
-                     fake=True)
-
-
-@torch.library.custom_op("fastrnn::ln_lstm_backward", mutates_args=())
-def ln_lstm_backward(dy: Tensor, dh_n: Tensor, dc_n: Tensor, gates: Tensor, nx: Tensor,
-                     rx: Tensor, nh: Tensor, rh: Tensor, cs: Tensor, nc: Tensor, rc: Tensor,
-                     hs: Tensor, w_hh: Tensor, g_ih: Tensor, g_hh: Tensor, g_c: Tensor,
-                     b_c: Tensor, lengths: Tensor, backend: str
-                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """-> dA, dV, dAh, du, dh0, dc0 (_lstm_bptt)."""
-    return _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh,
-                      g_c, b_c, lengths, backend)
-
-
-@ln_lstm_backward.register_fake
-def _(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh, g_c, b_c, lengths,
-      backend):
-    return _lstm_bptt(dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, g_ih, g_hh,
-                      g_c, b_c, lengths, backend, fake=True)
-
-
-def _ln_lstm_setup(ctx, inputs, output):
-    (_, g_ih, b_ih, b_hh, _, _, w_hh, g_hh, g_c, b_c, lengths, ctx.save, ctx.backend) = inputs
-    ctx.biases = b_ih is not None, b_hh is not None
-    ctx.save_for_backward(*output[3:], w_hh, g_ih, g_hh, g_c, b_c, lengths)
-    _no_zero_grads(ctx)
-
-
-def _ln_lstm_grad(ctx, dy, dh_n, dc_n, *_):
-    _check_saved(ctx)
-    gates, nx, rx, nh, rh, cs, nc, rc, hs, w_hh, *rest = ctx.saved_tensors
-    dA, dV, dAh, du, dh0, dc0 = ln_lstm_backward(
-        _dense(dy, hs[1:]), _dense(dh_n, hs[0]), _dense(dc_n, cs[0]), gates, nx, rx, nh,
-        rh, cs, nc, rc, hs, w_hh, *rest, ctx.backend)
+# The gradients from the BPTT kernels' results (kernels/fastrnn.h): the gains' and biases' as
+# sums over all T·B rows (one thread a column, so bitwise the same for any thread count); the
+# weights' and x's are GEMMs (fastrnn.autograd: dW_hh here, dx and dW_ih from ∂L/∂V there).
+def _lstm_grads(ctx, saved, dA, dV, dAh, du, dh0, dc0):
+    """-> d(xv, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c, b_c)."""
     db = _rows_sum(dA)
-    return (dV, _rows_sum(dA * nx), db if ctx.biases[0] else None,
-            db if ctx.biases[1] else None, dh0, dc0, _grads.dW_hh(dAh, hs), _rows_sum(dA * nh),
-            _rows_sum(du * nc), _rows_sum(du), None, None, None)
+    return (dV, _rows_sum(dA * saved["nx"]), db, db, dh0, dc0, _grads.dW_hh(dAh, saved["hs"]),
+            _rows_sum(dA * saved["nh"]), _rows_sum(du * saved["nc"]), _rows_sum(du))
 
 
-ln_lstm_forward.register_autograd(_ln_lstm_grad, setup_context=_ln_lstm_setup)
-ln_lstm_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+def _gru_grads(ctx, saved, dX, dHh, dV, dAh, dh0):
+    """-> d(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh)."""
+    return (dV, _rows_sum(dX * saved["nx"]), _rows_sum(dX), dh0,
+            _grads.dW_hh(dAh, saved["hs"]), _rows_sum(dHh * saved["nh"]), _rows_sum(dHh))
 
 
-@torch.library.custom_op("fastrnn::ln_gru_forward", mutates_args=())
-def ln_gru_forward(xv: Tensor, g_ih: Tensor, b_ih: Optional[Tensor], h0: Tensor, w_hh: Tensor,
-                   g_hh: Tensor, b_hh: Optional[Tensor], lengths: Tensor, save: bool, backend: str
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
-                              Tensor]:
-    """xv = x W_ihᵀ [T,B,3H] -> y, h_n and the saved buffers (_gru_run)."""
-    return _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend)
-
-
-@ln_gru_forward.register_fake
-def _(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend):
-    _not_to_onnx("LayerNormGRU")
-    return _gru_run(xv, g_ih, b_ih, h0, w_hh, g_hh, b_hh, lengths, save, backend, fake=True)
-
-
-@torch.library.custom_op("fastrnn::ln_gru_backward", mutates_args=())
-def ln_gru_backward(dy: Tensor, dh_n: Tensor, gates: Tensor, a_n: Tensor, nx: Tensor,
-                    rx: Tensor, nh: Tensor, rh: Tensor, hs: Tensor, w_hh: Tensor, g_ih: Tensor,
-                    g_hh: Tensor, lengths: Tensor, backend: str
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """-> dX, dHh, dV, dAh, dh0 (_gru_bptt)."""
-    return _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend)
-
-
-@ln_gru_backward.register_fake
-def _(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend):
-    return _gru_bptt(dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths, backend,
-                     fake=True)
-
-
-def _ln_gru_setup(ctx, inputs, output):
-    _, g_ih, b_ih, _, w_hh, g_hh, b_hh, lengths, ctx.save, ctx.backend = inputs
-    ctx.biases = b_ih is not None, b_hh is not None
-    ctx.save_for_backward(*output[2:], w_hh, g_ih, g_hh, lengths)
-    _no_zero_grads(ctx)
-
-
-def _ln_gru_grad(ctx, dy, dh_n, *_):
-    _check_saved(ctx)
-    gates, a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths = ctx.saved_tensors
-    dX, dHh, dV, dAh, dh0 = ln_gru_backward(_dense(dy, hs[1:]), _dense(dh_n, hs[0]), gates,
-                                            a_n, nx, rx, nh, rh, hs, w_hh, g_ih, g_hh, lengths,
-                                            ctx.backend)
-    return (dV, _rows_sum(dX * nx), _rows_sum(dX) if ctx.biases[0] else None, dh0,
-            _grads.dW_hh(dAh, hs), _rows_sum(dHh * nh), _rows_sum(dHh) if ctx.biases[1] else None,
-            None, None, None)
-
-
-ln_gru_forward.register_autograd(_ln_gru_grad, setup_context=_ln_gru_setup)
-ln_gru_backward.register_autograd(_no_double_backward, setup_context=_no_setup)
+# V = x W_ihᵀ by one GEMM, the rest — both LayerNorms of a_t, the gates, the cell's LayerNorm —
+# in the kernels' loop: fastrnn::ln_lstm_forward / ln_gru_forward when recorded, else directly.
+_ln_lstm = CellOps(cells.LN_LSTM, _lstm_grads, check=lambda: _not_to_onnx("LayerNormLSTM"))
+_ln_gru = CellOps(cells.LN_GRU, _gru_grads, check=lambda: _not_to_onnx("LayerNormGRU"))
 
 
 def _backend(backend, x):
@@ -337,13 +111,8 @@ def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, b
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
-    args = [_c(t) for t in (x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)]
-    if _traced():
-        x, w_ih, b_ih, b_hh, g_ih, *rest = args
-        y, h_n, c_n, *_ = ln_lstm_forward(F.linear(x, w_ih), g_ih, b_ih, b_hh, *rest, n, save,
-                                          name)
-    else:
-        y, h_n, c_n = _LSTMLayer.apply(*args, n, save, name)
+    y, h_n, c_n, *_ = _ln_lstm(x, w_ih, None, None, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c,
+                               b_c, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -357,12 +126,8 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
         return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
-    args = [_c(t) for t in (x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)]
-    if _traced():
-        x, w_ih, b_ih, g_ih, *rest = args
-        y, h_n, *_ = ln_gru_forward(F.linear(x, w_ih), g_ih, b_ih, *rest, n, save, name)
-        return y, h_n
-    return _GRULayer.apply(*args, n, save, name)
+    y, h_n, *_ = _ln_gru(x, w_ih, None, None, g_ih, b_ih, h0, w_hh, g_hh, b_hh, n, save, name)
+    return y, h_n
 
 
 class _LayerNormRecurrent(torch.nn.Module):

@@ -6,7 +6,6 @@ the header describes. The libraries are looked for in every folder of this packa
 and of sys.path, so regular and editable installs both find them — or only in the folder the
 environment variable FASTRNN_LIBRARY_DIR names, to run a build of one's own.
 """
-import contextlib
 import os
 import re
 import sys
@@ -114,82 +113,25 @@ class Library:
             raise _ERRORS.get(rc, RuntimeError)(f"fastrnn {self.kind} kernel: {msg}")
 
 
-def _forward(x, hs, name="forward"):
-    """Which forward the state buffer hs [S,B,H] asks for: T+1 slots keep every state for
-    backward (`name`), a two-slot ring does not (`name`_infer); x [T,...]."""
-    return name if hs.shape[0] == x.shape[0] + 1 else name + "_infer"
+def kernel_call(library, stream=None, device=None):
+    """The kernel-backend interface (see fastrnn.dispatch) on `library`: call(cell, kind, H,
+    *tensors, flag=False, R=None) runs fastrnn_<stem>_<kind>_<dtype> of a cell description
+    (fastrnn.cells) on its tensors, in the cell's order; kind is forward, forward_infer,
+    forward_x, forward_x_infer (these two with _bf16 for bfloat16 tensors) or backward.
+    `stream(t)` gives the stream to launch on and `device(t)` a context making t's device
+    current (CUDA)."""
+    stems = {}  # (cell name, kind, flag): the function's stem
 
-
-def kernel_functions(library, stream=lambda t: None, device=lambda t: contextlib.nullcontext()):
-    """The functions of the kernel-backend interface (see fastrnn.dispatch) on `library`;
-    `stream(t)` gives the stream to launch on and `device(t)` a context making t's device current.
-    The LSTM with a projection (lstmp_*): w_hr [R,H], h0 [B,R], rs [Sg,B,H] the cell outputs r_t
-    it projects, du [T,B,R]."""
-
-    def call(stem, H, *tensors, R=None):
+    def call(cell, kind, H, *tensors, flag=False, R=None):
+        key = (cell.name, kind, flag)
+        stem = stems.get(key)
+        if stem is None:
+            stem = stems[key] = f"{cell.stem(flag)}_{kind}"
+        I = tensors[0].shape[2] if kind.startswith("forward_x") else None
+        R = R if cell.projected else None
+        if device is None:
+            return library.call(stem, H, *tensors, I=I, R=R)
         with device(tensors[0]):
-            library.call(stem, H, *tensors, stream=stream(tensors[0]), R=R)
+            library.call(stem, H, *tensors, stream=stream(tensors[0]), I=I, R=R)
 
-    def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
-        stem = f"rnn_{'relu' if relu else 'tanh'}_{_forward(gx, hs)}"
-        call(stem, gx.shape[2], gx, h0, w_hh, lengths, y, h_n, hs)
-
-    def rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, dA, dh0):
-        call(f"rnn_{'relu' if relu else 'tanh'}_backward", dy.shape[2], dy, dh_n, hs, w_hh,
-             lengths, dA, dh0)
-
-    def lstm_forward(gx, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        call(f"lstm_{_forward(gx, hs)}", gx.shape[2] // 4, gx, h0, c0, w_hh, lengths, y, h_n, c_n,
-             gates, cs, hs)
-
-    def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0):
-        call("lstm_backward", dy.shape[2], dy, dh_n, dc_n, gates, cs, w_hh, lengths, dA, dh0, dc0)
-
-    def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        call(f"gru_{_forward(gx, hs)}", gx.shape[2] // 3, gx, h0, w_hh, b_hh, lengths, y, h_n,
-             gates, a_n, hs)
-
-    def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0):
-        call("gru_backward", dy.shape[2], dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n,
-             dh0)
-
-    def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
-        call("lstmp_" + _forward(gx, hs), c0.shape[1], gx, h0, c0, w_hh, w_hr, lengths, y, h_n,
-             c_n, gates, cs, hs, rs, R=h0.shape[1])
-
-    def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA, dh0, dc0, du):
-        call("lstmp_backward", dc_n.shape[1], dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dA,
-             dh0, dc0, du, R=dh_n.shape[1])
-
-    return (rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
-            lstmp_forward, lstmp_backward)
-
-
-def fused_functions(library):
-    """The forwards with the input projection inside the kernel (the CPU library's *_forward_x):
-    x [T,B,I], w_ih [G,I] and the biases b_ih, b_hh [G] (each may be None; GRU: b_ih only) in
-    place of G_x. A bfloat16 x (with everything else but the float32 scratch and saved buffers
-    in bfloat16) runs the *_forward_x[_infer]_bf16 kernels (but for the projection)."""
-
-    def stem(cell, x, hs):
-        return cell + _forward(x, hs, "forward_x") + ("_bf16" if x.dtype == torch.bfloat16 else "")
-
-    def rnn_forward_x(x, w_ih, b_ih, b_hh, h0, w_hh, lengths, relu, y, h_n, hs):
-        library.call(stem(f"rnn_{'relu' if relu else 'tanh'}_", x, hs), h0.shape[1], x, w_ih,
-                     b_ih, b_hh, h0, w_hh, lengths, y, h_n, hs, I=x.shape[2])
-
-    def lstm_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-        library.call(stem("lstm_", x, hs), c0.shape[1], x, w_ih, b_ih, b_hh, h0, c0, w_hh,
-                     lengths, y, h_n, c_n, gates, cs, hs, I=x.shape[2])
-
-    def gru_forward_x(x, w_ih, b_ih, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-        library.call(stem("gru_", x, hs), h0.shape[1], x, w_ih, b_ih, h0, w_hh, b_hh, lengths,
-                     y, h_n, gates, a_n, hs, I=x.shape[2])
-
-    def lstmp_forward_x(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates,
-                        cs, hs, rs):
-        library.call("lstmp_" + _forward(x, hs, "forward_x"), c0.shape[1], x, w_ih, b_ih, b_hh,
-                     h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, I=x.shape[2],
-                     R=h0.shape[1])
-
-    return rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x
+    return call

@@ -8,12 +8,11 @@ import os
 
 import torch
 
-from . import Library, fused_functions, kernel_functions
+from . import Library, kernel_call
 
 library = Library("cpu")
-(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
- lstmp_forward, lstmp_backward) = kernel_functions(library)
-rnn_forward_x, lstm_forward_x, gru_forward_x, lstmp_forward_x = fused_functions(library)
+call = kernel_call(library)
+FUSED = True  # the forwards with G_x inside the loop (<cell>_forward_x, kernels/fastrnn.h)
 
 
 def input_grad(d, w_ih):

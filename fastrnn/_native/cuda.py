@@ -2,7 +2,7 @@
 on torch's current stream of the tensor's device."""
 import torch
 
-from . import Library, kernel_functions
+from . import Library, kernel_call
 
 if not torch.cuda.is_available():
     raise ImportError("no CUDA device is visible to torch")
@@ -17,5 +17,5 @@ def _device(t):
     return torch.cuda.device(t.device)
 
 
-(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
- lstmp_forward, lstmp_backward) = kernel_functions(library, _stream, _device)
+call = kernel_call(library, _stream, _device)
+FUSED = False

@@ -46,67 +46,32 @@ def _np(*tensors):
     return [t.detach().numpy() for t in tensors]
 
 
-def rnn_forward(gx, h0, w_hh, lengths, relu, y, h_n, hs):
-    with _one_blas_thread():
-        _rnn.forward(*_np(gx, h0, w_hh.t().contiguous(), lengths), relu, *_np(y, h_n, hs))
-
-
-def rnn_backward(dy, dh_n, hs, w_hh, lengths, relu, dG, dh0):
-    with _one_blas_thread():
-        _rnn.backward(*_np(dy, dh_n, hs, w_hh, lengths), relu, *_np(dG, dh0))
-
-
-def lstm_forward(gx, h0, c0, w_hh, lengths, y, h_n, c_n, gates, cs, hs):
-    with _one_blas_thread():
-        _lstm.forward(*_np(gx, h0, c0, w_hh.t().contiguous(), lengths, y, h_n, c_n, gates, cs, hs))
-
-
-def lstm_backward(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dG, dh0, dc0):
-    with _one_blas_thread():
-        _lstm.backward(*_np(dy, dh_n, dc_n, gates, cs, w_hh, lengths, dG, dh0, dc0))
-
-
-def lstmp_forward(gx, h0, c0, w_hh, w_hr, lengths, y, h_n, c_n, gates, cs, hs, rs):
-    with _one_blas_thread():
-        _lstm.forward_projected(*_np(gx, h0, c0, w_hh.t().contiguous(), w_hr.t().contiguous(),
-                                     lengths, y, h_n, c_n, gates, cs, hs, rs))
-
-
-def lstmp_backward(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dG, dh0, dc0, du):
-    with _one_blas_thread():
-        _lstm.backward_projected(*_np(dy, dh_n, dc_n, gates, cs, w_hh, w_hr, lengths, dG, dh0,
-                                      dc0, du))
-
-
-def gru_forward(gx, h0, w_hh, b_hh, lengths, y, h_n, gates, a_n, hs):
-    with _one_blas_thread():
-        _gru.forward(*_np(gx, h0, w_hh.t().contiguous(), b_hh, lengths, y, h_n, gates, a_n, hs))
-
-
-def gru_backward(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0):
-    with _one_blas_thread():
-        _gru.backward(*_np(dy, dh_n, gates, a_n, hs, w_hh, lengths, dGx, dA_n, dh0))
-
-
 from . import layernorm as _ln  # noqa: E402
 
-# The LayerNorm kernels by the stem of their C name: the function, where W_hh sits among the
-# arguments when the forward takes it transposed, and where the biases sit (None: zeros).
-_LN = {"ln_lstm_forward": (_ln.lstm_forward, 6, (2, 3)),
-       "ln_lstm_backward": (_ln.lstm_backward, None, ()),
-       "ln_gru_forward": (_ln.gru_forward, 4, (2, 6)),
-       "ln_gru_backward": (_ln.gru_backward, None, ())}
+# Each cell's (forward, backward) @njit kernels: the C ABI's arguments (kernels/fastrnn.h, in a
+# cell's order, fastrnn.cells) but the forward's weights transposed (h_{t-1} W_hhᵀ reads rows) and
+# a cell's flag (RNN's relu) after lengths.
+_KERNELS = {"rnn": (_rnn.forward, _rnn.backward), "lstm": (_lstm.forward, _lstm.backward),
+            "lstmp": (_lstm.forward_projected, _lstm.backward_projected),
+            "gru": (_gru.forward, _gru.backward),
+            "ln_lstm": (_ln.lstm_forward, _ln.lstm_backward),
+            "ln_gru": (_ln.gru_forward, _ln.gru_backward)}
+FUSED = False  # no forward with G_x inside: the caller computes it
 
 
-def ln_call(stem, H, *tensors):
-    """fastrnn_<stem> (kernels/fastrnn.h: ln_lstm_forward[_infer], ln_lstm_backward and the
-    GRU's) with the C ABI's arguments, on the Numba LayerNorm kernels."""
-    fn, w, biases = _LN[stem.replace("_infer", "")]
+def call(cell, kind, H, *tensors, flag=False, R=None):
+    """fastrnn_<stem>_<kind> (kind forward, forward_infer or backward) of cell description `cell`
+    (fastrnn.cells) on its tensors, in its order, on the @njit kernels."""
+    forward = kind.startswith("forward")
+    names = ("x_in", *cell.forward_args()) if forward else cell.backward_args()
     args = list(tensors)
-    for k in biases:
-        if args[k] is None:
-            args[k] = args[1].new_zeros(args[1].shape)  # (g_ih: [G])
-    if w is not None:
-        args[w] = args[w].t().contiguous()
+    for k, name in enumerate(names):
+        if forward and name.startswith(("w_hh", "w_hr")):
+            args[k] = args[k].t().contiguous()
+        elif name.endswith("?") and args[k] is None:  # a missing bias [G]: zeros
+            args[k] = args[0].new_zeros(args[0].shape[2])
+    arrays = _np(*args)
+    if cell.flag:
+        arrays.insert(len(names), flag)
     with _one_blas_thread():
-        fn(*_np(*args))
+        _KERNELS[cell.name][0 if forward else 1](*arrays)

@@ -1,0 +1,114 @@
+"""Every cell the kernels run, declared once: what its kernels take and give, in their order.
+
+From a cell's description follow its kernel calls on every backend (fastrnn._native's cffi
+calls, the numba bindings), its custom ops with their schemas and fake implementations, and the
+allocation of its outputs and scratch (fastrnn.autograd.CellOps); tests/test_cells.py checks each
+against the C declarations in kernels/fastrnn.h. What stays per cell is its math: the C
+description (kernels/cpu/<cell>.c, whose loop is kernels/cpu/loop.h), the numba and reference
+equations, and the gradients that follow the kernels' BPTT (its `grads` function).
+
+A cell's kernels take, after the sizes T, B, [I,] H[, R]:
+
+    forward    x_in, *inputs, *states, *params, lengths   -> y, *states_n, *saved
+    forward_x  x, w_ih, *x_biases, *states, *params, lengths -> the same (CPU: G_x inside)
+    backward   dy, *dstates_n, *reads, *bparams, lengths  -> *grads
+
+x_in is G_x = x W_ihᵀ + b (the built-in cells) or V = x W_ihᵀ (the LayerNorm cells, whose biases
+are `inputs`); `_infer` forwards keep ring buffers (S = 2, Sg = 1 slots) instead of every step
+(S = T + 1, Sg = T). Shapes are written in T, B, G (= gates·H), H and R (h's width: the
+projection's, else H).
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str               # fastrnn::<name>_forward, fastrnn_<stem>_forward_f32 (kernels/fastrnn.h)
+    gates: int              # G = gates·H columns of G_x, W_ih and W_hh
+    states: tuple           # ("h",) or ("h", "c"): h [B,R], c [B,H]
+    params: tuple           # after the states, e.g. ("w_hh",); a trailing "?": may be None
+    saved: tuple            # ((name, shape), ...) what the forward keeps for the backward
+    reads: tuple            # the saved buffers the backward reads, in its order
+    bparams: tuple          # the params the backward reads
+    grads: tuple            # ((name, shape), ...) what the backward returns
+    inputs: tuple = ()      # the forward's arguments between x_in and the states
+    x_biases: tuple = None  # forward_x's biases; None: the cell has no forward_x
+    flag: str = None        # a bool argument choosing between two kernels, e.g. "relu"
+    stems: tuple = None     # the kernels' stems for flag False, True (default: (name, name))
+    projected: bool = False  # the kernels take R after H
+
+    def stem(self, flag=False):
+        return self.stems[bool(flag)] if self.stems else self.name
+
+    @property
+    def flags(self):
+        return (self.flag,) if self.flag else ()
+
+    def forward_args(self):
+        """The op's (and the kernels') inputs after x_in, with their optional marks."""
+        return (*self.inputs, *(s + "0" for s in self.states), *self.params, "lengths")
+
+    def backward_args(self):
+        return ("dy", *(f"d{s}_n" for s in self.states), *self.reads, *self.bparams,
+                "lengths")
+
+    def outputs(self):
+        """The forward's results: y, the final states, the saved buffers (name, shape)."""
+        return (("y", "T,B,R"), *((f"{s}_n", _STATE[s]) for s in self.states), *self.saved)
+
+
+_STATE = {"h": "B,R", "c": "B,H"}
+# The shapes of the arguments the cells name (inputs, states, params, the backward's gradients).
+SHAPES = {"x_in": "T,B,G", "h0": "B,R", "c0": "B,H", "w_hh": "G,R", "w_hr": "R,H", "b_ih": "G",
+          "b_hh": "G", "g_ih": "G", "g_hh": "G", "g_c": "H", "b_c": "H", "dy": "T,B,R",
+          "dh_n": "B,R", "dc_n": "B,H"}
+
+
+def _shapes(*pairs):
+    return tuple(tuple(p.split(":")) for p in pairs)
+
+
+RNN = Cell("rnn", 1, ("h",), ("w_hh",), _shapes("hs:S,B,H"), ("hs",), ("w_hh",),
+           _shapes("dA:T,B,G", "dh0:B,H"), x_biases=("b_ih", "b_hh"), flag="relu",
+           stems=("rnn_tanh", "rnn_relu"))
+LSTM = Cell("lstm", 4, ("h", "c"), ("w_hh",), _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,H"),
+            ("gates", "cs"), ("w_hh",), _shapes("dA:T,B,G", "dh0:B,H", "dc0:B,H"),
+            x_biases=("b_ih", "b_hh"))
+LSTMP = Cell("lstmp", 4, ("h", "c"), ("w_hh", "w_hr"),
+             _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,R", "rs:Sg,B,H"), ("gates", "cs"),
+             ("w_hh", "w_hr"), _shapes("dA:T,B,G", "dh0:B,R", "dc0:B,H", "du:T,B,R"),
+             x_biases=("b_ih", "b_hh"), projected=True)
+GRU = Cell("gru", 3, ("h",), ("w_hh", "b_hh"), _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "hs:S,B,H"),
+           ("gates", "a_n", "hs"), ("w_hh",), _shapes("dGx:T,B,G", "dA_n:T,B,H", "dh0:B,H"),
+           x_biases=("b_ih",))
+LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
+               _shapes("gates:Sg,B,G", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G", "rh:Sg,B",
+                       "cs:S,B,H", "nc:Sg,B,H", "rc:Sg,B", "hs:S,B,H"),
+               ("gates", "nx", "rx", "nh", "rh", "cs", "nc", "rc"),
+               ("w_hh", "g_ih", "g_hh", "g_c", "b_c"),
+               _shapes("dA:T,B,G", "dV:T,B,G", "dAh:T,B,G", "du:T,B,H", "dh0:B,H", "dc0:B,H"),
+               inputs=("g_ih", "b_ih?", "b_hh?"))
+LN_GRU = Cell("ln_gru", 3, ("h",), ("w_hh", "g_hh", "b_hh?"),
+              _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G",
+                      "rh:Sg,B", "hs:S,B,H"),
+              ("gates", "a_n", "nx", "rx", "nh", "rh", "hs"), ("w_hh", "g_ih", "g_hh"),
+              _shapes("dX:T,B,G", "dHh:T,B,G", "dV:T,B,G", "dAh:T,B,G", "dh0:B,H"),
+              inputs=("g_ih", "b_ih?"))
+
+CELLS = {c.name: c for c in (RNN, LSTM, LSTMP, GRU, LN_LSTM, LN_GRU)}
+
+
+DIMS = ("T", "B", "G", "H", "R", "S", "Sg")
+
+
+def size(shape, **dims):
+    """A shape written in the dimension names (e.g. "Sg,B,G") with their values -> a tuple."""
+    return tuple(dims[d] for d in shape.split(","))
+
+
+def sizes(shapes):
+    """A function of DIMS giving the tuple of `shapes` (written as for size), generated once: a
+    call's allocation runs it rather than interpreting the shapes (LSTM T = 32, B = 1, H = 64,
+    no-grad: 15 µs a call)."""
+    body = ", ".join(f"({s},)" for s in shapes)
+    return eval(f"lambda {', '.join(DIMS)}: ({body},)")  # noqa: S307 (our own declarations)
