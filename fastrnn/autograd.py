@@ -156,6 +156,10 @@ def _schema(args, flags, results, save=True):
     return f"({', '.join(params)}) -> ({', '.join(['Tensor'] * results)})"
 
 
+_X_KINDS = {(save, bf16): ("forward_x" if save else "forward_x_infer") + ("_bf16" if bf16 else "")
+            for save in (False, True) for bf16 in (False, True)}  # by (save, bfloat16 x)
+
+
 class CellOps:
     """A cell's custom ops and the bodies they share with the eager path, all from its
     description (fastrnn.cells) but `grads`, its gradient rule: grads(ctx, saved, *k) -> the
@@ -224,7 +228,7 @@ class CellOps:
         shapes = self.out_shapes(T, B, self.cell.gates * H, H, R, S, Sg)
         new = like.new_empty
         if like.dtype != torch.bfloat16:
-            return tuple(new(*s) for s in shapes)  # (new(*s): new(s) takes 1 µs more)
+            return tuple([new(*s) for s in shapes])  # (new(*s): new(s) takes 1 µs more)
         n = len(shapes) - self.n_saved
         return tuple(new(*s) if k < n else new(*s, dtype=torch.float32)
                      for k, s in enumerate(shapes))
@@ -255,14 +259,14 @@ class CellOps:
         cell, lib = self.cell, dispatch.load(inputs[-1])
         if not (lib.FUSED and cell.x_biases):
             return self.forward(_gx(x, w_ih, b_ih, b_hh), *inputs)
-        tensors, flag, save, _ = self._split((x, *inputs))
-        T, B, H, R = self._dims(tensors, w_ih.shape[0])
-        out = self._outputs(x, T, B, H, R, save)
-        biases = (b_ih, b_hh)[:len(cell.x_biases)]
-        kind = ("forward_x" if save else "forward_x_infer") + (
-            "_bf16" if x.dtype == torch.bfloat16 else "")
-        lib.call(cell, kind, H, x.contiguous(), w_ih.contiguous(), *map(_c, biases),
-                 *map(_c, tensors[1:]), *out, flag=flag, R=R)
+        n, save = self.n_in - 1, inputs[-2]  # (inputs[:n]: the op's tensors after x_in)
+        H = w_ih.shape[0] // cell.gates
+        R = inputs[self.h0 - 1].shape[-1]
+        out = self._outputs(x, x.shape[0], x.shape[1], H, R, save)
+        biases = (b_ih, b_hh) if len(cell.x_biases) == 2 else (b_ih,)
+        lib.call(cell, _X_KINDS[save, x.dtype == torch.bfloat16], H, x.contiguous(),
+                 w_ih.contiguous(), *[_c(t) for t in biases], *[_c(t) for t in inputs[:n]],
+                 *out, flag=inputs[n] if cell.flag else False, R=R)
         return out
 
     def _grads_out(self, args, kept):

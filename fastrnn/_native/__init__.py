@@ -120,14 +120,15 @@ def kernel_call(library, stream=None, device=None):
     forward_x, forward_x_infer (these two with _bf16 for bfloat16 tensors) or backward.
     `stream(t)` gives the stream to launch on and `device(t)` a context making t's device
     current (CUDA)."""
-    stems = {}  # (cell name, kind, flag): the function's stem
+    stems = {}  # (cell name, kind, flag): the function's stem, whether it takes I
 
     def call(cell, kind, H, *tensors, flag=False, R=None):
         key = (cell.name, kind, flag)
         stem = stems.get(key)
         if stem is None:
-            stem = stems[key] = f"{cell.stem(flag)}_{kind}"
-        I = tensors[0].shape[2] if kind.startswith("forward_x") else None
+            stem = stems[key] = (f"{cell.stem(flag)}_{kind}", kind.startswith("forward_x"))
+        stem, takes_x = stem
+        I = tensors[0].shape[2] if takes_x else None
         R = R if cell.projected else None
         if device is None:
             return library.call(stem, H, *tensors, I=I, R=R)
