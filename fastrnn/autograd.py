@@ -3,7 +3,8 @@
 Each cell has two ops, `fastrnn::<cell>_forward` and `fastrnn::<cell>_backward`, that run only
 the sequential recurrence on a kernel backend (numba, native, cuda) from G_x = x W_xhᵀ + b, which
 the caller computes with F.linear (autograd differentiates it); dW_hh = dAᵀ · H_prev is a GEMM
-over all T·B rows in the backward below.
+over all T·B rows in the backward below. Both are built from the cell's description
+(fastrnn.cells) by CellOps, with the cell's gradient rule (_lstm_grads and the like).
 
 `save=False` (inference) keeps only two state slots and one gate slot, so no per-step buffers
 are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
@@ -11,7 +12,7 @@ are kept; such a forward cannot be differentiated. Second derivatives raise a cl
 Two paths reach the kernels. torch.compile, torch.export, tracing and ONNX export see F.linear
 and the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
 which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and the
-biases instead of G_x (`_Cell.__call__`): native computes G_x inside its loop, a chunk of steps
+biases instead of G_x (`CellOps.__call__`): native computes G_x inside its loop, a chunk of steps
 ahead, so G_x over all T never exists; the other backends get it from torch first. Without
 gradients the kernel is called directly, with gradients through `_LayerAutograd`, a
 torch.autograd.Function sharing the ops' backward that also gives x, W_ih and the biases their

@@ -119,7 +119,7 @@ def test_torch_compile_traces_the_ops(backend):
         return y.sum() + h.sum()
 
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
-    # eager computes G_x inside the native kernel (autograd._Cell): equal to float32 roundoff
+    # eager computes G_x inside the native kernel (autograd.CellOps): equal to float32 roundoff
     assert torch.allclose(compiled(x), f(x), rtol=1e-5, atol=1e-5)
     (g1,) = torch.autograd.grad(compiled(x), x)
     (g2,) = torch.autograd.grad(f(x), x)
