@@ -19,7 +19,6 @@ torch.autograd.Function sharing the ops' backward that also gives x, W_ih and th
 gradients. The LSTM with a projection is its own cell, `lstmp`.
 """
 import torch
-from torch import Tensor
 
 from . import _grads, _buffers, cells, dispatch
 
@@ -191,7 +190,7 @@ class CellOps:
         outs = cell.outputs()
         self.out_shapes = cells.sizes([s for _, s in outs])
         self.grad_shapes = cells.sizes([s for _, s in cell.grads])
-        self.kept = [name if s[0] == "T" else None for name, s in cell.grads]
+        self.kept = [name if s[0] == "T" else None for name, s in cell.grads]  # kept buffer slots
         self.op = torch.library.custom_op(
             f"fastrnn::{cell.name}_forward", self.forward, mutates_args=(),
             schema=_schema(("x_in", *args), cell.flags, len(outs)))
@@ -276,7 +275,8 @@ class CellOps:
         dy, G = args[0], args[self.w_hh].shape[0]
         T, B, R = dy.shape
         shapes = self.grad_shapes(T, B, G, G // self.cell.gates, R, 0, 0)
-        return tuple(_grad_out(dy, s, slot, kept and slot) for s, slot in zip(shapes, self.kept))
+        return tuple(_grad_out(dy, s, slot, kept and slot is not None)
+                     for s, slot in zip(shapes, self.kept))
 
     def backward(self, *args, kept=False):
         """The backward op's body: its arguments (see the class) -> the cell's grads."""
