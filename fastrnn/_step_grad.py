@@ -16,17 +16,6 @@ from . import _buffers, _checks, _grads, autograd
 from ._native_calls import DTYPES, library, ptr
 
 
-class _Backward(torch.autograd.Function):
-    """Stands for the step's backward when that backward is itself differentiated
-    (create_graph=True): its results are right, their gradients raise a clear error."""
-
-    @staticmethod
-    def forward(ctx, *grads):
-        return grads
-
-    backward = staticmethod(autograd._no_double_backward)
-
-
 class Step(torch.autograd.Function):
     """One step of cell `name` (lstm, gru, rnn_tanh, rnn_relu): x [B,I], h0 (c0) [B,H] or None
     (zeros), w_ih [G,I], w_hh [G,H], b_ih, b_hh [G] or None -> h [B,H] (LSTM: h, c)."""
@@ -108,5 +97,5 @@ class Step(torch.autograd.Function):
             db_hh = db_ih if da_n is None and db_ih is not None else dA_hh.sum(0)
         grads = (dx, dh0, dc0 if need[3] else None, dw_ih, dw_hh, db_ih, db_hh)
         if torch.is_grad_enabled():  # create_graph: these may not be differentiated again
-            grads = _Backward.apply(*grads)
+            grads = autograd.underivable(grads)
         return (None, *grads)

@@ -47,7 +47,7 @@ def _no_double_backward(ctx, *grads):
 
 
 def _no_zero_grads(ctx):
-    """The saved buffers (outputs too, see _LayerAutograd) get no gradient: without this autograd fills
+    """The saved buffers (the op's outputs too) get no gradient: without this autograd fills
     zeros of their size for them (the gates alone: T·B·G values) that the backward never reads;
     the outputs' missing gradients are made dense where needed (_dense)."""
     ctx.set_materialize_grads(False)
@@ -63,13 +63,36 @@ def _slots(T, save):
 
 
 def _backward_fn(ctx, op, direct):
-    """The backward op itself, when its result may be differentiated again (so the op's clear
-    error is what a second derivative meets) or on the op path; else its body, called directly,
-    with its ∂L/∂A in kept buffers (_grad_out): _LayerAutograd's backward consumes them itself."""
-    fast = getattr(ctx, "fast", False)  # set by _LayerAutograd only
-    if fast and not torch.is_grad_enabled():
+    """The backward op on the op path (a second derivative meets its clear error); else, for
+    _LayerAutograd, its body, called directly, with its ∂L/∂A in kept buffers (_grad_out):
+    _LayerAutograd's backward consumes them itself."""
+    if getattr(ctx, "fast", False):  # set by _LayerAutograd only
         return lambda *args: direct(*args, kept=True)
     return op
+
+
+class _Underivable(torch.autograd.Function):
+    """The identity on gradients that cannot be differentiated again: a second derivative that
+    reaches it raises _no_double_backward's error. Its first input, a fresh tensor requiring
+    grad, makes its outputs require grad even where no input of the backward did (a gradient
+    that depends on x through the saved buffers alone), so that none is silently dropped."""
+
+    @staticmethod
+    def forward(ctx, anchor, *grads):
+        return tuple(g.view_as(g) for g in grads)
+
+    backward = staticmethod(_no_double_backward)
+
+
+def underivable(grads):
+    """grads, each tensor among them routed through _Underivable."""
+    at = [k for k, g in enumerate(grads) if isinstance(g, torch.Tensor)]
+    with torch.enable_grad():
+        out = _Underivable.apply(torch.zeros((), requires_grad=True), *(grads[k] for k in at))
+    grads = list(grads)
+    for k, g in zip(at, out):
+        grads[k] = g
+    return tuple(grads)
 
 
 def _grad_out(like, shape, slot, kept):
@@ -88,15 +111,23 @@ class _LayerAutograd(torch.autograd.Function):
     F.linear's backward gives them: dx = dG_x W_ih, dW_ih = dG_xᵀ x (_grads.gram), db = Σ dG_x."""
 
     @staticmethod
-    def forward(ctx, cell, x, w_ih, b_ih, b_hh, *inputs):
+    def forward(ctx, cell, x, w_ih, b_ih, b_hh, *inputs):  # cell: its CellOps
         out = cell.forward_x(x, w_ih, b_ih, b_hh, *inputs)
         cell.setup(ctx, (None, *inputs), out, (x, w_ih))
         ctx.cell, ctx.fast, ctx.bf16 = cell, True, dispatch.multiplies_in_bf16()
-        return out  # the saved buffers stay differentiable outputs, as the ops' are, so that a
-        # second derivative reaches the backward op's clear error (see _backward_fn)
+        # y and the final states only: the saved buffers as outputs too (as the op's) cost a
+        # LayerNorm LSTM B = 1 training step (nine of them) 8 % on Zen 3
+        return out[:-cell.n_saved]
 
     @staticmethod
     def backward(ctx, *grads):
+        if torch.is_grad_enabled():  # create_graph: what differentiates the result meets the error
+            with torch.no_grad():
+                return underivable(_LayerAutograd._backward_in(ctx, *grads))
+        return _LayerAutograd._backward_in(ctx, *grads)
+
+    @staticmethod
+    def _backward_in(ctx, *grads):
         # a forward that multiplied in bfloat16 (a bfloat16 module, autocast) has its backward's
         # products and weight gradients' GEMMs in bfloat16 too, as torch.nn's bfloat16 backward has
         if not ctx.bf16:

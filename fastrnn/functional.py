@@ -103,7 +103,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     n = _checks.full_lengths(T, B, x.device) if n is None else n
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     with _products(x):
-        y, h_n, _ = autograd.rnn(x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
+        y, h_n, *_ = autograd.rnn(x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
     return y, h_n
 
 

@@ -75,6 +75,21 @@ def test_second_derivatives_raise_clearly(backend):
         gx.sum().backward()
 
 
+@pytest.mark.parametrize("backend", KERNELS)
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN", "LayerNormLSTM", "LayerNormGRU"])
+def test_second_derivatives_raise_clearly_from_every_module(backend, cls):
+    """Even where only x requires grad (the gradient depends on x through the saved buffers
+    alone) and the result is summed with a term that does: never a silently dropped term."""
+    torch.manual_seed(0)
+    m = getattr(fastrnn, cls)(3, 4, backend=backend).double()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad((m(x)[0] ** 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives .* use backend='eager'"):
+        (gx.sum() + (x ** 2).sum()).backward()
+
+
 def test_eager_supports_second_derivatives():
     x, hx, w_ih, w_hh, b_ih, b_hh = _lstm_args(dtype=torch.float64)
     x.requires_grad_(True)
