@@ -27,21 +27,10 @@ autocast the float32 results go to kept buffers and are rounded to bfloat16 afte
 import torch
 
 from . import _buffers, _checks, _step_grad, dispatch
-from ._native_calls import DTYPES, kernel, library, loaded, ptr
+from ._native_calls import DTYPES, kernel, library, ptr
+from .routes import WIDE
 
-WIDE = (torch.bfloat16,)  # run on the float32 kernels, widened (layers)
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
-
-
-def _usable(backend, x, dtypes=DTYPES, autocast=False):
-    """Whether nothing about this call needs the general path (see the module docstring), but
-    perhaps gradients: x of one of `dtypes`, and autocast off unless `autocast`."""
-    # (is_compiling before the C-level tracing flag: Dynamo answers the first, not the second)
-    return not (backend not in ("auto", "native") or not x.is_cpu
-                or x.dtype not in dtypes or not x.is_contiguous()
-                or torch.compiler.is_compiling() or torch._C._is_tracing()
-                or (torch.is_autocast_enabled("cpu") and not autocast)
-                or (not loaded() and dispatch.why_not("native") is not None))
 
 
 def _same(t, shape, x):
@@ -49,12 +38,10 @@ def _same(t, shape, x):
             and t.is_contiguous())
 
 
-def step(cell, x, hx):
-    """cell(x, hx) for x [B,I], or None when the general path must run. With gradients to
-    compute, one autograd node (fastrnn._step_grad.Step)."""
-    if x.dim() != 2 or not _usable(cell.backend, x):
-        return None
-    grad = torch.is_grad_enabled()
+def step(cell, x, hx, grad):
+    """cell(x, hx) for x [B,I] on the route fastrnn.routes chose, direct or (`grad`) step: one
+    autograd node (fastrnn._step_grad.Step); None where the tensors are not what the kernel
+    reads (the general path then runs, errors included)."""
     B, I = x.shape
     H, name = cell.hidden_size, _STEMS[type(cell).__name__] or "rnn_" + cell.nonlinearity
     params = cell._parameters  # (nn.Module's attribute lookup costs 0.5 µs a name)
@@ -63,7 +50,7 @@ def step(cell, x, hx):
     if (I != cell.input_size or B == 0 or (h0 is not None and not _same(h0, (B, H), x))
             or (c0 is not None and not _same(c0, (B, H), x))):
         return None
-    if grad and any(t is not None and t.requires_grad for t in (x, *w, h0, c0)):
+    if grad:
         if not all(t is None or _same(t, t.shape, x) for t in w):
             return None
         cell.__dict__["last_backend"] = "native"
@@ -88,30 +75,23 @@ _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
 def forward(module, input, hx, low):
-    """module(input, hx) for an RNN, LSTM or GRU without gradients, unpacked: (output, h_n) as
-    torch.nn returns them, or None when the general path must run. `low`: the dtype torch.nn
-    returns under autocast (fastrnn.modules._autocast_dtype), or None. Bidirectional only for one
-    step, which reads the same in both directions. A bfloat16 input (and module) runs widened
-    (see the module docstring), and so does a float32 one with `low` = bfloat16; the results
-    come in that dtype.
+    """module(input, hx) for an RNN, LSTM or GRU on the direct route (fastrnn.routes), unpacked:
+    (output, h_n) as torch.nn returns them, or None where the tensors are not what the kernels
+    read (the general path then runs, errors included). `low`: the dtype torch.nn returns under
+    autocast (fastrnn.modules._autocast_dtype), or None. Bidirectional only for one step, which
+    reads the same in both directions. A bfloat16 input (and module) runs widened (see the
+    module docstring), and so does a float32 one with `low` = bfloat16; the results come in that
+    dtype.
 
     The outputs are allocated in their final shapes and each layer-direction's kernel writes
     its h_n (c_n) straight into its row of them; missing initial states are NULL; a stack's
     inner layers write into this thread's kept buffers (at one step, into their h_n rows)."""
-    if (torch.is_grad_enabled() or not isinstance(input, torch.Tensor)
-            or getattr(module, "proj_size", 0) or (module.dropout and module.training)):
-        return None
     batched = input.dim() == 3
     if batched:
         x = input.transpose(0, 1) if module.batch_first else input
-    elif input.dim() == 2:
-        x = input.unsqueeze(1)
     else:
-        return None
+        x = input.unsqueeze(1)
     wide = x.dtype in WIDE
-    if not _usable(module.backend, x, WIDE if wide else DTYPES,
-                   autocast=not wide and low == torch.bfloat16):
-        return None
     h0, c0 = (hx if module.mode == "LSTM" else (hx, None)) if hx is not None else (None, None)
     if low is None and not wide:
         return _stack(module, input, x, h0, c0, batched, False, None)
@@ -222,5 +202,5 @@ def _full_lengths(T, B):
     if len(_lengths) >= 256:
         _lengths.clear()
     n = _lengths[T, B] = _checks.full_lengths_kept(T, B, torch.device("cpu"))
-    return n  # (no trace here: _usable said so)
+    return n  # (no trace here: the route is direct)
 

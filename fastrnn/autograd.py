@@ -9,25 +9,18 @@ over all T·B rows in the backward below. Both are built from the cell's descrip
 `save=False` (inference) keeps only two state slots and one gate slot, so no per-step buffers
 are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
 
-Two paths reach the kernels. torch.compile, torch.export, tracing and ONNX export see F.linear
-and the custom ops. A plain eager call skips torch.library's dispatch of Python-implemented ops,
+Three layer routes (fastrnn.routes) reach the kernels here. torch.compile, torch.export and
+tracing see F.linear and the custom ops (traced). A plain eager call skips torch.library's dispatch of Python-implemented ops,
 which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and the
 biases instead of G_x (`CellOps.__call__`): native computes G_x inside its loop, a chunk of steps
 ahead, so G_x over all T never exists; the other backends get it from torch first. Without
-gradients the kernel is called directly, with gradients through `_LayerAutograd`, a
+gradients the kernel is called directly (no_grad), with gradients through `_LayerAutograd`, a
 torch.autograd.Function sharing the ops' backward that also gives x, W_ih and the biases their
-gradients. The LSTM with a projection is its own cell, `lstmp`.
+gradients (autograd). The LSTM with a projection is its own cell, `lstmp`.
 """
 import torch
 
 from . import _grads, _buffers, cells, dispatch
-
-
-def _traced():
-    """True while torch.compile/export or torch.jit.trace records the call. ONNX export records
-    through one of the two (TorchScript tracing for dynamo=False, torch.export for dynamo=True),
-    so torch.onnx.is_in_onnx_export(), ten times as slow to ask, adds nothing."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _dense(grad, like):
@@ -233,18 +226,18 @@ class CellOps:
         self.op.register_autograd(self.grad, setup_context=self.setup)
         self.backward_op.register_autograd(_no_double_backward, setup_context=_no_setup)
 
-    def __call__(self, x, w_ih, b_ih, b_hh, *inputs):
+    def __call__(self, route, x, w_ih, b_ih, b_hh, *inputs):
         """The cell on x [T,B,I] with W_ih and the biases of G_x = x W_ihᵀ + b_ih + b_hh (each
         may be None; GRU's b_hh is not part of G_x: None here, its own in `inputs`; the LayerNorm
-        cells': None, theirs in `inputs`); `inputs` as the op's after x_in. Traced calls record
-        F.linear and the op; eager ones pass x, W_ih and the biases to the kernels (native
-        computes G_x inside its loop; the others get it from torch first, _gx), directly without
-        gradients, else through _LayerAutograd."""
-        if _traced():  # (G_x in x's dtype under autocast too: the kernels take float32)
+        cells': None, theirs in `inputs`); `inputs` as the op's after x_in; `route` the layer
+        route fastrnn.routes chose. Traced calls record F.linear and the op; the others pass x,
+        W_ih and the biases to the kernels (native computes G_x inside its loop; the others get
+        it from torch first, _gx), directly (no_grad) or through _LayerAutograd (autograd)."""
+        if route == "traced":  # (G_x in x's dtype under autocast too: the kernels take float32)
             with torch.autocast(x.device.type, enabled=False):
                 gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
             return self.op(gx, *inputs)
-        if not inputs[-2]:
+        if route == "no_grad":
             return self.forward_x(x, w_ih, b_ih, b_hh, *inputs)
         return _LayerAutograd.apply(self, x, w_ih, b_ih, b_hh, *inputs)
 

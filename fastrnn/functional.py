@@ -14,7 +14,7 @@ import contextlib
 
 import torch
 
-from . import _checks, _eager, autograd, dispatch
+from . import _checks, _eager, autograd, dispatch, routes
 
 
 def resolve_backend(x, backend="auto"):
@@ -44,15 +44,6 @@ def _layer(x, h0, w_ih, w_hh, b_ih, b_hh, gates, P=None):
     return T, B, H, h0
 
 
-def _bf16_in_kernel(name, x, w_hr=None):
-    """Whether a bfloat16 call runs on the native kernels as it is (fastrnn._native's _bf16
-    kernels: x, weights, states and results in bfloat16, the work in float32 inside the call)
-    rather than through _via_float32's torch ops around them, each of which cost far more than its
-    work after a kernel (LSTM T = 100, B = 16, H = 256, Zen 4: widening x 150–200 µs there, 20–45
-    alone): eager CPU calls without a projection."""
-    return name == "native" and x.is_cpu and w_hr is None and not autograd._traced()
-
-
 _FLOAT = contextlib.nullcontext()
 
 
@@ -77,14 +68,6 @@ def _via_float32(fn, name, x, *args, **kwargs):
     return low(y), tuple(map(low, state)) if isinstance(state, tuple) else low(state)
 
 
-def _needs_grad(*tensors):
-    """Whether the kernels keep what backward needs. Under torch.jit.trace requires_grad alone
-    decides: the trace is checked by running it again, and its graph must not depend on the grad
-    mode of either run."""
-    need = any(t is not None and t.requires_grad for t in tensors)
-    return need and (torch.is_grad_enabled() or torch.jit.is_tracing())
-
-
 def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=None,
         backend="auto"):
     """Elman RNN, h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu.
@@ -96,14 +79,15 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=No
     relu = _checks.choice("nonlinearity", nonlinearity, ("tanh", "relu")) == "relu"
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
-    if name == "eager":
+    save = routes.needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
+    route = routes.choose("layer", name, x, save)
+    if route == "eager":
         return _eager.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, n, relu)
-    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x):
+    if route == "widened":
         return _via_float32(rnn, name, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     with _products(x):
-        y, h_n, *_ = autograd.rnn(x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
+        y, h_n, *_ = autograd.rnn(route, x, w_ih, b_ih, b_hh, h0, w_hh, n, relu, save, name)
     return y, h_n
 
 
@@ -121,18 +105,20 @@ def lstm(x, hx, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, lengths=None, backe
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     name = "eager" if B == 0 else dispatch.resolve(backend, x)
-    if name == "eager":
+    save = routes.needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    route = routes.choose("layer", name, x, save, projected=w_hr is not None)
+    if route == "eager":
         y, h_n, c_n = _eager.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, n)
         return y, (h_n, c_n)
-    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x, w_hr):
+    if route == "widened":
         return _via_float32(lstm, name, x, (h0, c0), w_ih, w_hh, b_ih, b_hh, w_hr, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     if w_hr is not None:
-        y, h_n, c_n, *_ = autograd.lstmp(x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, n, save, name)
+        y, h_n, c_n, *_ = autograd.lstmp(route, x, w_ih, b_ih, b_hh, h0, c0, w_hh, w_hr, n,
+                                         save, name)
         return y, (h_n, c_n)
     with _products(x):
-        y, h_n, c_n, *_ = autograd.lstm(x, w_ih, b_ih, b_hh, h0, c0, w_hh, n, save, name)
+        y, h_n, c_n, *_ = autograd.lstm(route, x, w_ih, b_ih, b_hh, h0, c0, w_hh, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -145,13 +131,14 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None, backend="auto"):
     T, B, H, h0 = _layer(x, h0, w_ih, w_hh, b_ih, b_hh, 3)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     name = "eager" if B == 0 else dispatch.resolve(backend, x)  # the kernels need B >= 1
-    if name == "eager":
+    save = routes.needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
+    route = routes.choose("layer", name, x, save)
+    if route == "eager":
         return _eager.gru(x, h0, w_ih, w_hh, b_ih, b_hh, n)
-    if x.dtype in dispatch._WIDENED and not _bf16_in_kernel(name, x):
+    if route == "widened":
         return _via_float32(gru, name, x, h0, w_ih, w_hh, b_ih, b_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_hh = w_hh.new_zeros(3 * H) if b_hh is None else b_hh
     with _products(x):
-        y, h_n, *_ = autograd.gru(x, w_ih, b_ih, None, h0, w_hh, b_hh, n, save, name)
+        y, h_n, *_ = autograd.gru(route, x, w_ih, b_ih, None, h0, w_hh, b_hh, n, save, name)
     return y, h_n

@@ -22,10 +22,9 @@ import math
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _checks, _eager, _grads, cells, dispatch
+from . import _checks, _eager, _grads, cells, dispatch, routes
 from .autograd import CellOps
-from .functional import _needs_grad
-from .modules import _exporting, _unpack, stack_layers
+from .modules import _unpack, stack_layers
 
 BACKENDS = ("auto", "native", "numba", "eager")
 
@@ -38,7 +37,7 @@ def _rows_sum(t):
 def _not_to_onnx(module):
     """The clear error of an ONNX export (the module's forward raises it when it runs under the
     exporter; a graph recorded by torch.export meets it here, when the op is traced)."""
-    if _exporting():
+    if routes.exporting():
         kind = module.replace("LayerNorm", "LayerNorm ")
         raise RuntimeError(f"{module} cannot be exported to ONNX: no ONNX operator computes a "
                            f"{kind}")
@@ -106,13 +105,14 @@ def ln_lstm(x, hx, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, lengths=None, b
     c0 = x.new_zeros(B, H) if c0 is None else _checks.tensor("c0", c0, (B, H), x)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     name = _backend(backend, x)
-    if name == "eager":
+    save = routes.needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
+    route = routes.choose("layer", name, x, save)
+    if route == "eager":
         y, h_n, c_n = _eager.ln_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, n)
         return y, (h_n, c_n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, w_ih, b_ih, b_hh, g_ih, h0, c0, w_hh, g_hh, g_c, b_c)
-    y, h_n, c_n, *_ = _ln_lstm(x, w_ih, None, None, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh, g_c,
-                               b_c, n, save, name)
+    y, h_n, c_n, *_ = _ln_lstm(route, x, w_ih, None, None, g_ih, b_ih, b_hh, h0, c0, w_hh, g_hh,
+                               g_c, b_c, n, save, name)
     return y, (h_n, c_n)
 
 
@@ -122,11 +122,13 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
     T, B, H, h0 = _layer_args(x, h0, w_ih, w_hh, 3)
     n = None if lengths is None else _checks.lengths(lengths, T, B, x.device)
     name = _backend(backend, x)
-    if name == "eager":
+    save = routes.needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
+    route = routes.choose("layer", name, x, save)
+    if route == "eager":
         return _eager.ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, n)
     n = _checks.full_lengths(T, B, x.device) if n is None else n
-    save = _needs_grad(x, w_ih, b_ih, g_ih, h0, w_hh, g_hh, b_hh)
-    y, h_n, *_ = _ln_gru(x, w_ih, None, None, g_ih, b_ih, h0, w_hh, g_hh, b_hh, n, save, name)
+    y, h_n, *_ = _ln_gru(route, x, w_ih, None, None, g_ih, b_ih, h0, w_hh, g_hh, b_hh, n, save,
+                         name)
     return y, h_n
 
 

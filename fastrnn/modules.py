@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _checks, _direct_calls, dispatch, functional
+from . import _checks, _direct_calls, dispatch, functional, routes
 
 
 def _reverse(x, lengths):
@@ -66,13 +66,6 @@ def stack_layers(module, x, h0, c0, lengths, layer):
             x = F.dropout(x, module.dropout, training=True)
     stack = (lambda ts: ts[0][None]) if len(h_n) == 1 else torch.stack  # (a view is cheaper)
     return x, stack(h_n), None if c0 is None else stack(c_n)
-
-
-def _exporting():
-    """Whether torch.onnx is exporting. It exports by tracing or through torch.export, so the
-    cheap questions come first (torch.onnx.is_in_onnx_export costs a microsecond a call)."""
-    return ((torch.jit.is_tracing() or torch.compiler.is_compiling())
-            and torch.onnx.is_in_onnx_export())
 
 
 def _autocast_dtype(module, x):
@@ -138,11 +131,12 @@ class _Recurrent:
             hx = _hx(self, hx)
         packed = isinstance(input, PackedSequence)
         low = _autocast_dtype(self, input.data if packed else input)
-        if not packed:  # without gradients, straight to the kernels when it can
+        route = routes.choose("module", self.backend, input, module=self, low=low)
+        if route == "direct":  # without gradients, straight to the kernels
             out = _direct_calls.forward(self, input, hx, low)
-            if out is not None:  # (never while tracing or compiling, so never while exporting)
+            if out is not None:
                 return out
-        if _exporting():  # torch.nn's forward exports as the standard ONNX LSTM / GRU / RNN node
+        elif route == "onnx":  # torch.nn's forward exports as the standard ONNX LSTM/GRU/RNN node
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
         sorted_idx = unsorted_idx = lengths = rows = None
@@ -241,10 +235,12 @@ class _Cell:
     def forward(self, input, hx=None):
         if hx is not None:
             hx = _hx(self, hx)
-        out = _direct_calls.step(self, input, hx)  # a no-grad step straight to the kernel, when it can
-        if out is not None:  # (never while tracing or compiling, so never while exporting)
-            return out
-        if _exporting():  # torch.nn's cell exports as standard ONNX ops
+        route = routes.choose("cell", self.backend, input, module=self, hx=hx)
+        if route in ("direct", "step"):  # straight to the kernel
+            out = _direct_calls.step(self, input, hx, route == "step")
+            if out is not None:
+                return out
+        elif route == "onnx":  # torch.nn's cell exports as standard ONNX ops
             self.__dict__["last_backend"] = "onnx"
             return super().forward(input, hx)
         if input.dim() not in (1, 2):

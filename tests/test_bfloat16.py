@@ -198,11 +198,12 @@ def test_a_backward_rounds_each_gemm_operand_once():
 @pytest.mark.parametrize("given", [False, True])
 def test_a_bfloat16_training_call_runs_the_kernels_as_it_is(mode, given, monkeypatch):
     """A bfloat16 module's training call on native hands the kernels x, weights, states and
-    results in bfloat16 (functional._bf16_in_kernel: no torch op widens or rounds around them), and its
-    outputs and every gradient are bitwise those of the call widened by torch ops (_via_float32)."""
+    results in bfloat16 (no torch op widens or rounds around them), and its outputs and every
+    gradient are bitwise those of the call widened by torch ops (the widened route)."""
     if "native" not in fastrnn.backends():
         pytest.skip("the direct bfloat16 call runs on native")
-    from fastrnn import functional
+    from fastrnn import functional, routes
+    choose = routes.choose
     torch.manual_seed(0)
     m = getattr(fastrnn, mode)(24, 40, num_layers=2).to(bf)
     x = torch.randn(7, 5, 24).to(bf)
@@ -215,7 +216,9 @@ def test_a_bfloat16_training_call_runs_the_kernels_as_it_is(mode, given, monkeyp
         with monkeypatch.context() as mp:
             mp.setattr(functional, "_via_float32", lambda *a, **k: widened.append(1) or real(*a, **k))
             if not direct:
-                mp.setattr(functional, "_bf16_in_kernel", lambda *a, **k: False)
+                mp.setattr(routes, "choose", lambda where, backend, x, *a, **k: "widened"
+                           if where == "layer" and x.dtype == bf else choose(where, backend, x,
+                                                                             *a, **k))
             m.zero_grad()
             xs = x.clone().requires_grad_(True)
             y, state = m(xs, hx)
