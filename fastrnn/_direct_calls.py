@@ -27,7 +27,7 @@ autocast the float32 results go to kept buffers and are rounded to bfloat16 afte
 import torch
 
 from . import _buffers, _checks, _step_grad, dispatch
-from ._native_calls import DTYPES, kernel, library, ptr
+from ._native_calls import CELLS, DTYPES, FORWARD_X, kernel, library, ptr
 from .routes import WIDE
 
 _STEMS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": None}
@@ -55,7 +55,7 @@ def step(cell, x, hx, grad):
             return None
         cell.__dict__["last_backend"] = "native"
         return _step_grad.Step.apply(name, x, h0, c0, *w)
-    if not _weights_fit(*w, _GATES[name] * H, I, H, x.dtype):
+    if not _weights_fit(*w, CELLS[name].gates * H, I, H, x.dtype):
         return None
     h = x.new_empty(B, H)  # (one step writes y and h_n alike: one buffer)
     hp = h.data_ptr()
@@ -71,7 +71,6 @@ def step(cell, x, hx, grad):
 
 
 _STEMS_OF_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
 def forward(module, input, hx, low):
@@ -122,7 +121,7 @@ def _stack(module, input, x, h0, c0, batched, wide, low):
     c_n = ((_buffers.buffer("c_n", state, dtype) if rounded else input.new_empty(state)) if lstm
            else None)
     fw, n = module._flat_weights, 4 if module.bias else 2
-    G, BH = _GATES[name] * H, B * H * io.itemsize
+    G, BH = CELLS[name].gates * H, B * H * io.itemsize
     h0p, c0p, hnp, cnp = ptr(h0), ptr(c0), h_n.data_ptr(), ptr(c_n)
     xin = x
     for layer in range(L):
@@ -182,17 +181,11 @@ def _call(name, T, B, I, H, dtype, xp, w_ih, w_hh, b_ih, b_hh, h0p, c0p, yp, hnp
     n = lengths.data_ptr()
     bi = 0 if b_ih is None else b_ih.data_ptr()  # (NULL: no bias; ptr() inline, 0.1 µs a call)
     bh = 0 if b_hh is None else b_hh.data_ptr()
-    if name == "lstm":
-        s = _buffers.scratch(B * (G + 4 * H) * size)  # gates [1,B,4H], cs [2,B,H], hs [2,B,H]
-        return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, c0p, w_hh.data_ptr(), n, yp,
-                  hnp, cnp, s, s + B * G * size, s + (B * G + 2 * B * H) * size)
-    if name == "gru":
-        s = _buffers.scratch(B * (G + 3 * H) * size)  # gates [1,B,3H], a_n [1,B,H], hs [2,B,H]
-        return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, h0p, w_hh.data_ptr(),
-                  bh or _buffers.zeros(G, dtype), n, yp, hnp, s,  # (b_hh always read)
-                  s + B * G * size, s + (B * G + B * H) * size)
-    s = _buffers.scratch(2 * B * H * size)  # hs [2,B,H]
-    return fn(T, B, I, H, xp, w_ih.data_ptr(), bi, bh, h0p, w_hh.data_ptr(), n, yp, hnp, s)
+    call, _, b_hh_read = FORWARD_X[name]
+    if b_hh_read and not bh:
+        bh = _buffers.zeros(G, dtype)
+    return call(fn, _buffers.scratch, size, T, B, I, H, G, xp, w_ih.data_ptr(), bi, bh, h0p, c0p,
+                w_hh.data_ptr(), n, yp, hnp, cnp)  # (its saved buffers in this thread's scratch)
 
 
 _lengths = {}  # (T, B): lengths [B], every row T steps (a dict: lru_cache's key costs 0.3 µs)

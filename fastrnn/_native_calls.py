@@ -2,7 +2,12 @@
 bound on first use, a cell's forward by name and dtype, and addresses."""
 import torch
 
+from . import cells
+
 DTYPES = {torch.float32: ("f32", 4), torch.float64: ("f64", 8)}  # the kernels' suffix, item size
+# the cells the direct calls run, by their kernels' stems, and their forward_x calls
+CELLS = {"lstm": cells.LSTM, "gru": cells.GRU, "rnn_tanh": cells.RNN, "rnn_relu": cells.RNN}
+FORWARD_X = {stem: cells.forward_x_call(cell) for stem, cell in CELLS.items()}
 _library = None  # the native library, bound on first use (importing it costs 0.7 µs a call)
 
 

@@ -12,8 +12,17 @@ no-grad step (see fastrnn._direct_calls), with gradients enabled and something r
 """
 import torch
 
-from . import _buffers, _checks, _grads, autograd
-from ._native_calls import DTYPES, library, ptr
+from . import _buffers, _checks, _grads, autograd, cells
+from ._native_calls import CELLS, DTYPES, FORWARD_X, library, ptr
+
+
+# each cell's calls and shapes, generated once from its description: forward_x's caller and
+# whether its kernel reads b_hh always, backward's caller, the shapes of the saved buffers and
+# of the backward's results (functions of the DIMS of fastrnn.cells)
+_CALLS = {name: (FORWARD_X[name][1], FORWARD_X[name][2], cells.backward_call(c),
+                 cells.sizes([sh for _, sh in c.saved]), cells.sizes([sh for _, sh in c.grads]))
+          for name, c in CELLS.items()}
+_HS = {name: [n for n, _ in c.saved].index("hs") for name, c in CELLS.items()}
 
 
 class Step(torch.autograd.Function):
@@ -25,65 +34,44 @@ class Step(torch.autograd.Function):
         B, I = x.shape
         G, H = w_hh.shape
         lib, dt = library(), DTYPES[x.dtype][0]
+        call, b_hh_read, _, saved_shapes, _ = _CALLS[name]
         n = _checks.full_lengths_kept(1, B, x.device)
-        hs = x.new_empty(2, B, H)  # h0, h1: what the backward's products read
+        # the saved buffers (hs among them: h0 and h1, what the weight gradient's product reads)
+        saved = [x.new_empty(*s) for s in saved_shapes(1, B, G, H, H, 2, 1)]
         h = x.new_empty(B, H)  # y and h_n at once: one step writes the same values to both
-        hp = ptr(h0)  # NULL: zeros, and step 0 multiplies nothing
-        args = (1, B, I, H, x.data_ptr(), w_ih.data_ptr(), ptr(b_ih))
+        c = x.new_empty(B, H) if name == "lstm" else None
+        bh = ptr(b_hh) or (_buffers.zeros(G, x.dtype) if b_hh_read else 0)
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
-        if name == "lstm":
-            c, cs, gates = x.new_empty(B, H), x.new_empty(2, B, H), x.new_empty(1, B, G)
-            cp = ptr(c0)
-            rc = lib.bound("lstm_forward_x", dt)(
-                *args, ptr(b_hh), hp, cp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
-                h.data_ptr(), c.data_ptr(), gates.data_ptr(), cs.data_ptr(), hs.data_ptr())
-            saved, out = (gates, cs), (h, c)
-        elif name == "gru":
-            gates, a_n = x.new_empty(1, B, G), x.new_empty(1, B, H)
-            bp = ptr(b_hh) or _buffers.zeros(G, x.dtype)  # the kernel always reads b_hh
-            rc = lib.bound("gru_forward_x", dt)(
-                *args, hp, w_hh.data_ptr(), bp, n.data_ptr(), h.data_ptr(), h.data_ptr(),
-                gates.data_ptr(), a_n.data_ptr(), hs.data_ptr())
-            saved, out = (gates, a_n), (h,)
-        else:
-            rc = lib.bound(name + "_forward_x", dt)(
-                *args, ptr(b_hh), hp, w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
-                h.data_ptr(), hs.data_ptr())
-            saved, out = (), (h,)
+        rc = call(lib.bound(name + "_forward_x", dt), 1, B, I, H, x.data_ptr(), w_ih.data_ptr(),
+                  ptr(b_ih), bh, ptr(h0), ptr(c0), w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
+                  h.data_ptr(), ptr(c), [t.data_ptr() for t in saved])  # (NULL h0: zeros)
         lib.raise_for(rc)
-        ctx.save_for_backward(x, w_ih, w_hh, hs, *saved)
+        ctx.save_for_backward(x, w_ih, w_hh, *saved)
         ctx.name, ctx.zero_h0 = name, h0 is None
-        return out if name == "lstm" else h
+        return (h, c) if name == "lstm" else h
 
     @staticmethod
     def backward(ctx, dh, dc=None):
-        x, w_ih, w_hh, hs, *saved = ctx.saved_tensors
+        x, w_ih, w_hh, *saved = ctx.saved_tensors
         name, (B, I), (G, H) = ctx.name, x.shape, w_hh.shape
         lib, dt = library(), DTYPES[x.dtype][0]
+        _, _, call, _, grad_shapes = _CALLS[name]
         n = _checks.full_lengths_kept(1, B, x.device)
         dh, zeros = dh.contiguous(), _buffers.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
-        dA, dh0 = x.new_empty(B, G), x.new_empty(B, H) if need[2] else None  # (NULL: unwanted,
-        lib.lib.fastrnn_set_num_threads(torch.get_num_threads())         # no product at step 0)
-        dc0 = da_n = None
-        if name == "lstm":
-            gates, cs = saved
-            dc0 = x.new_empty(B, H)
-            rc = lib.bound("lstm_backward", dt)(
-                1, B, H, dh.data_ptr(), zeros, dc.contiguous().data_ptr(), gates.data_ptr(),
-                cs.data_ptr(), w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), ptr(dh0),
-                dc0.data_ptr())
-        elif name == "gru":
-            gates, a_n = saved
-            da_n = x.new_empty(B, H)
-            rc = lib.bound("gru_backward", dt)(
-                1, B, H, dh.data_ptr(), zeros, gates.data_ptr(), a_n.data_ptr(), hs.data_ptr(),
-                w_hh.data_ptr(), n.data_ptr(), dA.data_ptr(), da_n.data_ptr(), ptr(dh0))
-        else:
-            rc = lib.bound(name + "_backward", dt)(
-                1, B, H, dh.data_ptr(), zeros, hs.data_ptr(), w_hh.data_ptr(), n.data_ptr(),
-                dA.data_ptr(), ptr(dh0))
+        grads = dict(zip((g for g, _ in CELLS[name].grads),  # ∂L/∂A (GRU: ∂L/∂G_x, ∂L/∂A_n), dh0[, dc0]
+                         (x.new_empty(*s) for s in grad_shapes(1, B, G, H, H, 0, 0))))
+        if not need[2]:
+            grads["dh0"] = None  # NULL: unwanted, no product at step 0
+        states = (zeros, dc.contiguous().data_ptr()) if name == "lstm" else (zeros,)  # dh_n, dc_n
+        lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
+        rc = call(lib.bound(name + "_backward", dt), 1, B, H, dh.data_ptr(), states,
+                  [t.data_ptr() for t in saved], w_hh.data_ptr(), n.data_ptr(),
+                  [ptr(g) for g in grads.values()])
         lib.raise_for(rc)
+        dA, dh0, dc0 = grads.get("dA", grads.get("dGx")).view(B, G), grads["dh0"], grads.get("dc0")
+        da_n = grads["dA_n"].view(B, H) if "dA_n" in grads else None
+        hs = saved[_HS[name]]
         # ∂L/∂A: dA itself, but for GRU, whose A's n block is r ⊙ (W_hn h + b_hn): dA_n there
         dA_hh = dA if da_n is None else torch.cat([dA[:, :2 * H], da_n], 1)
         dx = _grads.input_grad(dA, w_ih, step=True) if need[1] else None

@@ -112,3 +112,54 @@ def sizes(shapes):
     no-grad: 15 µs a call)."""
     body = ", ".join(f"({s},)" for s in shapes)
     return eval(f"lambda {', '.join(DIMS)}: ({body},)")  # noqa: S307 (our own declarations)
+
+
+def _product(shape, S, Sg):
+    """A shape (as for size) as the code of its element count, S and Sg given."""
+    return "*".join({"S": str(S), "Sg": str(Sg)}.get(d, d) for d in shape.split(","))
+
+
+# The pointers the direct calls (fastrnn._direct_calls, fastrnn._step_grad) hold, by the names
+# the descriptions use; a cell's forward_x takes those it names, in its order.
+DIRECT = ("x", "w_ih", "b_ih", "b_hh", "h0", "c0", "w_hh", "lengths", "y", "h_n", "c_n")
+
+
+def forward_x_call(cell):
+    """(scratch_call, call, b_hh_read) for a cell's forward_x kernels without a projection,
+    generated once from its description, each calling fn(T, B, I, H, ...) with the pointers of
+    DIRECT the cell names, in its order (those it does not name are ignored), then its saved
+    buffers. scratch_call(fn, scratch, size, T, B, I, H, G, *DIRECT), for a call without a
+    backward, lays those buffers (two state slots, one gate slot) one after another in
+    scratch(bytes), items of `size` bytes; call(fn, T, B, I, H, *DIRECT, saved) takes their
+    addresses. b_hh_read: the kernel reads b_hh whatever the module has (a parameter not marked
+    optional, GRU's: zeros where there is none). One generated function a call: a B = 1 step
+    is a few µs, and each Python call around it costs a tenth of one."""
+    order = ", ".join(["x", "w_ih", *cell.x_biases, *cell.inputs,
+                       *(st + "0" for st in cell.states), *cell.params, "lengths", "y",
+                       *(st + "_n" for st in cell.states)])
+    at, offsets = "0", []
+    for _, shape in cell.saved:
+        offsets.append(at)
+        at = f"{at} + {_product(shape, 2, 1)}"
+    saved = ", ".join(f"s + ({o}) * size" for o in offsets)
+    code = (f"def scratch_call(fn, scratch, size, T, B, I, H, G, {', '.join(DIRECT)}):\n"
+            f"    s = scratch(({at}) * size)\n"
+            f"    return fn(T, B, I, H, {order}, {saved})\n"
+            f"def call(fn, T, B, I, H, {', '.join(DIRECT)}, saved):\n"
+            f"    return fn(T, B, I, H, {order}, *saved)\n")
+    made = {}
+    exec(code, made)  # noqa: S102 (our own declarations)
+    return made["scratch_call"], made["call"], "b_hh" in cell.params
+
+
+def backward_call(cell):
+    """caller(fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads) for a cell's backward
+    kernel without a projection, generated once from its description: fn(T, B, H, ...) with dy,
+    the final states' gradients (a tuple in the states' order), the saved buffers it reads
+    (picked from the addresses `saved`, in the order of cell.saved), W_hh, lengths and the
+    addresses `grads` of its results (in the order of cell.grads)."""
+    names = [n for n, _ in cell.saved]
+    reads = ", ".join(f"saved[{names.index(r)}]" for r in cell.reads)
+    assert cell.bparams == ("w_hh",), cell.name  # (the cells with a direct call)
+    return eval(f"lambda fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads: "  # noqa: S307
+                f"fn(T, B, H, dy, *dstates_n, {reads}, w_hh, lengths, *grads)")
