@@ -1,7 +1,7 @@
 """Every cell the kernels run, declared once: what its kernels take and give, in their order.
 
-From a cell's description follow its kernel calls on every backend (fastrnn._native's cffi
-calls, the numba bindings), its custom ops with their schemas and fake implementations, and the
+From a cell's description follow its kernels' cffi declarations and calls on every backend
+(fastrnn._native, the numba bindings), its custom ops with their schemas and fake implementations, and the
 allocation of its outputs and scratch (fastrnn.autograd.CellOps); tests/test_cells.py checks each
 against the C declarations in kernels/fastrnn.h. What stays per cell is its math: the C
 description (kernels/cpu/<cell>.c, whose loop is kernels/cpu/loop.h), the numba and reference
@@ -36,6 +36,7 @@ class Cell:
     flag: str = None        # a bool argument choosing between two kernels, e.g. "relu"
     stems: tuple = None     # the kernels' stems for flag False, True (default: (name, name))
     projected: bool = False  # the kernels take R after H
+    bf16: bool = False      # forward_x[_infer]_bf16 kernels: every argument and result bfloat16
 
     def stem(self, flag=False):
         return self.stems[bool(flag)] if self.stems else self.name
@@ -56,6 +57,33 @@ class Cell:
         """The forward's results: y, the final states, the saved buffers (name, shape)."""
         return (("y", "T,B,R"), *((f"{s}_n", _STATE[s]) for s in self.states), *self.saved)
 
+    def kinds(self):
+        """The passes its CPU kernels have (fastrnn_<stem>_<kind>_f32)."""
+        x = ("forward_x", "forward_x_infer") if self.x_biases is not None else ()
+        bf16 = ("forward_x_bf16", "forward_x_infer_bf16") if self.bf16 else ()
+        return ("forward", "forward_infer", "backward", *x, *bf16)
+
+    def kernel_args(self, kind):
+        """(sizes, arrays): the names of a kernel's arguments, in its C order."""
+        sizes = ("T", "B", *(("I",) if kind.startswith("forward_x") else ()), "H",
+                 *(("R",) if self.projected else ()))
+        if kind == "backward":
+            return sizes, (*self.backward_args(), *(g for g, _ in self.grads))
+        first = ("x", "w_ih", *self.x_biases) if kind.startswith("forward_x") else ("x_in",)
+        args = (*first, *self.forward_args(), *(o for o, _ in self.outputs()))
+        return sizes, tuple(a.rstrip("?") for a in args)
+
+    def declarations(self):
+        """Its CPU kernels' declarations for cffi (fastrnn._native), float32 names, every array
+        an address (intptr_t)."""
+        out = []
+        for stem in dict.fromkeys(self.stems or (self.name,)):
+            for kind in self.kinds():
+                sizes, arrays = self.kernel_args(kind)
+                args = [f"int64_t {n}" for n in sizes] + [f"intptr_t {n}" for n in arrays]
+                out.append(f"int fastrnn_{stem}_{kind}_f32({', '.join(args)});\n")
+        return "".join(out)
+
 
 _STATE = {"h": "B,R", "c": "B,H"}
 # The shapes of the arguments the cells name (inputs, states, params, the backward's gradients).
@@ -70,17 +98,17 @@ def _shapes(*pairs):
 
 RNN = Cell("rnn", 1, ("h",), ("w_hh",), _shapes("hs:S,B,H"), ("hs",), ("w_hh",),
            _shapes("dA:T,B,G", "dh0:B,H"), x_biases=("b_ih", "b_hh"), flag="relu",
-           stems=("rnn_tanh", "rnn_relu"))
+           stems=("rnn_tanh", "rnn_relu"), bf16=True)
 LSTM = Cell("lstm", 4, ("h", "c"), ("w_hh",), _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,H"),
             ("gates", "cs"), ("w_hh",), _shapes("dA:T,B,G", "dh0:B,H", "dc0:B,H"),
-            x_biases=("b_ih", "b_hh"))
+            x_biases=("b_ih", "b_hh"), bf16=True)
 LSTMP = Cell("lstmp", 4, ("h", "c"), ("w_hh", "w_hr"),
              _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,R", "rs:Sg,B,H"), ("gates", "cs"),
              ("w_hh", "w_hr"), _shapes("dA:T,B,G", "dh0:B,R", "dc0:B,H", "du:T,B,R"),
              x_biases=("b_ih", "b_hh"), projected=True)
 GRU = Cell("gru", 3, ("h",), ("w_hh", "b_hh"), _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "hs:S,B,H"),
            ("gates", "a_n", "hs"), ("w_hh",), _shapes("dGx:T,B,G", "dA_n:T,B,H", "dh0:B,H"),
-           x_biases=("b_ih",))
+           x_biases=("b_ih",), bf16=True)
 LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
                _shapes("gates:Sg,B,G", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G", "rh:Sg,B",
                        "cs:S,B,H", "nc:Sg,B,H", "rc:Sg,B", "hs:S,B,H"),

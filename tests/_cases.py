@@ -13,8 +13,10 @@ import torch
 
 import fastrnn.functional as Fr
 from fastrnn import reference
+from fastrnn._native_calls import CELLS
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+# the torch.nn cells by their kernels' stems, with their gate counts from the cell registry
+GATES = {stem: cell.gates for stem, cell in CELLS.items()}
 TORCH = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM,
          "gru": torch.nn.GRU}
 

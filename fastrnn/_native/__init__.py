@@ -1,8 +1,8 @@
 """cffi (ABI mode) loader of the compiled libraries: libfastrnn_cpu and libfastrnn_cuda.
 
-The declarations come from the marked region of kernels/fastrnn.h, which is installed beside the
-libraries; the f64 and CUDA declarations are derived from the f32 ones by the substitution that
-the header describes. The libraries are looked for in every folder of this package's __path__
+The cells' kernels are declared as their descriptions say (fastrnn.cells), the rest as the marked
+region of kernels/fastrnn.h, installed beside the libraries, declares it; the f64 and CUDA
+declarations are derived from the f32 ones by the substitution that the header describes. The libraries are looked for in every folder of this package's __path__
 and of sys.path, so regular and editable installs both find them — or only in the folder the
 environment variable FASTRNN_LIBRARY_DIR names, to run a build of one's own.
 """
@@ -12,6 +12,8 @@ import sys
 
 import cffi
 import torch
+
+from .. import cells
 
 _NAMES = {"cpu": "libfastrnn_cpu", "cuda": "libfastrnn_cuda"}
 _EXT = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
@@ -42,11 +44,16 @@ def _cdef(kind):
         text = f.read()
     region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
     region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
-    common, f32 = region.split("int fastrnn_rnn_tanh_forward_f32", 1)
-    # Every array is declared an address (intptr_t: the same register in the C calling convention)
-    # so a call passes tensor.data_ptr() as it is, with no cffi pointer cast per argument.
-    f32 = re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2",
-                 "int fastrnn_rnn_tanh_forward_f32" + f32)
+    common, kernels = region.split("int fastrnn_rnn_tanh_forward_f32", 1)
+    # The cells' kernels as their descriptions declare them (fastrnn.cells; tests/test_cells.py
+    # checks the header against them), then the header's other kernels (input_grad). Every array
+    # is an address (intptr_t: the same register in the C calling convention), so a call passes
+    # tensor.data_ptr() as it is, with no cffi pointer cast per argument.
+    described = "".join(c.declarations() for c in cells.CELLS.values())
+    others = [d for d in re.findall(r"int fastrnn_\w+_f32\([^;]*;", "int fastrnn_rnn_tanh_forward_f32"
+                                    + kernels)
+              if d[:d.index("(")] + "(" not in described]
+    f32 = described + re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2", "\n".join(others))
     f64 = re.sub(r"int fastrnn_\w+_bf16_f64\([^;]*;", "", f32.replace("_f32(", "_f64("))  # f32 only
     if kind == "cpu":  # the plain names and each variant's (FASTRNN_CPU_VARIANTS, variants.c)
         variants = [""] + ["_" + v for v in re.findall(r"^  X\(a, (\w+),", text, flags=re.M)]
