@@ -36,15 +36,15 @@ class Step(torch.autograd.Function):
         lib, dt = library(), DTYPES[x.dtype][0]
         call, b_hh_read, _, saved_shapes, _ = _CALLS[name]
         n = _checks.full_lengths_kept(1, B, x.device)
-        # the saved buffers (hs among them: h0 and h1, what the weight gradient's product reads)
-        saved = [x.new_empty(*s) for s in saved_shapes(1, B, G, H, H, 2, 1)]
         h = x.new_empty(B, H)  # y and h_n at once: one step writes the same values to both
         c = x.new_empty(B, H) if name == "lstm" else None
+        # the saved buffers (hs among them: h0 and h1, what the weight gradient's product reads)
+        saved = [x.new_empty(*s) for s in saved_shapes(1, B, G, H, H, 2, 1)]
         bh = ptr(b_hh) or (_buffers.zeros(G, x.dtype) if b_hh_read else 0)
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
         rc = call(lib.bound(name + "_forward_x", dt), 1, B, I, H, x.data_ptr(), w_ih.data_ptr(),
                   ptr(b_ih), bh, ptr(h0), ptr(c0), w_hh.data_ptr(), n.data_ptr(), h.data_ptr(),
-                  h.data_ptr(), ptr(c), [t.data_ptr() for t in saved])  # (NULL h0: zeros)
+                  h.data_ptr(), ptr(c), saved)  # (NULL h0: zeros)
         lib.raise_for(rc)
         ctx.save_for_backward(x, w_ih, w_hh, *saved)
         ctx.name, ctx.zero_h0 = name, h0 is None
@@ -59,15 +59,13 @@ class Step(torch.autograd.Function):
         n = _checks.full_lengths_kept(1, B, x.device)
         dh, zeros = dh.contiguous(), _buffers.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
-        grads = dict(zip((g for g, _ in CELLS[name].grads),  # ∂L/∂A (GRU: ∂L/∂G_x, ∂L/∂A_n), dh0[, dc0]
-                         (x.new_empty(*s) for s in grad_shapes(1, B, G, H, H, 0, 0))))
-        if not need[2]:
-            grads["dh0"] = None  # NULL: unwanted, no product at step 0
+        # ∂L/∂A (GRU: ∂L/∂G_x, ∂L/∂A_n), dh0 (NULL where unwanted: no product at step 0)[, dc0]
+        grads = {g: None if g == "dh0" and not need[2] else x.new_empty(*s)
+                 for (g, _), s in zip(CELLS[name].grads, grad_shapes(1, B, G, H, H, 0, 0))}
         states = (zeros, dc.contiguous().data_ptr()) if name == "lstm" else (zeros,)  # dh_n, dc_n
         lib.lib.fastrnn_set_num_threads(torch.get_num_threads())
-        rc = call(lib.bound(name + "_backward", dt), 1, B, H, dh.data_ptr(), states,
-                  [t.data_ptr() for t in saved], w_hh.data_ptr(), n.data_ptr(),
-                  [ptr(g) for g in grads.values()])
+        rc = call(lib.bound(name + "_backward", dt), 1, B, H, dh.data_ptr(), states, saved,
+                  w_hh.data_ptr(), n.data_ptr(), tuple(grads.values()))
         lib.raise_for(rc)
         dA, dh0, dc0 = grads.get("dA", grads.get("dGx")).view(B, G), grads["dh0"], grads.get("dc0")
         da_n = grads["dA_n"].view(B, H) if "dA_n" in grads else None

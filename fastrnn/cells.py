@@ -158,8 +158,8 @@ def forward_x_call(cell):
     DIRECT the cell names, in its order (those it does not name are ignored), then its saved
     buffers. scratch_call(fn, scratch, size, T, B, I, H, G, *DIRECT), for a call without a
     backward, lays those buffers (two state slots, one gate slot) one after another in
-    scratch(bytes), items of `size` bytes; call(fn, T, B, I, H, *DIRECT, saved) takes their
-    addresses. b_hh_read: the kernel reads b_hh whatever the module has (a parameter not marked
+    scratch(bytes), items of `size` bytes; call(fn, T, B, I, H, *DIRECT, saved) takes them as
+    tensors. b_hh_read: the kernel reads b_hh whatever the module has (a parameter not marked
     optional, GRU's: zeros where there is none). One generated function a call: a B = 1 step
     is a few µs, and each Python call around it costs a tenth of one."""
     order = ", ".join(["x", "w_ih", *cell.x_biases, *cell.inputs,
@@ -174,20 +174,28 @@ def forward_x_call(cell):
             f"    s = scratch(({at}) * size)\n"
             f"    return fn(T, B, I, H, {order}, {saved})\n"
             f"def call(fn, T, B, I, H, {', '.join(DIRECT)}, saved):\n"
-            f"    return fn(T, B, I, H, {order}, *saved)\n")
+            f"    return fn(T, B, I, H, {order}, "
+            + "".join(f"saved[{k}].data_ptr(), " for k in range(len(cell.saved))) + ")\n")
     made = {}
     exec(code, made)  # noqa: S102 (our own declarations)
     return made["scratch_call"], made["call"], "b_hh" in cell.params
+
+
+def _ptr(t):
+    return 0 if t is None else t.data_ptr()
 
 
 def backward_call(cell):
     """caller(fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads) for a cell's backward
     kernel without a projection, generated once from its description: fn(T, B, H, ...) with dy,
     the final states' gradients (a tuple in the states' order), the saved buffers it reads
-    (picked from the addresses `saved`, in the order of cell.saved), W_hh, lengths and the
-    addresses `grads` of its results (in the order of cell.grads)."""
+    (picked from the tensors `saved`, in the order of cell.saved), W_hh, lengths and its results
+    (the tensors `grads` in the order of cell.grads; None: NULL, unwanted)."""
     names = [n for n, _ in cell.saved]
-    reads = ", ".join(f"saved[{names.index(r)}]" for r in cell.reads)
+    reads = "".join(f"saved[{names.index(r)}].data_ptr(), " for r in cell.reads)
+    results = ", ".join(f"_ptr(grads[{k}])" for k in range(len(cell.grads)))
     assert cell.bparams == ("w_hh",), cell.name  # (the cells with a direct call)
-    return eval(f"lambda fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads: "  # noqa: S307
-                f"fn(T, B, H, dy, *dstates_n, {reads}, w_hh, lengths, *grads)")
+    made = {"_ptr": _ptr}
+    exec(f"def call(fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads):\n"  # noqa: S102
+         f"    return fn(T, B, H, dy, *dstates_n, {reads}w_hh, lengths, {results})\n", made)
+    return made["call"]
