@@ -59,7 +59,8 @@ class Step(torch.autograd.Function):
         n = _checks.full_lengths_kept(1, B, x.device)
         dh, zeros = dh.contiguous(), _buffers.zeros(B * H, x.dtype)  # dy = dh, dh_n = 0
         need = ctx.needs_input_grad
-        # ∂L/∂A (GRU: ∂L/∂G_x, ∂L/∂A_n), dh0 (NULL where unwanted: no product at step 0)[, dc0]
+        # ∂L/∂A (GRU: ∂L/∂G_x, ∂L/∂A_n), dh0 (NULL where unwanted: no product at step 0),
+        # dc0 (LSTM)
         grads = {g: None if g == "dh0" and not need[2] else x.new_empty(*s)
                  for (g, _), s in zip(CELLS[name].grads, grad_shapes(1, B, G, H, H, 0, 0))}
         states = (zeros, dc.contiguous().data_ptr()) if name == "lstm" else (zeros,)  # dh_n, dc_n

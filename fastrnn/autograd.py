@@ -10,13 +10,14 @@ over all T·B rows in the backward below. Both are built from the cell's descrip
 are kept; such a forward cannot be differentiated. Second derivatives raise a clear error.
 
 Three layer routes (fastrnn.routes) reach the kernels here. torch.compile, torch.export and
-tracing see F.linear and the custom ops (traced). A plain eager call skips torch.library's dispatch of Python-implemented ops,
-which costs tens of µs a call (as much as a whole small step), and passes x, W_ih and the
-biases instead of G_x (`CellOps.__call__`): native computes G_x inside its loop, a chunk of steps
-ahead, so G_x over all T never exists; the other backends get it from torch first. Without
-gradients the kernel is called directly (no_grad), with gradients through `_LayerAutograd`, a
-torch.autograd.Function sharing the ops' backward that also gives x, W_ih and the biases their
-gradients (autograd). The LSTM with a projection is its own cell, `lstmp`.
+tracing see F.linear and the custom ops (traced). A plain eager call skips torch.library's
+dispatch of Python-implemented ops, which costs tens of µs a call (as much as a whole small
+step), and passes x, W_ih and the biases instead of G_x (`CellOps.__call__`): native computes G_x
+inside its loop, a chunk of steps ahead, so G_x over all T never exists; the other backends get
+it from torch first. Without gradients the kernel is called directly (no_grad), with gradients
+through `_LayerAutograd`, a torch.autograd.Function sharing the ops' backward that also gives x,
+W_ih and the biases their gradients (autograd). The LSTM with a projection is its own cell,
+`lstmp`.
 """
 import torch
 

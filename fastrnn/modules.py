@@ -85,10 +85,11 @@ def _hx(module, hx):
     a tuple here), else one tensor — or a TypeError naming it (a tensor given to an LSTM would
     otherwise unpack along its first dimension)."""
     if isinstance(module, (torch.nn.LSTM, torch.nn.LSTMCell)):
-        if not (isinstance(hx, (tuple, list)) and len(hx) == 2 and isinstance(
-                hx[0], torch.Tensor) and isinstance(hx[1], torch.Tensor)):  # (no generator:
-            raise TypeError(f"{type(module).__name__}: hx: expected a tuple of two "  # 1 µs)
-                            f"tensors (h_0, c_0), got {type(hx).__name__}")
+        # (two isinstance calls: a generator over hx cost 1 µs, 5 % of a B = 1 cell step)
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2
+                and isinstance(hx[0], torch.Tensor) and isinstance(hx[1], torch.Tensor)):
+            raise TypeError(f"{type(module).__name__}: hx: expected a tuple of two tensors "
+                            f"(h_0, c_0), got {type(hx).__name__}")
         return hx if type(hx) is tuple else tuple(hx)
     if not isinstance(hx, torch.Tensor):
         raise TypeError(f"{type(module).__name__}: hx: expected a tensor, got "

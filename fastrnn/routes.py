@@ -30,7 +30,7 @@ from . import dispatch
 from ._native_calls import loaded
 
 ROUTES = ("onnx", "direct", "step", "layers", "eager", "widened", "traced", "no_grad",
-          "autograd")
+          "autograd")  # (above)
 DIRECT_DTYPES = (torch.float32, torch.float64)  # the kernels' dtypes; bfloat16 modules widen
 WIDE = (torch.bfloat16,)  # run on the float32 kernels
 
@@ -90,11 +90,12 @@ def choose(where, backend, x, grad=False, module=None, hx=None, low=None, projec
         return "onnx" if torch.onnx.is_in_onnx_export() else "layers"
     if where == "cell":
         if (x.dim() != 2 or not x.is_contiguous()
-                or not _native_here(module.backend, x, DIRECT_DTYPES, False)):
+                or not _native_here(backend, x, DIRECT_DTYPES, False)):
             return "layers"
+        states = hx if isinstance(hx, tuple) else (hx,)
         if torch.is_grad_enabled() and (x.requires_grad or any(
                 t is not None and t.requires_grad
-                for t in (*module._parameters.values(), *(hx if isinstance(hx, tuple) else (hx,))))):
+                for t in (*module._parameters.values(), *states))):
             return "step"
         return "direct"
     if (isinstance(x, PackedSequence) or torch.is_grad_enabled() or x.dim() not in (2, 3)
@@ -104,6 +105,6 @@ def choose(where, backend, x, grad=False, module=None, hx=None, low=None, projec
     # x time-major must be contiguous: batch-first input only where B or T is 1
     if not x.is_contiguous() or (module.batch_first and x.dim() == 3 and min(x.shape[:2]) > 1):
         return "layers"
-    ok = _native_here(module.backend, x, WIDE if wide else DIRECT_DTYPES,
+    ok = _native_here(backend, x, WIDE if wide else DIRECT_DTYPES,
                       autocast=not wide and low == torch.bfloat16)
     return "direct" if ok else "layers"

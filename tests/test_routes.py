@@ -36,6 +36,7 @@ def ran(monkeypatch):
 
     def chosen(where, *args, **kwargs):
         route = choose(where, *args, **kwargs)
+        assert route in routes.ROUTES
         record.routes.append((where, route))
         return route
 

@@ -2,9 +2,10 @@
 
 The cells' kernels are declared as their descriptions say (fastrnn.cells), the rest as the marked
 region of kernels/fastrnn.h, installed beside the libraries, declares it; the f64 and CUDA
-declarations are derived from the f32 ones by the substitution that the header describes. The libraries are looked for in every folder of this package's __path__
-and of sys.path, so regular and editable installs both find them — or only in the folder the
-environment variable FASTRNN_LIBRARY_DIR names, to run a build of one's own.
+declarations are derived from the f32 ones by the substitution that the header describes. The
+libraries are looked for in every folder of this package's __path__ and of sys.path, so regular
+and editable installs both find them — or only in the folder the environment variable
+FASTRNN_LIBRARY_DIR names, to run a build of one's own.
 """
 import os
 import re
@@ -50,9 +51,8 @@ def _cdef(kind):
     # is an address (intptr_t: the same register in the C calling convention), so a call passes
     # tensor.data_ptr() as it is, with no cffi pointer cast per argument.
     described = "".join(c.declarations() for c in cells.CELLS.values())
-    others = [d for d in re.findall(r"int fastrnn_\w+_f32\([^;]*;", "int fastrnn_rnn_tanh_forward_f32"
-                                    + kernels)
-              if d[:d.index("(")] + "(" not in described]
+    header = re.findall(r"int fastrnn_\w+_f32\([^;]*;", "int fastrnn_rnn_tanh_forward_f32" + kernels)
+    others = [d for d in header if d[:d.index("(")] + "(" not in described]
     f32 = described + re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2", "\n".join(others))
     f64 = re.sub(r"int fastrnn_\w+_bf16_f64\([^;]*;", "", f32.replace("_f32(", "_f64("))  # f32 only
     if kind == "cpu":  # the plain names and each variant's (FASTRNN_CPU_VARIANTS, variants.c)
