@@ -106,20 +106,25 @@ def _lstm(dtype=f64, **kw):
     return fastrnn.LSTM(5, 6, **kw).to(dtype), torch.randn(4, 3, 5, dtype=dtype)
 
 
+@pytest.mark.parametrize("mode, stem", [("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn_tanh"),
+                                        ("RNN-relu", "rnn_relu")])
 @pytest.mark.parametrize("train", [False, True])
-def test_eager_calls(ran, train):
+def test_eager_calls(ran, mode, stem, train):
     """Eager training: the layers route, then one autograd node a layer (_LayerAutograd) around
     the forward_x kernel and its BPTT. Without gradients: the direct route, one foreign call a
     layer and direction and no torch op but allocations (no autograd node, no custom op)."""
-    m, x = _lstm(num_layers=2)
+    torch.manual_seed(0)
+    kw = dict(nonlinearity="relu") if mode == "RNN-relu" else {}
+    m = getattr(fastrnn, mode.split("-")[0])(5, 6, num_layers=2, **kw).double()
+    x = torch.randn(4, 3, 5, dtype=f64)
     got, events = _profiled(lambda: _run(m, x, train=train))
     if train:
         assert ran.routes == [("module", "layers"), ("layer", "autograd"), ("layer", "autograd")]
-        assert ran.kernels == {"lstm_forward_x_f64": 2, "lstm_backward_f64": 2}
+        assert ran.kernels == {f"{stem}_forward_x_f64": 2, f"{stem}_backward_f64": 2}
         assert events["_LayerAutograd"] == 2
     else:
         assert ran.routes == [("module", "direct")]
-        assert ran.kernels == {"lstm_forward_x_infer_f64": 2}
+        assert ran.kernels == {f"{stem}_forward_x_infer_f64": 2}
         assert "_LayerAutograd" not in events
     # (no initial state: direct hands the kernel NULL, the layers' plumbing makes zeros)
     assert ("aten::new_zeros" in events) == train
