@@ -162,9 +162,7 @@ def forward_x_call(cell):
     tensors. b_hh_read: the kernel reads b_hh whatever the module has (a parameter not marked
     optional, GRU's: zeros where there is none). One generated function a call: a B = 1 step
     is a few µs, and each Python call around it costs a tenth of one."""
-    order = ", ".join(["x", "w_ih", *cell.x_biases, *cell.inputs,
-                       *(st + "0" for st in cell.states), *cell.params, "lengths", "y",
-                       *(st + "_n" for st in cell.states)])
+    order = ", ".join(cell.kernel_args("forward_x")[1][:-len(cell.saved)])  # (then the saved)
     at, offsets = "0", []
     for _, shape in cell.saved:
         offsets.append(at)
@@ -181,10 +179,6 @@ def forward_x_call(cell):
     return made["scratch_call"], made["call"], "b_hh" in cell.params
 
 
-def _ptr(t):
-    return 0 if t is None else t.data_ptr()
-
-
 def backward_call(cell):
     """caller(fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads) for a cell's backward
     kernel without a projection, generated once from its description: fn(T, B, H, ...) with dy,
@@ -193,9 +187,10 @@ def backward_call(cell):
     (the tensors `grads` in the order of cell.grads; None: NULL, unwanted)."""
     names = [n for n, _ in cell.saved]
     reads = "".join(f"saved[{names.index(r)}].data_ptr(), " for r in cell.reads)
-    results = ", ".join(f"_ptr(grads[{k}])" for k in range(len(cell.grads)))
+    results = ", ".join(f"0 if grads[{k}] is None else grads[{k}].data_ptr()"
+                        for k in range(len(cell.grads)))
     assert cell.bparams == ("w_hh",), cell.name  # (the cells with a direct call)
-    made = {"_ptr": _ptr}
+    made = {}
     exec(f"def call(fn, T, B, H, dy, dstates_n, saved, w_hh, lengths, grads):\n"  # noqa: S102
          f"    return fn(T, B, H, dy, *dstates_n, {reads}w_hh, lengths, {results})\n", made)
     return made["call"]
