@@ -17,14 +17,11 @@ Backends: native (CPU, float32 and float64), numba (the same loops, @njit) and e
 equations as a per-step torch loop: any device and dtype); `auto` takes native where it runs,
 else numba, else eager.
 """
-import math
-
 import torch
-from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks, _eager, _grads, cells, dispatch, routes
 from .autograd import CellOps
-from .modules import _unpack, stack_layers
+from .stacked import Stacked
 
 BACKENDS = ("auto", "native", "numba", "eager")
 
@@ -132,61 +129,33 @@ def ln_gru(x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, lengths=None, backend="aut
     return y, h_n
 
 
-class _LayerNormRecurrent(torch.nn.Module):
+class _LayerNormRecurrent(Stacked):
     """The multi-layer module: torch.nn.LSTM / GRU's constructor arguments, parameters (with the
-    LayerNorm gains and, for the LSTM, the cell's shift) and calls."""
+    LayerNorm gains and, for the LSTM, the cell's shift) and calls (fastrnn.stacked)."""
 
     GATES = None  # 4 (LSTM) or 3 (GRU)
+    BACKENDS = BACKENDS
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, device=None, dtype=None, backend="auto"):
-        super().__init__()
-        name = type(self).__name__
-        for arg, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                       ("num_layers", num_layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: {arg}: expected a positive integer, got {v!r}")
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout <= 1):
-            raise ValueError(f"{name}: dropout: expected a number in [0, 1], got {dropout!r}")
-        _checks.choice("backend", backend, BACKENDS)
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.backend, self.last_backend = bidirectional, backend, None
-        G, H, D = self.GATES * hidden_size, hidden_size, 2 if bidirectional else 1
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend)
+        G, H = self.GATES * hidden_size, hidden_size
         kw = dict(device=device, dtype=dtype)
-        for layer in range(num_layers):
-            for d in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                I = input_size if layer == 0 else D * H
-                p = {"weight_ih": (G, I), "weight_hh": (G, H)}
-                if bias:
-                    p.update(bias_ih=(G,), bias_hh=(G,))
-                p.update(ln_ih_weight=(G,), ln_hh_weight=(G,))
-                if self.GATES == 4:
-                    p.update(ln_c_weight=(H,), ln_c_bias=(H,))
-                for k, shape in p.items():
-                    self.register_parameter(k + sfx, torch.nn.Parameter(torch.empty(shape, **kw)))
+        for _, I, sfx in self.suffixes():
+            p = {"weight_ih": (G, I), "weight_hh": (G, H)}
+            if bias:
+                p.update(bias_ih=(G,), bias_hh=(G,))
+            p.update(ln_ih_weight=(G,), ln_hh_weight=(G,))
+            if self.GATES == 4:
+                p.update(ln_c_weight=(H,), ln_c_bias=(H,))
+            for k, shape in p.items():
+                self.register_parameter(k + sfx, torch.nn.Parameter(torch.empty(shape, **kw)))
         self.reset_parameters()
 
-    def reset_parameters(self):
-        """Weights and biases uniform in ±1/sqrt(H), as torch.nn's; LayerNorm gains one, the
-        cell's shift zero."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith(("weight_", "bias_")):
-                torch.nn.init.uniform_(p, -bound, bound)
-            elif name.startswith("ln_c_bias"):
-                torch.nn.init.zeros_(p)
-            else:
-                torch.nn.init.ones_(p)
-
-    def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}"
-        for k, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
-                           ("dropout", 0.0), ("bidirectional", False)):
-            if getattr(self, k) != default:
-                s += f", {k}={getattr(self, k)}"
-        return s + f", backend={self.backend!r}"
+    def _reset(self, name, p):
+        """LayerNorm gains one, the cell's shift zero."""
+        p.fill_(0.0 if name.startswith("ln_c_bias") else 1.0)
 
     def _params(self, k):
         layer, d = divmod(k, 2 if self.bidirectional else 1)
@@ -197,82 +166,20 @@ class _LayerNormRecurrent(torch.nn.Module):
             names += ["ln_c_weight", "ln_c_bias"]
         return [get(n) for n in names]
 
+    def _backend(self, x):
+        return _backend(self.backend, x)
+
     def forward(self, input, hx=None):
-        name = type(self).__name__
-        _not_to_onnx(name)
-        lstm, D, H = self.GATES == 4, 2 if self.bidirectional else 1, self.hidden_size
-        packed = isinstance(input, PackedSequence)
-        lengths = sorted_idx = unsorted_idx = rows = None
-        if packed:
-            data, batch_sizes, sorted_idx, unsorted_idx = input
-            x, lengths, rows = _unpack(data, batch_sizes)
-            batched = True
-        else:
-            if not isinstance(input, torch.Tensor):
-                raise TypeError(f"{name}: input: expected a tensor or a PackedSequence, got "
-                                f"{type(input).__name__}")
-            if input.dim() not in (2, 3):
-                raise ValueError(f"{name}: input: expected a 2D or 3D tensor, got "
-                                 f"{input.dim()}D")
-            batched = input.dim() == 3
-            x = input if batched else input.unsqueeze(1)
-            if batched and self.batch_first:
-                x = x.transpose(0, 1)
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: input: expected input_size {self.input_size} features, "
-                             f"got {x.shape[-1]}")
-        h0, c0 = self._initial(hx, x, batched, lstm, name)
-        if packed and sorted_idx is not None:
-            h0 = h0.index_select(1, sorted_idx)
-            c0 = None if c0 is None else c0.index_select(1, sorted_idx)
-        self.last_backend = _backend(self.backend, x)
+        _not_to_onnx(type(self).__name__)
+        return super().forward(input, hx)
 
-        def layer(k, xin, h, c):
-            p = self._params(k)
-            if lstm:
-                y, (h, c) = ln_lstm(xin, (h, c), *p, lengths=lengths, backend=self.last_backend)
-                return y, h, c
-            y, h = ln_gru(xin, h, *p, lengths=lengths, backend=self.last_backend)
-            return y, h, None
-        x, h_n, c_n = stack_layers(self, x, h0, c0, lengths, layer)
-        if packed:
-            out = PackedSequence(x.reshape(-1, D * H).index_select(0, rows), batch_sizes,
-                                 sorted_idx, unsorted_idx)
-            if unsorted_idx is not None:
-                h_n = h_n.index_select(1, unsorted_idx)
-                c_n = None if c_n is None else c_n.index_select(1, unsorted_idx)
-        else:
-            out = x.transpose(0, 1) if batched and self.batch_first else x
-            if not batched:
-                out, h_n = out.squeeze(1), h_n.squeeze(1)
-                c_n = None if c_n is None else c_n.squeeze(1)
-        return out, ((h_n, c_n) if lstm else h_n)
-
-    def _initial(self, hx, x, batched, lstm, name):
-        """(h0, c0) [L·D,B,H] from hx as torch.nn takes it (c0 None for the GRU)."""
-        D, B = 2 if self.bidirectional else 1, x.shape[1]
-        shape = (self.num_layers * D, B, self.hidden_size)
-        if hx is None:
-            return x.new_zeros(shape), x.new_zeros(shape) if lstm else None
-        if lstm:
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2
-                    and all(isinstance(t, torch.Tensor) for t in hx)):
-                raise TypeError(f"{name}: hx: expected a tuple of two tensors (h_0, c_0), got "
-                                f"{type(hx).__name__}")
-            states = list(hx)
-        else:
-            if not isinstance(hx, torch.Tensor):
-                raise TypeError(f"{name}: hx: expected a tensor, got {type(hx).__name__}")
-            states = [hx]
-        out = []
-        for label, s in zip(("h_0", "c_0"), states):
-            s = s if batched else s.unsqueeze(1)
-            if tuple(s.shape) != shape:
-                want = shape if batched else (shape[0], shape[2])
-                got = tuple(s.shape) if batched else tuple(s.shape[:1]) + tuple(s.shape[2:])
-                raise RuntimeError(f"{name}: {label}: expected shape {want}, got {got}")
-            out.append(s.to(x.dtype))
-        return out[0], out[1] if lstm else None
+    def _run(self, k, x, states, lengths):
+        p = self._params(k)
+        if self.GATES == 4:
+            y, (h, c) = ln_lstm(x, tuple(states), *p, lengths=lengths, backend=self.last_backend)
+            return y, [h, c]
+        y, h = ln_gru(x, states[0], *p, lengths=lengths, backend=self.last_backend)
+        return y, [h]
 
 
 class LayerNormLSTM(_LayerNormRecurrent):
@@ -283,6 +190,7 @@ class LayerNormLSTM(_LayerNormRecurrent):
     (β_c, zeros)."""
 
     GATES = 4
+    STATES = ("h", "c")
 
 
 class LayerNormGRU(_LayerNormRecurrent):

@@ -1,0 +1,109 @@
+/* A cell declared in Python (fastrnn.cell) on the one loop (loop.h). fastrnn/user/codegen.py
+ * writes a file that defines, before including this one:
+ *   CELL_GATES    gate blocks of H units in G_x and in the recurrent product (G = CELL_GATES·H)
+ *   CELL_STATES   states of H units; the first is the output h_t, which W_hh multiplies
+ *   CELL_VECTORS  rows of H units in the declared per-unit vectors, stacked
+ *   user_forward(j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, r, y)
+ *                 units [j0, j1) of one row: G_x gx (blocks xs apart), the product gh (blocks H
+ *                 apart, without b_hh [G]), h_{t−1} hp, the other states' old values cp and new
+ *                 ones cn (states ss apart), the vectors v [V,H]; writes h_t into r and y
+ *   user_backward(j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, dy, dh, dc, ds, dgx, dgh, dv)
+ *                 the same row's backward, from its saved inputs: ∂L/∂h_t = dy + dh, ∂L/∂(other
+ *                 states) in dc (states ds apart); writes ∂L/∂G_x dgx and ∂L/∂(product) dgh
+ *                 [G], leaves in dh and dc the gradients of the old states that do not go
+ *                 through W_hh, and adds the vectors' gradient into dv [V,H]
+ * and the math is inlined into the loop as a built-in cell's is. Both are generated from the
+ * user's step function and its derivative as torch's autograd computes it.
+ *
+ * Entry points (this file is compiled once per element type, into a library of its own):
+ *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh)
+ *   fastrnn_user_backward(T, B, H, dy, dh_n, dc, gx, gh, b_hh, hs, cs, v, W_hh, lengths, dgx,
+ *                         dgh, dh0, dv)
+ * with S state slots (T+1 keep every step's states for the backward, 2 only the last two). */
+#include "internal.h"
+
+#define CELL_BHH_INSIDE 1 /* the step gets W_hh h_{t−1} + b_hh apart from G_x */
+typedef struct {
+  int64_t B, H, S, Sg;
+  const real *b_hh;  /* [G] */
+  const real *v;     /* [V,H] */
+  real *cs;          /* [CELL_STATES−1,S,B,H] the other states, slot t holding step t−1's */
+  real *gh;          /* [Sg,B,G] the products (Sg = T when training, else 1) */
+  const real *gx;    /* [T,B,G] (backward) */
+  const real *hs;    /* [T+1,B,H] every h_t (backward) */
+  real *dgx, *dgh;   /* [T,B,G] */
+  real *dc;          /* [CELL_STATES−1,B,H] the running ∂L/∂(other states) */
+  real *dv;          /* [B,V,H] each row's share of the vectors' gradient */
+} cell_t;
+
+static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) {
+  return c->gh + (t % c->Sg) * c->B * CELL_GATES * c->H;
+}
+
+static inline __attribute__((always_inline)) void cell_forward(
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, int bf16,
+    real *ab, const real *xb, int64_t xs, const real *hp, real *rb, real *yb) {
+  const int64_t H = c->H, BH = c->B * H;
+  const real *cp = c->cs + (t % c->S) * BH + b * H;
+  real *cn = c->cs + ((t + 1) % c->S) * BH + b * H;
+  user_forward(j0, j1, H, xb, xs, ab, c->b_hh, hp, cp, cn, c->S * BH, c->v, rb, yb);
+}
+
+static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
+  const int64_t H = c->H, BH = c->B * H;
+  for (int k = 0; k < CELL_STATES - 1; k++) {
+    const real *cp = c->cs + (k * c->S + t % c->S) * BH + b * H;
+    real *cn = c->cs + (k * c->S + (t + 1) % c->S) * BH + b * H;
+    memcpy(cn + j0, cp + j0, (size_t)(j1 - j0) * sizeof(real));
+  }
+}
+
+static inline real *cell_dproduct(const cell_t *c, int64_t t) {
+  return c->dgh + t * c->B * CELL_GATES * c->H;
+}
+
+static inline __attribute__((always_inline)) void cell_backward(
+    const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
+    real *dhb, real *dab) {
+  const int64_t H = c->H, BH = c->B * H, G = CELL_GATES * H, row = t * c->B + b;
+  user_backward(j0, j1, H, c->gx + row * G, c->gh + row * G, c->b_hh, c->hs + row * H,
+                c->cs + row * H, c->S * BH, c->v, dyb, dhb, c->dc + b * H, BH,
+                c->dgx + row * G, dab, c->dv + b * CELL_VECTORS * H);
+}
+
+static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
+  fr_zero_units(c->dgx + (t * c->B + b) * CELL_GATES * c->H, CELL_GATES, c->H, j0, j1);
+}
+
+#include "loop.h"
+
+/* gx [T,B,G], h0 [B,H], W_hh [G,H], b_hh [G], v [V,H], lengths [B] -> y [T,B,H], h_n [B,H],
+ * hs [S,B,H], cs [CELL_STATES−1,S,B,H] (slot 0 holding the other states' initial values; slot
+ * T % S their final ones), gh [T or 1,B,G]. */
+int SFX(fastrnn_user_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
+                              const real *h0, const real *W_hh, const real *b_hh, const real *v,
+                              const int64_t *lengths, real *y, real *h_n, real *hs, real *cs,
+                              real *gh) {
+  FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
+  if (e) return e;
+  const cell_t c = {B, H, S, S == 2 ? 1 : T, b_hh, v, cs, gh,
+                    NULL, NULL, NULL, NULL, NULL, NULL};
+  fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
+  return fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);
+}
+
+/* The BPTT of a forward with S = T+1: dy [T,B,H], dh_n [B,H], dc [CELL_STATES−1,B,H] (in: the
+ * final states' gradients; out: the initial ones') -> dgx, dgh [T,B,G], dh0 [B,H], dv [B,V,H]
+ * (added to). */
+int SFX(fastrnn_user_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
+                               const real *dh_n, real *dc, const real *gx, const real *gh,
+                               const real *b_hh, const real *hs, const real *cs, const real *v,
+                               const real *W_hh, const int64_t *lengths, real *dgx, real *dgh,
+                               real *dh0, real *dv) {
+  FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, gh, b_hh, hs, W_hh, lengths, dgx,
+           dgh, dh0);
+  if (e) return e;
+  const cell_t c = {B, H, T + 1, T, b_hh, v, (real *)cs, (real *)gh, gx, hs, dgx, dgh, dc, dv};
+  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
+  return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
+}

@@ -1,0 +1,238 @@
+"""Cells declared in Python (fastrnn.cell) on the native backend, against the same step run as a
+per-step torch loop under autograd (backend='eager'): outputs, final states and every gradient."""
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import fastrnn
+from _cases import rel_err
+from fastrnn import dispatch
+from fastrnn.user import build
+from fastrnn.user.layer import layer
+
+pytestmark = pytest.mark.skipif(dispatch.why_not("native") is not None,
+                                reason="the native library is not built")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """The compiled cells in a folder of this module's own (compiled once for all its tests)."""
+    old = os.environ.get("FASTRNN_CACHE_DIR")
+    os.environ["FASTRNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cells"))
+    yield os.environ["FASTRNN_CACHE_DIR"]
+    if old is None:
+        del os.environ["FASTRNN_CACHE_DIR"]
+    else:
+        os.environ["FASTRNN_CACHE_DIR"] = old
+
+
+def peephole_lstm(gx, gh, h, c, peep):
+    i, f, g, o = (gx + gh).chunk(4, -1)
+    i = torch.sigmoid(i + peep[0] * c)
+    f = torch.sigmoid(f + peep[1] * c)
+    c = f * c + i * torch.tanh(g)
+    h = torch.sigmoid(o + peep[2] * c) * torch.tanh(c)
+    return h, c
+
+
+def gru(gx, gh, h):  # torch.nn.GRU's step: r multiplies gh's n block, b_hh included
+    xr, xz, xn = gx.chunk(3, -1)
+    hr, hz, hn = gh.chunk(3, -1)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a flattened vector
+    a, b = (gx + gh * scale.flatten()).split(gx.shape[-1] // 2, -1)
+    z = torch.where(a > 0, torch.relu(b), b.clamp(-1, 1)) + 0.5 * torch.maximum(a, h)
+    return torch.tanh(z - 1 / (1 + a.abs()) + 0.1 * a.pow(2) + torch.rsqrt(b * b + 1) - h / 3)
+
+
+CELLS = {
+    "peephole_lstm": fastrnn.cell(gates=4, states=("h", "c"), vectors={"peep": 3})(peephole_lstm),
+    "gru": fastrnn.cell(gates=3, states=("h",))(gru),
+    "kinks": fastrnn.cell(gates=2, states=("h",), vectors={"scale": (2, 1.0)})(kinks),
+}
+
+
+def _pair(cell, I, H, dtype=torch.float64, **kw):
+    """The module on the native backend and the same parameters on the eager loop."""
+    torch.manual_seed(0)
+    native = fastrnn.Recurrent(cell, I, H, dtype=dtype, backend="native", **kw)
+    with torch.no_grad():
+        for name, p in native.named_parameters():
+            if not name.startswith(("weight", "bias")):
+                p.add_(0.5 * torch.randn_like(p))
+    loop = fastrnn.Recurrent(cell, I, H, dtype=dtype, backend="eager", **kw)
+    loop.load_state_dict(native.state_dict())
+    return native, loop
+
+
+def _run(module, x, hx, packed_lengths=None, batch_first=False):
+    """Outputs, final states, and the gradients of x, hx and every parameter of a loss that
+    weighs each output differently."""
+    inp = x
+    if packed_lengths is not None:
+        inp = torch.nn.utils.rnn.pack_padded_sequence(x, packed_lengths, batch_first=batch_first,
+                                                      enforce_sorted=False)
+    y, states = module(inp, hx)
+    if packed_lengths is not None:
+        y = y.data
+    states = states if isinstance(states, tuple) else (states,)
+    loss = (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum() + \
+        sum((s ** 2).sum() * (k + 1) for k, s in enumerate(states))
+    leaves = [x] + ([] if hx is None else list(hx if isinstance(hx, tuple) else (hx,)))
+    grads = torch.autograd.grad(loss, leaves + list(module.parameters()), allow_unused=True)
+    return [None if t is None else t.detach() for t in (y, *states, *grads)]
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("layers,bidirectional,batch_first,with_states,packed,bias", [
+    (1, False, False, False, False, True),
+    (2, True, False, True, False, True),
+    (2, False, True, True, True, True),
+    (1, True, True, False, True, False),
+])
+def test_float64_matches_the_torch_loop(name, layers, bidirectional, batch_first, with_states,
+                                        packed, bias):
+    cell = CELLS[name]
+    T, B, I, H = 5, 4, 3, 6
+    native, loop = _pair(cell, I, H, num_layers=layers, bidirectional=bidirectional,
+                         batch_first=batch_first, bias=bias)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g, dtype=torch.float64)
+    x.requires_grad_()
+    D = 2 if bidirectional else 1
+    hx = None
+    if with_states:
+        hx = tuple(torch.randn(layers * D, B, H, generator=g, dtype=torch.float64,
+                               requires_grad=True) for _ in cell.states)
+        hx = hx if len(hx) > 1 else hx[0]
+    lengths = torch.tensor([5, 2, 4, 1]) if packed else None
+    got = _run(native, x, hx, lengths, batch_first)
+    want = _run(loop, x, hx, lengths, batch_first)
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        if b is None:
+            assert a is None or not a.abs().max(), i
+            continue
+        assert rel_err(a, b) <= 1e-10, (i, rel_err(a, b))
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_float32_within_twice_the_loops_error(name):
+    cell = CELLS[name]
+    native, loop = _pair(cell, 8, 16, torch.float32, num_layers=2)
+    exact = fastrnn.Recurrent(cell, 8, 16, dtype=torch.float64, backend="eager", num_layers=2)
+    exact.load_state_dict({k: v.double() for k, v in native.state_dict().items()})
+    x = torch.randn(30, 8, 8, generator=torch.Generator().manual_seed(2))
+    want = _run(exact, x.double().requires_grad_(), None)
+    err = lambda m: sum(rel_err(a.double(), b) for a, b in  # noqa: E731
+                        zip(_run(m, x.clone().requires_grad_(), None), want))
+    assert err(native) <= 2 * err(loop)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_gradcheck(name):
+    """x, the states, weights, biases and vectors of one layer, ragged lengths."""
+    cell = CELLS[name]
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H, G = 3, 2, 2, 3, cell.gates * 3
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64,  # noqa: E731
+                               requires_grad=True)
+    x, w_ih, w_hh, b_ih, b_hh = r(T, B, I), r(G, I), r(G, H), r(G), r(G)
+    vectors = [r(n, H) for _, n in cell.vectors]
+    states = [r(B, H) for _ in cell.states]
+    n = len(vectors)
+
+    def f(x, w_ih, w_hh, b_ih, b_hh, *rest):
+        y, finals = layer(cell, x, rest[n:], w_ih, w_hh, b_ih, b_hh, rest[:n],
+                          torch.tensor([3, 2]), backend="native")
+        return (y, *finals)
+
+    assert torch.autograd.gradcheck(f, (x, w_ih, w_hh, b_ih, b_hh, *vectors, *states))
+
+
+def test_no_grad_and_training_forwards_agree_bitwise_for_any_thread_count():
+    cell = CELLS["peephole_lstm"]
+    native, _ = _pair(cell, 16, 64, torch.float32)
+    x = torch.randn(20, 16, 16)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                results.append(native(x))
+            results.append(native(x.requires_grad_()))
+    finally:
+        torch.set_num_threads(threads)
+    y0, (h0, c0) = results[0]
+    for y, (h, c) in results[1:]:
+        assert torch.equal(y, y0) and torch.equal(h, h0) and torch.equal(c, c0)
+
+
+def test_unbatched_input_and_the_module_form():
+    cell = CELLS["gru"]
+    native, loop = _pair(cell, 3, 5)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        y, h = native(x)
+        y2, h2 = loop(x)
+    assert y.shape == (4, 5) and h.shape == (1, 5)
+    assert rel_err(y, y2) <= 1e-12 and rel_err(h, h2) <= 1e-12
+    assert "gru" in repr(native)
+    names = {n for n, _ in fastrnn.Recurrent(CELLS["peephole_lstm"], 3, 5, num_layers=2,
+                                             bidirectional=True).named_parameters()}
+    assert {"weight_ih_l0", "bias_hh_l1_reverse", "peep_l0", "peep_l1_reverse"} <= names
+    scale = fastrnn.Recurrent(CELLS["kinks"], 3, 5).scale_l0
+    assert scale.shape == (2, 5) and torch.equal(scale, torch.ones(2, 5))
+
+
+def bad_matmul(gx, gh, h):
+    return torch.tanh(gx + gh) @ torch.eye(h.shape[-1], dtype=h.dtype)
+
+
+def test_unsupported_ops_are_refused_at_declaration_naming_op_and_line():
+    with pytest.raises(ValueError, match=r"bad_matmul: line \d+ \(return torch.tanh.*aten::"):
+        fastrnn.cell(gates=1, states=("h",))(bad_matmul)
+    with pytest.raises(ValueError, match="aten::cumsum is not supported"):
+        fastrnn.cell(gates=1, states=("h",))(lambda gx, gh, h: torch.tanh(gx + gh).cumsum(-1))
+    with pytest.raises(ValueError, match=r"row reductions \(aten::mean"):
+        fastrnn.cell(gates=1, states=("h",))(lambda gx, gh, h: h - torch.tanh(gx).mean(-1, True))
+    with pytest.raises(ValueError, match="expected a step taking"):
+        fastrnn.cell(gates=1, states=("h", "c"))(lambda gx, gh, h: h)
+    with pytest.raises(ValueError, match="return the new states"):
+        fastrnn.cell(gates=1, states=("h", "c"))(lambda gx, gh, h, c: h)
+    with pytest.raises(ValueError, match="gates: expected a positive integer, got 0"):
+        fastrnn.cell(gates=0, states=("h",))(lambda gx, gh, h: h)
+    with pytest.raises(TypeError, match="cell: expected a cell declared with fastrnn.cell"):
+        fastrnn.Recurrent(gru, 3, 5)
+
+
+def test_onnx_export_raises_naming_the_cell(tmp_path):
+    m = fastrnn.Recurrent(CELLS["gru"], 3, 5)
+    with pytest.raises(Exception, match=r"Recurrent\(gru\) cannot be exported to ONNX"):
+        torch.onnx.export(m, (torch.randn(2, 1, 3),), str(tmp_path / "m.onnx"), dynamo=False)
+
+
+def test_a_second_process_finds_the_compiled_cell_on_disk(cache):
+    script = "import torch, fastrnn\nfrom fastrnn.user import build\n" + \
+        inspect.getsource(gru) + textwrap.dedent("""
+        cell = fastrnn.cell(gates=3, states=("h",))(gru)
+        fastrnn.Recurrent(cell, 3, 5)(torch.randn(2, 1, 3))
+        print(build.compile_seconds["gru"])
+    """)
+    CELLS["gru"].libraries.clear()
+    fastrnn.Recurrent(CELLS["gru"], 3, 5)(torch.randn(2, 1, 3))  # compiled here, if not yet
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=dict(os.environ, FASTRNN_CACHE_DIR=cache), check=True)
+    assert float(out.stdout.split()[-1]) == 0.0  # found, not compiled
+    assert any(f.startswith("gru-") for f in os.listdir(cache))
+    assert build.cache_dir() == cache
