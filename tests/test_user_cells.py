@@ -54,11 +54,55 @@ def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a 
     return torch.tanh(z - 1 / (1 + a.abs()) + 0.1 * a.pow(2) + torch.rsqrt(b * b + 1) - h / 3)
 
 
+def layer_norm(v, g, b=0):
+    d = v - v.mean(-1, keepdim=True)
+    return g * d * torch.rsqrt((d * d).mean(-1, keepdim=True) + 1e-5) + b
+
+
+def ln_lstm(gx, gh, h, c, ln_ih, ln_hh, b, ln_c):  # fastrnn.LayerNormLSTM's equations
+    a = layer_norm(gx, ln_ih.flatten()) + layer_norm(gh, ln_hh.flatten()) + b.flatten()
+    i, f, g, o = a.chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(layer_norm(c, ln_c[0], ln_c[1])), c
+
+
 CELLS = {
     "peephole_lstm": fastrnn.cell(gates=4, states=("h", "c"), vectors={"peep": 3})(peephole_lstm),
     "gru": fastrnn.cell(gates=3, states=("h",))(gru),
     "kinks": fastrnn.cell(gates=2, states=("h",), vectors={"scale": (2, 1.0)})(kinks),
+    "ln_lstm": fastrnn.cell(gates=4, states=("h", "c"),
+                            vectors={"ln_ih": (4, 1.0), "ln_hh": (4, 1.0), "b": 4,
+                                     "ln_c": (2, torch.nn.init.ones_)})(ln_lstm),
 }
+
+
+def test_a_layernorm_lstm_written_as_a_cell_is_fastrnns_layernorm_lstm():
+    """Row reductions (mean over a row) in passes: the user's LayerNorm LSTM (bias in a vector,
+    as the built-in adds it after the LayerNorms) against fastrnn.LayerNormLSTM."""
+    torch.manual_seed(4)
+    builtin = fastrnn.LayerNormLSTM(5, 12, num_layers=2, dtype=torch.float64)
+    user = fastrnn.Recurrent(CELLS["ln_lstm"], 5, 12, num_layers=2, bias=False,
+                             dtype=torch.float64)
+    with torch.no_grad():
+        for p in builtin.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        for k in range(2):
+            get = lambda n: getattr(builtin, f"{n}_l{k}")  # noqa: E731
+            getattr(user, f"weight_ih_l{k}").copy_(get("weight_ih"))
+            getattr(user, f"weight_hh_l{k}").copy_(get("weight_hh"))
+            getattr(user, f"ln_ih_l{k}").copy_(get("ln_ih_weight").view(4, 12))
+            getattr(user, f"ln_hh_l{k}").copy_(get("ln_hh_weight").view(4, 12))
+            getattr(user, f"b_l{k}").copy_((get("bias_ih") + get("bias_hh")).view(4, 12))
+            getattr(user, f"ln_c_l{k}").copy_(torch.stack([get("ln_c_weight"),
+                                                           get("ln_c_bias")]))
+    x = torch.randn(7, 3, 5, dtype=torch.float64, requires_grad=True)
+    y, (h, c) = user(x)
+    y2, (h2, c2) = builtin(x)
+    for a, b in ((y, y2), (h, h2), (c, c2)):
+        assert rel_err(a.detach(), b.detach()) <= 1e-12
+    dx = torch.autograd.grad(y.sum() + c.sum(), x)[0]
+    dx2 = torch.autograd.grad(y2.sum() + c2.sum(), x)[0]
+    assert rel_err(dx, dx2) <= 1e-10
 
 
 def _pair(cell, I, H, dtype=torch.float64, **kw):
@@ -159,8 +203,9 @@ def test_gradcheck(name):
     assert torch.autograd.gradcheck(f, (x, w_ih, w_hh, b_ih, b_hh, *vectors, *states))
 
 
-def test_no_grad_and_training_forwards_agree_bitwise_for_any_thread_count():
-    cell = CELLS["peephole_lstm"]
+@pytest.mark.parametrize("name", ["peephole_lstm", "ln_lstm"])
+def test_no_grad_and_training_forwards_agree_bitwise_for_any_thread_count(name):
+    cell = CELLS[name]
     native, _ = _pair(cell, 16, 64, torch.float32)
     x = torch.randn(20, 16, 16)
     threads = torch.get_num_threads()
@@ -204,8 +249,9 @@ def test_unsupported_ops_are_refused_at_declaration_naming_op_and_line():
         fastrnn.cell(gates=1, states=("h",))(bad_matmul)
     with pytest.raises(ValueError, match="aten::cumsum is not supported"):
         fastrnn.cell(gates=1, states=("h",))(lambda gx, gh, h: torch.tanh(gx + gh).cumsum(-1))
-    with pytest.raises(ValueError, match=r"row reductions \(aten::mean"):
-        fastrnn.cell(gates=1, states=("h",))(lambda gx, gh, h: h - torch.tanh(gx).mean(-1, True))
+    with pytest.raises(ValueError, match=r"aten::sum.dim_IntList over dimensions \[0\]: a step "
+                                         r"may reduce a row over its last dimension only"):
+        fastrnn.cell(gates=1, states=("h",))(lambda gx, gh, h: h - torch.tanh(gx).sum(0))
     with pytest.raises(ValueError, match="expected a step taking"):
         fastrnn.cell(gates=1, states=("h", "c"))(lambda gx, gh, h: h)
     with pytest.raises(ValueError, match="return the new states"):

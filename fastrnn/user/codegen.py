@@ -23,14 +23,66 @@ class Unsupported(ValueError):
 class _Value:
     """blocks: C expressions, one a block of H units; stacked: the blocks lie along a leading
     dimension ([n,H], a declared vector) rather than the last; batched: differs row to row;
-    summed: summed over the batch (the loop computes each row's share); boolean: a mask."""
+    summed: summed over the batch (the loop computes each row's share); boolean: a mask; row:
+    one value a row (a row reduction's), broadcast over the units; level: the first pass over
+    the step's rows that can compute it (each row reduction starts a pass)."""
 
-    def __init__(self, blocks, stacked=False, batched=True, summed=False, boolean=False):
+    def __init__(self, blocks, stacked=False, batched=True, summed=False, boolean=False,
+                 row=False, level=0):
         self.blocks, self.stacked, self.batched = list(blocks), stacked, batched
-        self.summed, self.boolean = summed, boolean
+        self.summed, self.boolean, self.row, self.level = summed, boolean, row, level
+
+    def like(self, blocks, **kw):
+        """A value of these blocks with this one's flags but those given."""
+        flags = dict(stacked=self.stacked, batched=self.batched, summed=self.summed,
+                     boolean=self.boolean, row=self.row, level=self.level)
+        flags.update(kw)
+        return _Value(blocks, **flags)
+
+
+class PerH:
+    """A constant of the step that depends on H (the backward of a mean over a row divides by
+    its length): coef·H^power, written with the run's H."""
+
+    def __init__(self, coef, power):
+        self.coef, self.power = coef, power
+
+    def c(self):
+        return f"((real){self.coef!r} * (real)H)" if self.power == 1 else \
+            f"((real){self.coef!r} / (real)H)"
+
+
+_SIZES = {"split", "split_with_sizes", "view", "_unsafe_view", "reshape", "expand",
+          "select_backward", "new_zeros", "zeros", "new_full", "full", "new_ones", "squeeze",
+          "unsqueeze", "flatten", "sum", "mean", "cat", "select"}
+
+
+def mark_per_unit_constants(graph, other, H, H_other):
+    """The same step traced at two hidden sizes: graph's elementwise constants that differ in
+    `other` in proportion to H (or to 1/H) become PerH. Shapes and sizes are not constants of
+    the math and may differ. Raises Unsupported where the graphs differ otherwise."""
+    nodes, others = list(graph.nodes), list(other.nodes)
+    if len(nodes) != len(others) or any(a.target != b.target for a, b in zip(nodes, others)):
+        raise Unsupported("a step whose ops depend on the hidden size")
+    for a, b in zip(nodes, others):
+        if a.op != "call_function" or not hasattr(a.target, "overloadpacket") or \
+                a.target.overloadpacket.__name__.rstrip("_") in _SIZES:
+            continue
+        args = list(a.args)
+        for i, (u, w) in enumerate(zip(a.args, b.args)):
+            if isinstance(u, (int, float)) and not isinstance(u, bool) and u != w:
+                if abs(u * H_other - w * H) <= 1e-12 * abs(w * H):
+                    args[i] = PerH(u / H, 1)
+                elif abs(u * H - w * H_other) <= 1e-12 * abs(u * H):
+                    args[i] = PerH(u * H, -1)
+                else:
+                    raise Unsupported(f"a constant that depends on the hidden size ({u}, {w})")
+        a.args = tuple(args)
 
 
 def _lit(v):
+    if isinstance(v, PerH):
+        return v.c()
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, int):
@@ -63,16 +115,50 @@ _CONSTANT = {"zeros", "zeros_like", "new_zeros", "ones_like", "new_ones", "full"
 
 
 class _Emitter:
-    """Walks one graph, writing a C statement a block; `H` is the trace's hidden size."""
+    """Walks one graph, writing a C statement a block; `H` is the trace's hidden size, `B` its
+    batch size. A statement is (kind, level, C, deps): `val` a unit's value in the units' loop,
+    `row` a row's value before it, `store` a sink in the loop (a row reduction's operand into
+    the scratch row, or an output)."""
 
-    def __init__(self, H, prefix):
-        self.H, self.prefix, self.lines, self.count = H, prefix, [], 0
+    def __init__(self, H, B, prefix):
+        self.H, self.B, self.prefix, self.stmts, self.scratch = H, B, prefix, {}, 0
 
-    def new(self, expr, boolean=False):
-        name = f"{self.prefix}{self.count}"
-        self.count += 1
-        self.lines.append(f"    const {'int' if boolean else 'real'} {name} = {expr};")
+    def new(self, expr, deps=(), level=0, boolean=False, kind="val"):
+        name = f"{self.prefix}{len(self.stmts)}"
+        ctype = "int" if boolean else "real"
+        text = f"const {ctype} {name} = {expr};" if kind != "store" else expr
+        self.stmts[name] = (kind, level, text, [d for d in deps if d in self.stmts])
         return name
+
+    def load(self, expr):
+        return _Value([self.new(expr)])
+
+    def passes(self):
+        return 1 + max((lvl for _, lvl, _, _ in self.stmts.values()), default=0)
+
+    def code(self, outputs):
+        """The C of every pass: `if (phase == p) {row values; the units' loop}`; outputs:
+        (C format with {0}, expression) stores for the last pass."""
+        last = self.passes() - 1
+        sinks = {p: [n for n, (k, lvl, _, _) in self.stmts.items() if k == "store" and lvl == p]
+                 for p in range(last + 1)}
+        sinks[last] += [self.new(fmt.format(e), [e], last, kind="store") for fmt, e in outputs]
+        out = []
+        for p in range(last + 1):
+            need, stack = set(), list(sinks[p])
+            while stack:
+                n = stack.pop()
+                if n not in need:
+                    need.add(n)
+                    stack.extend(d for d in self.stmts[n][3] if self.stmts[d][0] != "store")
+            rows = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k == "row"]
+            loop = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k != "row"]
+            out.append(f"  if (phase == {p}) {{")
+            out += [f"    {t}" for t in rows]
+            out += ["    #pragma omp simd", "    for (int64_t j = j0; j < j1; j++) {"]
+            out += [f"      {t}" for t in loop]
+            out += ["    }", "  }"]
+        return "\n".join(out)
 
     def blocks_of(self, node):
         """How many blocks of H node's value has: along its last dimension, or its leading
@@ -113,8 +199,9 @@ class _Emitter:
                      "full": args[1] if len(args) > 1 else 0, "new_full": args[-1],
                      "full_like": args[-1], "scalar_tensor": args[0]}[packet]
             shape = node.meta["val"].shape
-            n = shape[0] if len(shape) == 2 and shape[0] != 1 else self.blocks_of(node)
-            return _Value([_lit(value)] * max(n, 1), stacked=len(shape) == 2, batched=False)
+            stacked = len(shape) == 2 and shape[0] not in (1, self.B)
+            n = shape[0] if stacked else self.blocks_of(node)
+            return _Value([_lit(value)] * max(n, 1), stacked=stacked, batched=False)
         if packet in _UNARY:
             return self.elementwise(_UNARY[packet], [args[0]], packet in _BOOLEAN)
         if packet in ("add", "sub", "rsub") and kwargs.get("alpha", 1) != 1:
@@ -151,40 +238,58 @@ class _Emitter:
                 raise Unsupported("indexing other than a declared vector's rows")
             blocks = [_lit(0)] * sizes[0]
             blocks[index] = g.blocks[0]
-            return _Value(blocks, stacked=True, batched=g.batched, summed=g.summed)
+            return g.like(blocks, stacked=True)
         if packet == "cat":
             parts, dim = args[0], args[1] if len(args) > 1 else 0
             return self.cat(node, parts, dim)
         if packet in ("view", "_unsafe_view", "reshape", "expand", "squeeze", "unsqueeze",
                       "flatten"):
             return self.reshape(node, args[0])
-        if packet == "sum" and len(args) > 1:
-            return self.sum(node, args)
-        if packet in ("mean", "sum", "var", "std"):
-            raise Unsupported(f"a row reduction ({packet}) — not yet run by the generated "
-                              f"kernels")
+        if packet in ("sum", "mean") and len(args) > 1:
+            return self.sum(node, args, packet == "mean")
         raise Unsupported(f"aten.{packet}")
 
     def elementwise(self, template, operands, boolean=False):
         values = [o for o in operands if isinstance(o, _Value)]
-        n = max(len(v.blocks) for v in values)
+        n = max(len(v.blocks) for v in values if not v.row) if not all(
+            v.row for v in values) else 1
         for v in values:
-            if len(v.blocks) not in (1, n):
+            if not v.row and len(v.blocks) not in (1, n):
                 raise Unsupported("operands of different numbers of gate blocks")
         stacked = any(v.stacked for v in values) and not any(v.batched for v in values)
         summed = any(v.summed for v in values)
         if summed and not _linear(template, operands):
             raise Unsupported("a value summed over the batch used other than linearly")
+        row = all(v.row for v in values)
+        level = max(v.level for v in values)
         out = []
         for q in range(n):
-            subs = {}
+            subs, deps = {}, []
             for key, o in zip("abc", operands):
                 if isinstance(o, _Value):
                     subs[key] = o.blocks[q if len(o.blocks) > 1 else 0]
+                    deps.append(subs[key])
                 else:
                     subs[key] = _lit(o)
-            out.append(self.new(template.format(**subs), boolean))
-        return _Value(out, stacked, any(v.batched for v in values), summed, boolean)
+            out.append(self.new(template.format(**subs), deps, level, boolean,
+                                "row" if row else "val"))
+        return _Value(out, stacked, any(v.batched for v in values), summed, boolean, row, level)
+
+    def reduce(self, node, v, mean):
+        """A row's sum or mean over its last dimension: its blocks go to the scratch row in
+        one pass, and the next pass sums them (each thread the whole row, in one order, in
+        double: the same bits for any thread count)."""
+        if v.row:  # (a row value broadcast over the units, summed back)
+            n = node.args[0].meta["val"].shape[-1] // self.H
+            return v if mean else self.elementwise(f"({{a}} * (real)({n} * H))", [v])
+        k, off = len(v.blocks), self.scratch
+        self.scratch += k
+        stores = [self.new(f"scr[{off + q} * H + j] = {b};", [b], v.level, kind="store")
+                  for q, b in enumerate(v.blocks)]
+        total = f"fr_user_sum(scr + {off} * H, {k} * H)"
+        expr = f"({total} / (real)({k} * H))" if mean else total
+        return _Value([self.new(expr, stores, v.level + 1, kind="row")], batched=v.batched,
+                      row=True, level=v.level + 1)
 
     def pow(self, base, p):
         if isinstance(base, _Value) and not isinstance(p, _Value):
@@ -214,7 +319,7 @@ class _Emitter:
         out, q = [], 0
         for s in sizes:
             k = s // self.H
-            out.append(_Value(v.blocks[q:q + k], v.stacked, v.batched, v.summed, v.boolean))
+            out.append(v.like(v.blocks[q:q + k]))
             q += k
         return out
 
@@ -222,33 +327,41 @@ class _Emitter:
         v, dim, index = args
         if not (v.stacked and dim == 0):
             raise Unsupported("indexing other than a declared vector's rows")
-        return _Value([v.blocks[index]], batched=v.batched, summed=v.summed)
+        return v.like([v.blocks[index]], stacked=False)
 
     def cat(self, node, parts, dim):
         ndim = len(node.meta["val"].shape)
         stacked = ndim == 2 and all(p.stacked for p in parts)
         if not stacked and dim % ndim != ndim - 1:
             raise Unsupported("cat along any dimension but the last")
+        if any(p.row for p in parts):
+            raise Unsupported("cat of a row reduction's value")
         return _Value([b for p in parts for b in p.blocks], stacked,
-                      any(p.batched for p in parts), any(p.summed for p in parts))
+                      any(p.batched for p in parts), any(p.summed for p in parts),
+                      level=max(p.level for p in parts))
 
     def reshape(self, node, v):
         """A vector [n,H] as one row [n·H] (or back), a batch sum's [1,H] as [H], a vector
-        broadcast over the batch: the blocks stay as they are."""
+        broadcast over the batch, a row's value [B,1] or [B] broadcast over its units: the
+        blocks stay as they are."""
+        if v.row:
+            return v
         shape = node.meta["val"].shape
         before = node.args[0].meta["val"].shape
         if shape[-1] % self.H or before[-1] % self.H:
             raise Unsupported("a reshape that splits a block of H units")
         stacked = len(shape) == 2 and not v.batched and shape[0] > 1 and shape[-1] == self.H
-        return _Value(v.blocks, stacked, v.batched, v.summed, v.boolean)
+        return v.like(v.blocks, stacked=stacked)
 
-    def sum(self, node, args):
+    def sum(self, node, args, mean):
         v, dims = args[0], args[1]
         ndim = len(node.args[0].meta["val"].shape)
         dims = [d % ndim for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
-        if dims == [0] and v.batched and ndim == 2:  # torch's sum over the broadcast batch
-            return _Value(v.blocks, False, False, True)
-        raise Unsupported("a row reduction (sum) — not yet run by the generated kernels")
+        if dims == [0] and v.batched and ndim == 2 and not mean:  # torch's sum over the batch
+            return v.like(v.blocks, stacked=False, batched=False, summed=True)
+        if dims == [ndim - 1] and not v.stacked:
+            return self.reduce(node, v, mean)
+        raise Unsupported(f"a {'mean' if mean else 'sum'} over dimensions {dims}")
 
 
 def _is_zero(v):
@@ -284,27 +397,30 @@ def _store(v, n, what):
 
 
 def _inputs(emit, decl, gx_stride):
-    """The loads of a row's inputs: G_x, the product (+ b_hh), the states, the vectors."""
+    """A row's inputs, loaded where a pass needs them: G_x, the product (+ b_hh), the states,
+    the vectors."""
     G = decl.gates
-    loads = [f"    const real gx{q} = gx[{q} * {gx_stride} + j];" for q in range(G)]
-    loads += [f"    const real gh{q} = gh[{q} * H + j] + bh[{q} * H + j];" for q in range(G)]
-    loads.append("    const real s0 = hp[j];")
-    loads += [f"    const real s{k} = cp[{k - 1} * ss + j];" for k in range(1, len(decl.states))]
-    loads += [f"    const real v{i} = v[{i} * H + j];" for i in range(decl.vector_rows)]
-    values = [_Value([f"gx{q}" for q in range(G)]), _Value([f"gh{q}" for q in range(G)])]
-    values += [_Value([f"s{k}"]) for k in range(len(decl.states))]
+    values = [_Value([emit.new(f"gx[{q} * {gx_stride} + j]") for q in range(G)]),
+              _Value([emit.new(f"gh[{q} * H + j] + bh[{q} * H + j]") for q in range(G)]),
+              emit.load("hp[j]")]
+    values += [emit.load(f"cp[{k - 1} * ss + j]") for k in range(1, len(decl.states))]
     row = 0
     for _, n in decl.vectors:
-        values.append(_Value([f"v{row + i}" for i in range(n)], stacked=True, batched=False))
+        values.append(_Value([emit.new(f"v[{row + i} * H + j]") for i in range(n)],
+                             stacked=True, batched=False))
         row += n
-    return loads, values
+    return values
 
 
 _HEAD = """/* Generated by fastrnn from the cell `{name}` (fastrnn.cell): its step and the step's
- * derivative as torch's autograd computes it; the loop is kernels/cpu/user_cell.h's. */
+ * derivative as torch's autograd computes it, in passes over the step's rows (a row reduction
+ * starts a pass); the loop is kernels/cpu/user_cell.h's. */
 #define CELL_GATES {gates}
 #define CELL_STATES {states}
-#define CELL_VECTORS {vector_rows_or_1}
+#define CELL_VECTORS {vectors}
+#define CELL_SCRATCH {scratch}
+#define CELL_PHASES {passes}
+#define CELL_BPHASES {bpasses}
 #include "cpu/internal.h"
 #if FASTRNN_F64
 #define U_LOG log
@@ -315,29 +431,30 @@ _HEAD = """/* Generated by fastrnn from the cell `{name}` (fastrnn.cell): its st
 #define U_POW powf
 #define U_ABS fabsf
 #endif
+
+/* v [n] summed in order, in double */
+static inline real fr_user_sum(const real *v, int64_t n) {{
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += v[i];
+  return (real)s;
+}}
 """
 
 _FORWARD = """
 static inline __attribute__((always_inline)) void user_forward(
-    int64_t j0, int64_t j1, int64_t H, const real *gx, int64_t xs, const real *gh,
+    int phase, int64_t j0, int64_t j1, int64_t H, const real *gx, int64_t xs, const real *gh,
     const real *bh, const real *hp, const real *cp, real *cn, int64_t ss, const real *v,
-    real *r, real *y) {{
-  #pragma omp simd
-  for (int64_t j = j0; j < j1; j++) {{
+    real *scr, real *r, real *y) {{
 {body}
-  }}
 }}
 """
 
 _BACKWARD = """
 static inline __attribute__((always_inline)) void user_backward(
-    int64_t j0, int64_t j1, int64_t H, const real *gx, const real *gh, const real *bh,
-    const real *hp, const real *cp, int64_t ss, const real *v, const real *dy, real *dh,
-    real *dc, int64_t ds, real *dgx, real *dgh, real *dv) {{
-  #pragma omp simd
-  for (int64_t j = j0; j < j1; j++) {{
+    int phase, int64_t j0, int64_t j1, int64_t H, const real *gx, const real *gh,
+    const real *bh, const real *hp, const real *cp, int64_t ss, const real *v, real *scr,
+    const real *dy, real *dh, real *dc, int64_t ds, real *dgx, real *dgh, real *dv) {{
 {body}
-  }}
 }}
 
 #include "cpu/user_cell.h"
@@ -348,35 +465,33 @@ def source(decl):
     """The C file of declared cell `decl` (fastrnn.user.declare.Cell): its traced forward and
     backward graphs as user_forward and user_backward, then user_cell.h."""
     G, S = decl.gates, len(decl.states)
-    emit = _Emitter(decl.trace_H, "f")
-    loads, values = _inputs(emit, decl, "xs")
-    outs = emit.run(decl.forward_graph, values)
-    body = loads + emit.lines
-    h = _store(outs[0], 1, f"state {decl.states[0]!r}")[0]
-    body.append(f"    y[j] = r[j] = {h};")
-    for k in range(1, S):
-        body.append(f"    cn[{k - 1} * ss + j] = {_store(outs[k], 1, repr(decl.states[k]))[0]};")
-    forward = _FORWARD.format(body="\n".join(body))
+    fwd = _Emitter(decl.trace_H, decl.trace_B, "f")
+    outs = fwd.run(decl.forward_graph, _inputs(fwd, decl, "xs"))
+    stores = [("y[j] = r[j] = {};", _store(outs[0], 1, f"state {decl.states[0]!r}")[0])]
+    stores += [(f"cn[{k - 1} * ss + j] = {{}};", _store(outs[k], 1, repr(decl.states[k]))[0])
+               for k in range(1, S)]
+    forward = _FORWARD.format(body=fwd.code(stores))
 
-    emit = _Emitter(decl.trace_H, "b")
-    loads, values = _inputs(emit, decl, "H")
-    loads.append("    const real d0 = dy[j] + dh[j];")
-    loads += [f"    const real d{k} = dc[{k - 1} * ds + j];" for k in range(1, S)]
-    values += [_Value([f"d{k}"]) for k in range(S)]
-    grads = emit.run(decl.backward_graph, values)
-    body = loads + emit.lines
+    bwd = _Emitter(decl.trace_H, decl.trace_B, "b")
+    values = _inputs(bwd, decl, "H")
+    values.append(bwd.load("dy[j] + dh[j]"))
+    values += [bwd.load(f"dc[{k - 1} * ds + j]") for k in range(1, S)]
+    grads = bwd.run(decl.backward_graph, values)
+    stores = []
     for name, g, out in (("gx", grads[0], "dgx"), ("gh", grads[1], "dgh")):
-        body += [f"    {out}[{q} * H + j] = {e};" for q, e in enumerate(_store(g, G, name))]
-    body.append(f"    dh[j] = {_store(grads[2], 1, 'h')[0]};")
-    for k in range(1, S):
-        body.append(f"    dc[{k - 1} * ds + j] = {_store(grads[2 + k], 1, decl.states[k])[0]};")
+        stores += [(f"{out}[{q} * H + j] = {{}};", e) for q, e in enumerate(_store(g, G, name))]
+    stores.append(("dh[j] = {};", _store(grads[2], 1, "h")[0]))
+    stores += [(f"dc[{k - 1} * ds + j] = {{}};", _store(grads[2 + k], 1, decl.states[k])[0])
+               for k in range(1, S)]
     row = 0
     for (name, n), g in zip(decl.vectors, grads[2 + S:]):
         if g is not None:
-            body += [f"    dv[{row + i} * H + j] += {e};"
-                     for i, e in enumerate(_store(g, n, name))]
+            stores += [(f"dv[{row + i} * H + j] += {{}};", e)
+                       for i, e in enumerate(_store(g, n, name))]
         row += n
-    backward = _BACKWARD.format(body="\n".join(body))
-    head = _HEAD.format(name=decl.name, gates=G, states=S,
-                        vector_rows_or_1=max(decl.vector_rows, 1))
+    backward = _BACKWARD.format(body=bwd.code(stores))
+    decl.scratch = max(fwd.scratch, bwd.scratch)
+    head = _HEAD.format(name=decl.name, gates=G, states=S, vectors=max(decl.vector_rows, 1),
+                        scratch=max(decl.scratch, 1), passes=fwd.passes(),
+                        bpasses=bwd.passes())
     return head + forward + backward

@@ -24,9 +24,9 @@ ALLOWED = {
     "maximum", "where", "gt", "lt", "ge", "le", "eq", "ne", "logical_and", "logical_or",
     "logical_not", "split", "split_with_sizes", "select", "view", "_unsafe_view", "reshape",
     "flatten", "detach", "clone", "alias", "lift_fresh_copy", "scalar_tensor", "_to_copy",
-    "sign", "sgn", "expand",
+    "sign", "sgn", "expand", "sum", "mean", "unsqueeze", "squeeze",
 }
-TRACE_B, TRACE_H = 3, 8  # the trace's batch and hidden sizes (the graphs do not depend on them)
+TRACE_H = 8  # the trace's hidden size (the graphs do not depend on it)
 
 
 class _Checked(TorchDispatchMode):
@@ -39,9 +39,14 @@ class _Checked(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__.rstrip("_")
-        if name in ("sum", "mean"):
-            raise ValueError(f"fastrnn.cell {self.fn.__name__}: {self._line()}: row reductions "
-                             f"({func.name()}) are not yet run by the generated kernels")
+        if name in ("sum", "mean"):  # row reductions: over the last dimension only
+            dims = args[1] if len(args) > 1 else (kwargs or {}).get("dim")
+            ndim = args[0].dim()
+            dims = [dims] if isinstance(dims, int) else dims
+            if not dims or [d % ndim for d in dims] != [ndim - 1]:
+                raise ValueError(f"fastrnn.cell {self.fn.__name__}: {self._line()}: "
+                                 f"{func.name()} over dimensions {dims}: a step may reduce a row "
+                                 f"over its last dimension only (e.g. x.mean(-1, keepdim=True))")
         if name not in ALLOWED:
             raise ValueError(f"fastrnn.cell {self.fn.__name__}: {self._line()}: {func.name()} "
                              f"is not supported in a cell's step (elementwise ops, chunk/split "
@@ -89,22 +94,34 @@ class Cell:
                              f"{', '.join(self.states)}"
                              f"{''.join(', ' + k for k, _ in self.vectors)}): {want} arguments, "
                              f"got {len(params)} ({', '.join(params)})")
-        self.trace_H, self.libraries = TRACE_H, {}  # CPU variant -> (ffi, lib) (user.build)
+        # the trace's batch: a size no declared vector has, so that shapes tell them apart
+        self.trace_H, self.trace_B = TRACE_H, 2 + max([n for _, n in self.vectors] + [1])
+        self.libraries = {}  # CPU variant -> (ffi, lib) (user.build)
         example = self._example(torch.float64)
         with _Checked(fn):
             out = self._outputs(fn(*example))
         for s, o in zip(self.states, out):
-            if o.shape != (TRACE_B, TRACE_H):
+            if o.shape != (self.trace_B, TRACE_H):
                 raise ValueError(f"fastrnn.cell {name}: the new state {s!r}: expected shape "
                                  f"[batch, H], got {list(o.shape)} (from H = {TRACE_H})")
         try:
-            self.forward_graph = make_fx(lambda *a: self._outputs(fn(*a)))(*example).graph
-            grads = example + self._example(torch.float64, states_only=True)
-            self.backward_graph = make_fx(self._vjp)(*grads).graph
+            self.forward_graph, self.backward_graph = self._trace(TRACE_H)
+            # constants that scale with H (a mean's backward divides by the row's length) are
+            # found by tracing again at another H
+            for graph, other in zip((self.forward_graph, self.backward_graph),
+                                    self._trace(2 * TRACE_H)):
+                codegen.mark_per_unit_constants(graph, other, TRACE_H, 2 * TRACE_H)
             self.source = codegen.source(self)
         except codegen.Unsupported as e:
             raise ValueError(f"fastrnn.cell {name}: {e} is not supported in a cell's "
                              f"step") from None
+
+    def _trace(self, H):
+        """(forward graph, backward graph) traced at hidden size H."""
+        example = self._example(torch.float64, H=H)
+        forward = make_fx(lambda *a: self._outputs(self.fn(*a)))(*example).graph
+        grads = example + self._example(torch.float64, states_only=True, H=H)
+        return forward, make_fx(self._vjp)(*grads).graph
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -114,8 +131,8 @@ class Cell:
         return (f"fastrnn.cell({self.name}, gates={self.gates}, states={self.states}, "
                 f"vectors={{{vectors}}})")
 
-    def _example(self, dtype, states_only=False):
-        B, H, G = TRACE_B, TRACE_H, self.gates * TRACE_H
+    def _example(self, dtype, states_only=False, H=TRACE_H):
+        B, G = self.trace_B, self.gates * H
         gen = torch.Generator().manual_seed(0)
         rand = lambda *s: torch.randn(*s, generator=gen, dtype=dtype)  # noqa: E731
         states = [rand(B, H) for _ in self.states]

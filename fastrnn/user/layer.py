@@ -27,6 +27,11 @@ def _kernels(decl, x):
     return getattr(lib, f"fastrnn_user_forward_{t}"), getattr(lib, f"fastrnn_user_backward_{t}")
 
 
+def _scratch(decl, x, B, H):
+    """The rows a pass leaves to the next, [B, scratch blocks, H] (kernels/cpu/user_cell.h)."""
+    return x.new_empty(B, max(decl.scratch, 1), H)
+
+
 def _raise_for(rc):
     if rc:
         build.cpu.library.raise_for(rc)
@@ -46,10 +51,12 @@ def _forward(decl, x, states, w_ih, w_hh, b_ih, b_hh, v, lengths, save):
     gh = x.new_empty(T if save else 1, B, G)
     b_hh = x.new_zeros(G) if b_hh is None else b_hh.contiguous()
     forward, _ = _kernels(decl, x)
+    scr, h0 = _scratch(decl, x, B, H), states[0].contiguous()  # (kept alive over the call)
     build.cpu.library.lib.fastrnn_set_num_threads(torch.get_num_threads())
-    _raise_for(forward(T, B, H, S, gx.data_ptr(), states[0].contiguous().data_ptr(),
+    _raise_for(forward(T, B, H, S, gx.data_ptr(), h0.data_ptr(),
                        w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v), lengths.data_ptr(),
-                       y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), gh.data_ptr()))
+                       y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), gh.data_ptr(),
+                       scr.data_ptr()))
     return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gx, gh, b_hh, hs, cs)
 
 
@@ -77,12 +84,13 @@ class _Layer(torch.autograd.Function):
         dgx, dgh, dh0 = x.new_empty(T, B, G), x.new_empty(T, B, G), x.new_empty(B, H)
         dv = x.new_zeros(B, max(V, 1), H)
         _, backward = _kernels(ctx.decl, x)
+        scr, dh_n = _scratch(ctx.decl, x, B, H), dfinals[0].contiguous()
         build.cpu.library.lib.fastrnn_set_num_threads(torch.get_num_threads())
-        _raise_for(backward(T, B, H, dy.data_ptr(), dfinals[0].contiguous().data_ptr(),
+        _raise_for(backward(T, B, H, dy.data_ptr(), dh_n.data_ptr(),
                             dc.data_ptr(), gx.data_ptr(), gh.data_ptr(), b_hh.data_ptr(),
                             hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),
                             ctx.lengths.data_ptr(), dgx.data_ptr(), dgh.data_ptr(),
-                            dh0.data_ptr(), dv.data_ptr()))
+                            dh0.data_ptr(), dv.data_ptr(), scr.data_ptr()))
         flat = dgx.view(T * B, G)
         dx = (flat @ w_ih).view(T, B, I) if ctx.needs_input_grad[2] else None
         dw_ih = _grads.gram(flat, x.reshape(T * B, I)) if ctx.needs_input_grad[3] else None

@@ -3,11 +3,16 @@
  *   CELL_GATES    gate blocks of H units in G_x and in the recurrent product (G = CELL_GATES·H)
  *   CELL_STATES   states of H units; the first is the output h_t, which W_hh multiplies
  *   CELL_VECTORS  rows of H units in the declared per-unit vectors, stacked
- *   user_forward(j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, r, y)
- *                 units [j0, j1) of one row: G_x gx (blocks xs apart), the product gh (blocks H
- *                 apart, without b_hh [G]), h_{t−1} hp, the other states' old values cp and new
- *                 ones cn (states ss apart), the vectors v [V,H]; writes h_t into r and y
- *   user_backward(j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, dy, dh, dc, ds, dgx, dgh, dv)
+ *   CELL_SCRATCH  blocks of H units of a row a pass leaves to the next (a row reduction's
+ *                 operands: every thread then sums the whole row itself, in one order)
+ *   CELL_PHASES, CELL_BPHASES  the forward's and the backward's passes (loop.h)
+ *   user_forward(phase, j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, scr, r, y)
+ *                 pass `phase` over units [j0, j1) of one row: G_x gx (blocks xs apart), the
+ *                 product gh (blocks H apart, without b_hh [G]), h_{t−1} hp, the other states'
+ *                 old values cp and new ones cn (states ss apart), the vectors v [V,H], the
+ *                 row's scratch scr [CELL_SCRATCH,H]; the last pass writes h_t into r and y
+ *   user_backward(phase, j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, scr, dy, dh, dc, ds, dgx,
+ *                 dgh, dv)
  *                 the same row's backward, from its saved inputs: ∂L/∂h_t = dy + dh, ∂L/∂(other
  *                 states) in dc (states ds apart); writes ∂L/∂G_x dgx and ∂L/∂(product) dgh
  *                 [G], leaves in dh and dc the gradients of the old states that do not go
@@ -16,9 +21,9 @@
  * user's step function and its derivative as torch's autograd computes it.
  *
  * Entry points (this file is compiled once per element type, into a library of its own):
- *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh)
+ *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh, scr)
  *   fastrnn_user_backward(T, B, H, dy, dh_n, dc, gx, gh, b_hh, hs, cs, v, W_hh, lengths, dgx,
- *                         dgh, dh0, dv)
+ *                         dgh, dh0, dv, scr)
  * with S state slots (T+1 keep every step's states for the backward, 2 only the last two). */
 #include "internal.h"
 
@@ -34,6 +39,7 @@ typedef struct {
   real *dgx, *dgh;   /* [T,B,G] */
   real *dc;          /* [CELL_STATES−1,B,H] the running ∂L/∂(other states) */
   real *dv;          /* [B,V,H] each row's share of the vectors' gradient */
+  real *scr;         /* [B,CELL_SCRATCH,H] */
 } cell_t;
 
 static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) {
@@ -46,7 +52,8 @@ static inline __attribute__((always_inline)) void cell_forward(
   const int64_t H = c->H, BH = c->B * H;
   const real *cp = c->cs + (t % c->S) * BH + b * H;
   real *cn = c->cs + ((t + 1) % c->S) * BH + b * H;
-  user_forward(j0, j1, H, xb, xs, ab, c->b_hh, hp, cp, cn, c->S * BH, c->v, rb, yb);
+  user_forward(phase, j0, j1, H, xb, xs, ab, c->b_hh, hp, cp, cn, c->S * BH, c->v,
+               c->scr + b * CELL_SCRATCH * H, rb, yb);
 }
 
 static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
@@ -66,9 +73,10 @@ static inline __attribute__((always_inline)) void cell_backward(
     const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
     real *dhb, real *dab) {
   const int64_t H = c->H, BH = c->B * H, G = CELL_GATES * H, row = t * c->B + b;
-  user_backward(j0, j1, H, c->gx + row * G, c->gh + row * G, c->b_hh, c->hs + row * H,
-                c->cs + row * H, c->S * BH, c->v, dyb, dhb, c->dc + b * H, BH,
-                c->dgx + row * G, dab, c->dv + b * CELL_VECTORS * H);
+  user_backward(phase, j0, j1, H, c->gx + row * G, c->gh + row * G, c->b_hh,
+                c->hs + row * H, c->cs + row * H, c->S * BH, c->v,
+                c->scr + b * CELL_SCRATCH * H, dyb, dhb, c->dc + b * H, BH, c->dgx + row * G,
+                dab, c->dv + b * CELL_VECTORS * H);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
@@ -79,31 +87,32 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 /* gx [T,B,G], h0 [B,H], W_hh [G,H], b_hh [G], v [V,H], lengths [B] -> y [T,B,H], h_n [B,H],
  * hs [S,B,H], cs [CELL_STATES−1,S,B,H] (slot 0 holding the other states' initial values; slot
- * T % S their final ones), gh [T or 1,B,G]. */
+ * T % S their final ones), gh [T or 1,B,G], scr [B,CELL_SCRATCH,H]. */
 int SFX(fastrnn_user_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
                               const real *h0, const real *W_hh, const real *b_hh, const real *v,
                               const int64_t *lengths, real *y, real *h_n, real *hs, real *cs,
-                              real *gh) {
+                              real *gh, real *scr) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
   if (e) return e;
   const cell_t c = {B, H, S, S == 2 ? 1 : T, b_hh, v, cs, gh,
-                    NULL, NULL, NULL, NULL, NULL, NULL};
+                    NULL, NULL, NULL, NULL, NULL, NULL, scr};
   fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
   return fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);
 }
 
 /* The BPTT of a forward with S = T+1: dy [T,B,H], dh_n [B,H], dc [CELL_STATES−1,B,H] (in: the
  * final states' gradients; out: the initial ones') -> dgx, dgh [T,B,G], dh0 [B,H], dv [B,V,H]
- * (added to). */
+ * (added to); scr [B,CELL_SCRATCH,H]. */
 int SFX(fastrnn_user_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                const real *dh_n, real *dc, const real *gx, const real *gh,
                                const real *b_hh, const real *hs, const real *cs, const real *v,
                                const real *W_hh, const int64_t *lengths, real *dgx, real *dgh,
-                               real *dh0, real *dv) {
+                               real *dh0, real *dv, real *scr) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, gh, b_hh, hs, W_hh, lengths, dgx,
            dgh, dh0);
   if (e) return e;
-  const cell_t c = {B, H, T + 1, T, b_hh, v, (real *)cs, (real *)gh, gx, hs, dgx, dgh, dc, dv};
+  const cell_t c = {B, H, T + 1, T, b_hh, v, (real *)cs, (real *)gh, gx, hs, dgx, dgh, dc, dv,
+                    scr};
   fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
   return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
 }
