@@ -282,3 +282,19 @@ def test_a_second_process_finds_the_compiled_cell_on_disk(cache):
     assert float(out.stdout.split()[-1]) == 0.0  # found, not compiled
     assert any(f.startswith("gru-") for f in os.listdir(cache))
     assert build.cache_dir() == cache
+
+
+def test_torch_compile_fullgraph_and_export_record_one_op_a_layer():
+    cell = CELLS["peephole_lstm"]
+    native, _ = _pair(cell, 3, 5, num_layers=2, bidirectional=True)
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    want = _run(native, x, None)
+    got = _run(torch.compile(native, fullgraph=True), x, None)
+    for a, b in zip(got, want):
+        assert rel_err(a, b) <= 1e-12
+    exported = torch.export.export(native, (x.detach(),))
+    recorded = [n.target for n in exported.graph.nodes if n.op == "call_function"
+                and "fastrnn_user" in str(n.target)]
+    assert len(recorded) == 4 and len(set(recorded)) == 1  # 2 layers × 2 directions
+    y = exported.module()(x.detach())[0]
+    assert rel_err(y, want[0]) <= 1e-12

@@ -15,7 +15,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import codegen
+from . import codegen, ops
 
 # What a step may contain (ATen ops, as torch dispatches the user's torch calls)
 ALLOWED = {
@@ -112,6 +112,7 @@ class Cell:
                                     self._trace(2 * TRACE_H)):
                 codegen.mark_per_unit_constants(graph, other, TRACE_H, 2 * TRACE_H)
             self.source = codegen.source(self)
+            self.forward_op = ops.define(self)  # (what torch.compile and torch.export record)
         except codegen.Unsupported as e:
             raise ValueError(f"fastrnn.cell {name}: {e} is not supported in a cell's "
                              f"step") from None

@@ -11,94 +11,32 @@ import torch
 
 from .. import _checks, _grads, routes
 from ..stacked import Stacked
-from . import build
+from . import kernels
 from .declare import Cell
 
 BACKENDS = ("auto", "native", "eager")
 
 
-def _ptr(t):
-    return 0 if t is None else t.data_ptr()
-
-
-def _kernels(decl, x):
-    ffi, lib = build.load(decl)
-    t = "f32" if x.dtype == torch.float32 else "f64"
-    return getattr(lib, f"fastrnn_user_forward_{t}"), getattr(lib, f"fastrnn_user_backward_{t}")
-
-
-def _scratch(decl, x, B, H):
-    """The rows a pass leaves to the next, [B, scratch blocks, H] (kernels/cpu/user_cell.h)."""
-    return x.new_empty(B, max(decl.scratch, 1), H)
-
-
-def _raise_for(rc):
-    if rc:
-        build.cpu.library.raise_for(rc)
-
-
-def _forward(decl, x, states, w_ih, w_hh, b_ih, b_hh, v, lengths, save):
-    """The kernels' forward: x [T,B,I], states [B,H] each, w_ih [G,I], w_hh [G,H], b_ih, b_hh [G]
-    or None, v [V,H], lengths [B] -> (y [T,B,H], new states, what the backward reads)."""
-    T, B, _ = x.shape
-    H, G, n = w_hh.shape[1], w_hh.shape[0], len(states)
-    gx = torch.nn.functional.linear(x, w_ih, b_ih).contiguous()
-    S = T + 1 if save else 2
-    y, h_n, hs = x.new_empty(T, B, H), x.new_empty(B, H), x.new_empty(S, B, H)
-    cs = x.new_empty(max(n - 1, 1), S, B, H)
-    for k in range(1, n):
-        cs[k - 1, 0] = states[k]
-    gh = x.new_empty(T if save else 1, B, G)
-    b_hh = x.new_zeros(G) if b_hh is None else b_hh.contiguous()
-    forward, _ = _kernels(decl, x)
-    scr, h0 = _scratch(decl, x, B, H), states[0].contiguous()  # (kept alive over the call)
-    build.cpu.library.lib.fastrnn_set_num_threads(torch.get_num_threads())
-    _raise_for(forward(T, B, H, S, gx.data_ptr(), h0.data_ptr(),
-                       w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v), lengths.data_ptr(),
-                       y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), gh.data_ptr(),
-                       scr.data_ptr()))
-    return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gx, gh, b_hh, hs, cs)
-
-
 class _Layer(torch.autograd.Function):
-    """A layer's forward and BPTT on the generated kernels; inputs after (decl, lengths): x,
-    w_ih, w_hh, b_ih, b_hh, v, then the states."""
+    """A layer's steps and BPTT on the generated kernels, from G_x (whose own autograd gives
+    dx, dW_ih and db_ih); inputs after (decl, lengths): gx, w_hh, b_hh, v, then the states."""
 
     @staticmethod
-    def forward(ctx, decl, lengths, x, w_ih, w_hh, b_ih, b_hh, v, *states):
-        y, finals, saved = _forward(decl, x, states, w_ih, w_hh, b_ih, b_hh, v, lengths, True)
-        ctx.decl, ctx.lengths, ctx.has = decl, lengths, (b_ih is not None, b_hh is not None)
-        ctx.save_for_backward(x, w_ih, w_hh, v, *saved)
-        return (y, *finals)
+    def forward(ctx, decl, lengths, gx, w_hh, b_hh, v, *states):
+        y, finals, saved = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, True)
+        ctx.decl, ctx.n = decl, len(states)
+        ctx.save_for_backward(gx, w_hh, b_hh, v, lengths, *saved)
+        return (y, finals[0], *[f.clone() for f in finals[1:]])  # (not views of saved cs)
 
     @staticmethod
     def backward(ctx, dy, *dfinals):
-        x, w_ih, w_hh, v, gx, gh, b_hh, hs, cs = ctx.saved_tensors
-        T, B, I = x.shape
-        G, H = w_hh.shape
-        n, V = len(dfinals), 0 if v is None else v.shape[0]
-        zero = lambda: x.new_zeros(B, H)  # noqa: E731
-        dfinals = [zero() if d is None else d for d in dfinals]
-        dy = x.new_zeros(T, B, H) if dy is None else dy.contiguous()
-        dc = torch.stack(dfinals[1:]) if n > 1 else x.new_zeros(1, B, H)
-        dgx, dgh, dh0 = x.new_empty(T, B, G), x.new_empty(T, B, G), x.new_empty(B, H)
-        dv = x.new_zeros(B, max(V, 1), H)
-        _, backward = _kernels(ctx.decl, x)
-        scr, dh_n = _scratch(ctx.decl, x, B, H), dfinals[0].contiguous()
-        build.cpu.library.lib.fastrnn_set_num_threads(torch.get_num_threads())
-        _raise_for(backward(T, B, H, dy.data_ptr(), dh_n.data_ptr(),
-                            dc.data_ptr(), gx.data_ptr(), gh.data_ptr(), b_hh.data_ptr(),
-                            hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),
-                            ctx.lengths.data_ptr(), dgx.data_ptr(), dgh.data_ptr(),
-                            dh0.data_ptr(), dv.data_ptr(), scr.data_ptr()))
-        flat = dgx.view(T * B, G)
-        dx = (flat @ w_ih).view(T, B, I) if ctx.needs_input_grad[2] else None
-        dw_ih = _grads.gram(flat, x.reshape(T * B, I)) if ctx.needs_input_grad[3] else None
-        dw_hh = _grads.dW_hh(dgh, hs) if ctx.needs_input_grad[4] else None
-        db_ih = flat.sum(0) if ctx.has[0] else None
-        db_hh = dgh.view(T * B, G).sum(0) if ctx.has[1] else None
-        d_v = dv.sum(0) if V else None
-        return (None, None, dx, dw_ih, dw_hh, db_ih, db_hh, d_v, dh0, *dc[:n - 1])
+        gx, w_hh, b_hh, v, lengths, gh, hs, cs = ctx.saved_tensors
+        dgx, dgh, dh0, dc, dv = kernels.backward(ctx.decl, dy, list(dfinals), gx, gh, b_hh, hs,
+                                                 cs, v, w_hh, lengths)
+        dw_hh = _grads.dW_hh(dgh, hs) if ctx.needs_input_grad[3] else None
+        db_hh = None if b_hh is None else dgh.sum((0, 1))
+        return (None, None, dgx, dw_hh, db_hh, None if v is None else dv.sum(0), dh0,
+                *dc[:ctx.n - 1])
 
 
 def eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths=None):
@@ -135,13 +73,16 @@ def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths
         return eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths)
     lengths = _checks.full_lengths(T, B, x.device) if lengths is None else lengths
     v = torch.cat([t.reshape(-1, H) for t in vectors]).contiguous() if vectors else None
-    tensors = (x, w_ih, w_hh, b_ih, b_hh, v, *states)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, *finals = _Layer.apply(decl, lengths, x.contiguous(), w_ih.contiguous(),
-                                  w_hh.contiguous(), b_ih, b_hh, v, *states)
+    with torch.autocast(x.device.type, enabled=False):  # (the kernels take x's dtype)
+        gx = torch.nn.functional.linear(x, w_ih, b_ih)
+    save = routes.needs_grad(gx, w_hh, b_hh, v, *states)
+    if routes.traced():  # one op a layer in the recorded graph
+        out = decl.forward_op(gx, w_hh, b_hh, v, lengths, list(states), save)
+        return out[0], out[1:1 + len(states)]
+    if save:
+        y, *finals = _Layer.apply(decl, lengths, gx, w_hh, b_hh, v, *states)
         return y, finals
-    y, finals, _ = _forward(decl, x.contiguous(), states, w_ih.contiguous(), w_hh.contiguous(),
-                            b_ih, b_hh, v, lengths, False)
+    y, finals, _ = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, False)
     return y, finals
 
 

@@ -1,0 +1,94 @@
+"""A declared cell's custom ops, which torch.compile and torch.export record (one forward op per
+layer, its backward op in the backward graph) where the eager path calls the kernels directly:
+
+    fastrnn_user::<cell>_<key>_forward(gx, w_hh, b_hh?, v?, lengths, states[], save)
+        -> [y, *final states, gh, hs, cs]
+    fastrnn_user::<cell>_<key>_backward(dy, dfinals[], gx, gh, b_hh?, hs, cs, v?, w_hh, lengths)
+        -> [dgx, dgh, dh0, dc, dv]
+
+G_x = F.linear(x, W_ih, b_ih) is recorded before the forward op as an ATen op, so autograd takes
+dx, dW_ih and db_ih from ∂L/∂G_x itself. <key> is the hash of the cell's generated code: cells of
+the same name and different math get different ops.
+"""
+import hashlib
+import re
+from typing import List, Optional
+
+import torch
+
+from .. import _grads, autograd
+from . import kernels
+
+_ops = {}  # op name -> (forward op, backward op)
+
+
+def define(decl):
+    """The forward op of declared cell `decl` (defined once a process for each name and key;
+    at declaration: torch.compile cannot trace the hashing)."""
+    key = hashlib.sha256(decl.source.encode()).hexdigest()[:12]
+    name = f"{re.sub(r'[^0-9A-Za-z_]', '_', decl.name)}_{key}"
+    if name not in _ops:
+        _ops[name] = _define(decl, name)
+    return _ops[name][0]
+
+
+def _define(decl, name):
+    n = len(decl.states)
+
+    @torch.library.custom_op(f"fastrnn_user::{name}_forward", mutates_args=())
+    def forward(gx: torch.Tensor, w_hh: torch.Tensor, b_hh: Optional[torch.Tensor],
+                v: Optional[torch.Tensor], lengths: torch.Tensor, states: List[torch.Tensor],
+                save: bool) -> List[torch.Tensor]:
+        y, finals, saved = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, save)
+        # (outputs must not alias each other: the other final states are views of cs)
+        return [y, finals[0], *[f.clone() for f in finals[1:]], *saved]
+
+    @forward.register_fake
+    def _(gx, w_hh, b_hh, v, lengths, states, save):
+        T, B, G = gx.shape
+        H = w_hh.shape[1]
+        S = T + 1 if save else 2
+        new = gx.new_empty
+        return [new(T, B, H), *[new(B, H) for _ in range(n)], new(T if save else 1, B, G),
+                new(S, B, H), new(max(n - 1, 1), S, B, H)]
+
+    @torch.library.custom_op(f"fastrnn_user::{name}_backward", mutates_args=())
+    def backward(dy: torch.Tensor, dfinals: List[torch.Tensor], gx: torch.Tensor,
+                 gh: torch.Tensor, b_hh: Optional[torch.Tensor], hs: torch.Tensor,
+                 cs: torch.Tensor, v: Optional[torch.Tensor], w_hh: torch.Tensor,
+                 lengths: torch.Tensor) -> List[torch.Tensor]:
+        return list(kernels.backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths))
+
+    @backward.register_fake
+    def _(dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
+        T, B, G = gx.shape
+        H = w_hh.shape[1]
+        new = gx.new_empty
+        return [new(T, B, G), new(T, B, G), new(B, H), new(max(n - 1, 1), B, H),
+                new(B, max(decl.vector_rows, 1), H)]
+
+    def setup(ctx, inputs, output):
+        gx, w_hh, b_hh, v, lengths, _, _ = inputs
+        gh, hs, cs = output[-3:]
+        ctx.save_for_backward(gx, gh, b_hh, hs, cs, v, w_hh, lengths)
+
+    def grad(ctx, grads):
+        gx, gh, b_hh, hs, cs, v, w_hh, lengths = ctx.saved_tensors
+        dgx, dgh, dh0, dc, dv = backward(_given(grads[0], gx, w_hh), [
+            _given(d, hs[0]) for d in grads[1:1 + n]], gx, gh, b_hh, hs, cs, v, w_hh, lengths)
+        return (dgx, _grads.dW_hh(dgh, hs), None if b_hh is None else dgh.sum((0, 1)),
+                None if v is None else dv.sum(0), None, [dh0, *dc[:n - 1]], None)
+
+    forward.register_autograd(grad, setup_context=setup)
+    backward.register_autograd(autograd._no_double_backward, setup_context=autograd._no_setup)
+    return forward, backward
+
+
+def _given(d, like, w_hh=None):
+    """d, or zeros for an output whose gradient autograd did not give: like's shape, or with
+    w_hh, dy's [T,B,H]."""
+    if d is not None:
+        return d
+    if w_hh is None:
+        return torch.zeros_like(like)
+    return like.new_zeros(like.shape[0], like.shape[1], w_hh.shape[1])
