@@ -48,6 +48,27 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
     return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gh, hs, cs)
 
 
+def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
+    """Inference from x [T,B,I], w_ih [G,I], b_ih [G] or None (G_x inside the loop, a chunk
+    ahead) -> (y [T,B,H], final states)."""
+    T, B, I = x.shape
+    G, H, n = w_hh.shape[0], w_hh.shape[1], len(states)
+    y, h_n, hs = x.new_empty(T, B, H), x.new_empty(B, H), x.new_empty(2, B, H)
+    cs = x.new_empty(max(n - 1, 1), 2, B, H)
+    for k in range(1, n):
+        cs[k - 1, 0] = states[k]
+    gh = x.new_empty(1, B, G)
+    b_hh = x.new_zeros(G) if b_hh is None else b_hh.contiguous()
+    x, w_ih, w_hh, h0 = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), states[0].contiguous()
+    b_ih = None if b_ih is None else b_ih.contiguous()
+    scr = _scratch(decl, x, B, H)
+    _raise_for(_kernel(decl, x, "forward_x")(
+        T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0.data_ptr(), w_hh.data_ptr(),
+        b_hh.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(),
+        hs.data_ptr(), cs.data_ptr(), gh.data_ptr(), scr.data_ptr()))
+    return y, [h_n] + [cs[k - 1, T % 2] for k in range(1, n)]
+
+
 def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
     """The BPTT of a forward with save: dy [T,B,H] or None, dfinals [B,H] each or None, the
     forward's gx, gh, hs, cs -> (∂L/∂G_x, ∂L/∂(W_hh h_{t−1}) [T,B,G], ∂L/∂h0 [B,H], ∂L/∂(other

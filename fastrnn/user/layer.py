@@ -73,16 +73,16 @@ def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths
         return eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths)
     lengths = _checks.full_lengths(T, B, x.device) if lengths is None else lengths
     v = torch.cat([t.reshape(-1, H) for t in vectors]).contiguous() if vectors else None
+    save = routes.needs_grad(x, w_ih, b_ih, w_hh, b_hh, v, *states)
+    traced = routes.traced()
+    if not (save or traced):  # inference: G_x inside the loop
+        return kernels.forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths)
     with torch.autocast(x.device.type, enabled=False):  # (the kernels take x's dtype)
         gx = torch.nn.functional.linear(x, w_ih, b_ih)
-    save = routes.needs_grad(gx, w_hh, b_hh, v, *states)
-    if routes.traced():  # one op a layer in the recorded graph
+    if traced:  # one op a layer in the recorded graph
         out = decl.forward_op(gx, w_hh, b_hh, v, lengths, list(states), save)
         return out[0], out[1:1 + len(states)]
-    if save:
-        y, *finals = _Layer.apply(decl, lengths, gx, w_hh, b_hh, v, *states)
-        return y, finals
-    y, finals, _ = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, False)
+    y, *finals = _Layer.apply(decl, lengths, gx, w_hh, b_hh, v, *states)
     return y, finals
 
 

@@ -22,6 +22,8 @@
  *
  * Entry points (this file is compiled once per element type, into a library of its own):
  *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh, scr)
+ *   fastrnn_user_forward_x(T, B, I, H, x, W_ih, b_ih, h0, W_hh, b_hh, v, lengths, y, h_n, hs,
+ *                          cs, gh, scr)   (inference: G_x computed inside the loop, a chunk ahead)
  *   fastrnn_user_backward(T, B, H, dy, dh_n, dc, gx, gh, b_hh, hs, cs, v, W_hh, lengths, dgx,
  *                         dgh, dh0, dv, scr)
  * with S state slots (T+1 keep every step's states for the backward, 2 only the last two). */
@@ -98,6 +100,21 @@ int SFX(fastrnn_user_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const 
                     NULL, NULL, NULL, NULL, NULL, NULL, scr};
   fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
   return fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);
+}
+
+/* The forward of inference (2 state slots) from x [T,B,I], W_ih [G,I] and b_ih [G] (or NULL):
+ * G_x computed inside the loop a chunk ahead, in cache (fr_input), as the built-in cells'. */
+int SFX(fastrnn_user_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
+                                const real *W_ih, const real *b_ih, const real *h0,
+                                const real *W_hh, const real *b_hh, const real *v,
+                                const int64_t *lengths, real *y, real *h_n, real *hs, real *cs,
+                                real *gh, real *scr) {
+  FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
+  if (e) return e;
+  const cell_t c = {B, H, 2, 1, b_hh, v, cs, gh, NULL, NULL, NULL, NULL, NULL, NULL, scr};
+  fr_loop f = {T, B, H, H, 2, 1, NULL, NULL, NULL, NULL, lengths, y, hs, NULL};
+  return fr_forward_x(__func__, &f, &c, I, x, W_ih, b_ih, NULL, h0, W_hh, NULL, NULL, NULL,
+                      h_n);
 }
 
 /* The BPTT of a forward with S = T+1: dy [T,B,H], dh_n [B,H], dc [CELL_STATES−1,B,H] (in: the
