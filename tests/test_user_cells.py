@@ -204,7 +204,9 @@ def test_gradcheck(name):
 
 
 @pytest.mark.parametrize("name", ["peephole_lstm", "ln_lstm"])
-def test_no_grad_and_training_forwards_agree_bitwise_for_any_thread_count(name):
+def test_results_are_bitwise_the_same_for_any_thread_count(name):
+    """Each route (no-grad: G_x inside the loop; training: G_x by one GEMM) bitwise the same for
+    1 and 2 threads; the two routes within float32 roundoff of each other."""
     cell = CELLS[name]
     native, _ = _pair(cell, 16, 64, torch.float32)
     x = torch.randn(20, 16, 16)
@@ -214,13 +216,15 @@ def test_no_grad_and_training_forwards_agree_bitwise_for_any_thread_count(name):
         for n in (1, 2):
             torch.set_num_threads(n)
             with torch.no_grad():
-                results.append(native(x))
-            results.append(native(x.requires_grad_()))
+                inference = native(x)
+            results.append((inference, native(x.requires_grad_())))
     finally:
         torch.set_num_threads(threads)
-    y0, (h0, c0) = results[0]
-    for y, (h, c) in results[1:]:
-        assert torch.equal(y, y0) and torch.equal(h, h0) and torch.equal(c, c0)
+    flat = [[t.detach() for t in (y, *states)] for run in results for y, states in run]
+    for a, b in zip(flat[0] + flat[1], flat[2] + flat[3]):
+        assert torch.equal(a, b)
+    for a, b in zip(flat[0], flat[1]):
+        assert rel_err(a, b) <= 1e-5
 
 
 def test_unbatched_input_and_the_module_form():
