@@ -54,6 +54,23 @@ def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a 
     return torch.tanh(z - 1 / (1 + a.abs()) + 0.1 * a.pow(2) + torch.rsqrt(b * b + 1) - h / 3)
 
 
+def cifg_lstm(gx, gh, h, c):  # coupled input-forget gate: f = 1 − i
+    i, g, o = (gx + gh).chunk(3, -1)
+    i = torch.sigmoid(i)
+    c = (1 - i) * c + i * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def min_gru(gx, h):  # minGRU's sequential form (Feng et al. 2024): no W_hh
+    z, candidate = gx.chunk(2, -1)
+    z = torch.sigmoid(z)
+    return (1 - z) * h + z * candidate
+
+
+def ind_rnn(gx, h, u):  # IndRNN (Li et al. 2018): h_t = relu(W x_t + u ⊙ h_{t−1} + b)
+    return torch.relu(gx + u[0] * h)
+
+
 def layer_norm(v, g, b=0):
     d = v - v.mean(-1, keepdim=True)
     return g * d * torch.rsqrt((d * d).mean(-1, keepdim=True) + 1e-5) + b
@@ -70,6 +87,10 @@ CELLS = {
     "peephole_lstm": fastrnn.cell(gates=4, states=("h", "c"), vectors={"peep": 3})(peephole_lstm),
     "gru": fastrnn.cell(gates=3, states=("h",))(gru),
     "kinks": fastrnn.cell(gates=2, states=("h",), vectors={"scale": (2, 1.0)})(kinks),
+    "cifg_lstm": fastrnn.cell(gates=3, states=("h", "c"))(cifg_lstm),
+    "min_gru": fastrnn.cell(gates=2, states=("h",), recurrent=False)(min_gru),
+    "ind_rnn": fastrnn.cell(gates=1, states=("h",), vectors={"u": (1, 0.5)},
+                            recurrent=False)(ind_rnn),
     "ln_lstm": fastrnn.cell(gates=4, states=("h", "c"),
                             vectors={"ln_ih": (4, 1.0), "ln_hh": (4, 1.0), "b": 4,
                                      "ln_c": (2, torch.nn.init.ones_)})(ln_lstm),
@@ -190,20 +211,22 @@ def test_gradcheck(name):
     T, B, I, H, G = 3, 2, 2, 3, cell.gates * 3
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64,  # noqa: E731
                                requires_grad=True)
-    x, w_ih, w_hh, b_ih, b_hh = r(T, B, I), r(G, I), r(G, H), r(G), r(G)
+    x, w_ih, b_ih = r(T, B, I), r(G, I), r(G)
+    recurrent = [r(G, H), r(G)] if cell.recurrent else []  # W_hh, b_hh
     vectors = [r(n, H) for _, n in cell.vectors]
     states = [r(B, H) for _ in cell.states]
-    n = len(vectors)
+    m, n = len(recurrent), len(vectors)
 
-    def f(x, w_ih, w_hh, b_ih, b_hh, *rest):
-        y, finals = layer(cell, x, rest[n:], w_ih, w_hh, b_ih, b_hh, rest[:n],
+    def f(x, w_ih, b_ih, *rest):
+        w_hh, b_hh = rest[:m] if m else (None, None)
+        y, finals = layer(cell, x, rest[m + n:], w_ih, w_hh, b_ih, b_hh, rest[m:m + n],
                           torch.tensor([3, 2]), backend="native")
         return (y, *finals)
 
-    assert torch.autograd.gradcheck(f, (x, w_ih, w_hh, b_ih, b_hh, *vectors, *states))
+    assert torch.autograd.gradcheck(f, (x, w_ih, b_ih, *recurrent, *vectors, *states))
 
 
-@pytest.mark.parametrize("name", ["peephole_lstm", "ln_lstm"])
+@pytest.mark.parametrize("name", ["peephole_lstm", "ln_lstm", "min_gru"])
 def test_results_are_bitwise_the_same_for_any_thread_count(name):
     """Each route (no-grad: G_x inside the loop; training: G_x by one GEMM) bitwise the same for
     1 and 2 threads; the two routes within float32 roundoff of each other."""
@@ -240,6 +263,8 @@ def test_unbatched_input_and_the_module_form():
     names = {n for n, _ in fastrnn.Recurrent(CELLS["peephole_lstm"], 3, 5, num_layers=2,
                                              bidirectional=True).named_parameters()}
     assert {"weight_ih_l0", "bias_hh_l1_reverse", "peep_l0", "peep_l1_reverse"} <= names
+    names = {n for n, _ in fastrnn.Recurrent(CELLS["min_gru"], 3, 5).named_parameters()}
+    assert names == {"weight_ih_l0", "bias_ih_l0"}  # no W_hh, no product
     scale = fastrnn.Recurrent(CELLS["kinks"], 3, 5).scale_l0
     assert scale.shape == (2, 5) and torch.equal(scale, torch.ones(2, 5))
 

@@ -34,6 +34,12 @@ int fastrnn_user_backward_{t}(int64_t T, int64_t B, int64_t H, intptr_t dy, intp
     intptr_t dc, intptr_t gx, intptr_t gh, intptr_t b_hh, intptr_t hs, intptr_t cs, intptr_t v,
     intptr_t W_hh, intptr_t lengths, intptr_t dgx, intptr_t dgh, intptr_t dh0, intptr_t dv,
     intptr_t scr);
+int fastrnn_user_scan_forward_{t}(int64_t T, int64_t B, int64_t H, int64_t S, intptr_t gx,
+    intptr_t h0, intptr_t v, intptr_t lengths, intptr_t y, intptr_t h_n, intptr_t hs,
+    intptr_t cs, intptr_t scr);
+int fastrnn_user_scan_backward_{t}(int64_t T, int64_t B, int64_t H, intptr_t dy, intptr_t dh_n,
+    intptr_t dc, intptr_t gx, intptr_t hs, intptr_t cs, intptr_t v, intptr_t lengths,
+    intptr_t dgx, intptr_t dh0, intptr_t dv, intptr_t scr);
 """
 _lock = threading.Lock()
 _loaded = {}  # library path -> the cffi library

@@ -67,7 +67,7 @@ class Cell:
     H units in gx = W_ih x_t + b_ih and gh = W_hh h_{t−1} + b_hh [..., gates·H], states [..., H]
     in the declared order (the first is the output), vectors [n, H]. Calling it calls fn."""
 
-    def __init__(self, fn, gates, states, vectors):
+    def __init__(self, fn, gates, states, vectors, recurrent=True):
         name = getattr(fn, "__name__", "cell")
         if not isinstance(gates, int) or isinstance(gates, bool) or gates < 1:
             raise ValueError(f"fastrnn.cell {name}: gates: expected a positive integer, got "
@@ -77,6 +77,8 @@ class Cell:
             raise ValueError(f"fastrnn.cell {name}: states: expected a tuple of names, the "
                              f"output's first, got {states!r}")
         self.fn, self.name, self.gates, self.states = fn, name, gates, tuple(states)
+        self.recurrent = bool(recurrent)
+        self.inputs = ("gx", "gh") if self.recurrent else ("gx",)  # before the states
         self.vectors, self.inits = [], {}
         for key, spec in dict(vectors or {}).items():
             n, init = (spec, None) if not isinstance(spec, tuple) else spec
@@ -88,10 +90,10 @@ class Cell:
             self.inits[key] = init
         self.vector_rows = sum(n for _, n in self.vectors)
         params = list(inspect.signature(fn).parameters)
-        want = 2 + len(self.states) + len(self.vectors)
+        want = len(self.inputs) + len(self.states) + len(self.vectors)
         if len(params) != want:
-            raise ValueError(f"fastrnn.cell {name}: expected a step taking (gx, gh, "
-                             f"{', '.join(self.states)}"
+            raise ValueError(f"fastrnn.cell {name}: expected a step taking "
+                             f"({', '.join(self.inputs + self.states)}"
                              f"{''.join(', ' + k for k, _ in self.vectors)}): {want} arguments, "
                              f"got {len(params)} ({', '.join(params)})")
         # the trace's batch: a size no declared vector has, so that shapes tell them apart
@@ -139,7 +141,7 @@ class Cell:
         states = [rand(B, H) for _ in self.states]
         if states_only:
             return states
-        return [rand(B, G), rand(B, G)] + states + [rand(n, H) for _, n in self.vectors]
+        return [rand(B, G) for _ in self.inputs] + states + [rand(n, H) for _, n in self.vectors]
 
     def _outputs(self, out):
         out = (out,) if isinstance(out, torch.Tensor) else tuple(out)
@@ -151,7 +153,7 @@ class Cell:
     def _vjp(self, *args):
         """The step's derivative: (inputs..., ∂L/∂new states...) -> ∂L/∂inputs (None where the
         step does not use an input)."""
-        n = 2 + len(self.states) + len(self.vectors)
+        n = len(self.inputs) + len(self.states) + len(self.vectors)
         ins = [a.detach().requires_grad_() for a in args[:n]]
         with torch.enable_grad():
             outs = self._outputs(self.fn(*ins))
@@ -162,7 +164,7 @@ class Cell:
                                        allow_unused=True)
 
 
-def cell(fn=None, *, gates, states, vectors=None):
+def cell(fn=None, *, gates, states, vectors=None, recurrent=True):
     """Declares a recurrent cell from its step, a function of torch ops:
 
         @fastrnn.cell(gates=4, states=("h", "c"), vectors={"peep": 3})
@@ -173,8 +175,10 @@ def cell(fn=None, *, gates, states, vectors=None):
     gx = W_ih x_t + b_ih and gh = W_hh h_{t−1} + b_hh [..., gates·H]; the states [..., H] in the
     declared order (the first is the output, which W_hh multiplies); each declared vector
     `name: rows` (or `name: (rows, initial value)`, zeros unless given) a parameter [rows, H].
-    Returns the new states in the declared order. fastrnn.Recurrent runs the cell; its backward
-    is derived, never written."""
+    Returns the new states in the declared order. With recurrent=False the cell has no W_hh and
+    its step takes no gh (its recurrence runs through its states and vectors only, as minGRU's
+    or IndRNN's): it gets no weight_hh or bias_hh and pays for no product. fastrnn.Recurrent
+    runs the cell; its backward is derived, never written."""
     if fn is None:
-        return lambda f: Cell(f, gates, states, vectors)
-    return Cell(fn, gates, states, vectors)
+        return lambda f: Cell(f, gates, states, vectors, recurrent)
+    return Cell(fn, gates, states, vectors, recurrent)

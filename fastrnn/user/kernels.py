@@ -27,20 +27,27 @@ def _raise_for(rc):
 
 
 def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
-    """gx [T,B,G], states [B,H] each, w_hh [G,H], b_hh [G] or None, v [V,H] or None, lengths
-    [B] -> (y [T,B,H], final states (views of cs but the first), (gh, hs, cs): what the
-    backward reads, all T steps' with `save`, else the last's)."""
+    """gx [T,B,G], states [B,H] each, w_hh [G,H] (None without W_hh), b_hh [G] or None, v [V,H]
+    or None, lengths [B] -> (y [T,B,H], final states (views of cs but the first), (gh, hs, cs):
+    what the backward reads, all T steps' with `save`, else the last's; gh None without
+    W_hh)."""
     T, B, G = gx.shape
-    H, n = w_hh.shape[1], len(states)
+    H, n = states[0].shape[1], len(states)
     S = T + 1 if save else 2
     y, h_n, hs = gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(S, B, H)
     cs = gx.new_empty(max(n - 1, 1), S, B, H)
     for k in range(1, n):
         cs[k - 1, 0] = states[k]
+    gx, h0 = gx.contiguous(), states[0].contiguous()
+    scr = _scratch(decl, gx, B, H)  # (every tensor named: alive over the foreign call)
+    if not decl.recurrent:
+        _raise_for(_kernel(decl, gx, "scan_forward")(
+            T, B, H, S, gx.data_ptr(), h0.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(),
+            h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), scr.data_ptr()))
+        return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (None, hs, cs)
     gh = gx.new_empty(T if save else 1, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
-    gx, w_hh, h0 = gx.contiguous(), w_hh.contiguous(), states[0].contiguous()
-    scr = _scratch(decl, gx, B, H)  # (every tensor named: alive over the foreign call)
+    w_hh = w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "forward")(
         T, B, H, S, gx.data_ptr(), h0.data_ptr(), w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v),
         lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(),
@@ -72,16 +79,25 @@ def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
 def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
     """The BPTT of a forward with save: dy [T,B,H] or None, dfinals [B,H] each or None, the
     forward's gx, gh, hs, cs -> (∂L/∂G_x, ∂L/∂(W_hh h_{t−1}) [T,B,G], ∂L/∂h0 [B,H], ∂L/∂(other
-    initial states) [max(n−1,1),B,H], each row's share of ∂L/∂v [B,max(V,1),H])."""
+    initial states) [max(n−1,1),B,H], each row's share of ∂L/∂v [B,max(V,1),H]); without W_hh
+    (w_hh, gh None) ∂L/∂(W_hh h_{t−1}) is None."""
     T, B, G = gx.shape
-    H, n = w_hh.shape[1], len(dfinals)
+    H, n = hs.shape[2], len(dfinals)
     dy = gx.new_zeros(T, B, H) if dy is None else dy.contiguous()
     dfinals = [gx.new_zeros(B, H) if d is None else d for d in dfinals]
     dc = torch.stack(dfinals[1:]) if n > 1 else gx.new_zeros(1, B, H)
-    dgx, dgh, dh0 = gx.new_empty(T, B, G), gx.new_empty(T, B, G), gx.new_empty(B, H)
+    dgx, dh0 = gx.new_empty(T, B, G), gx.new_empty(B, H)
     dv = gx.new_zeros(B, max(decl.vector_rows, 1), H)
+    scr, dh_n = _scratch(decl, gx, B, H), dfinals[0].contiguous()
+    if not decl.recurrent:
+        _raise_for(_kernel(decl, gx, "scan_backward")(
+            T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(),
+            hs.data_ptr(), cs.data_ptr(), _ptr(v), lengths.data_ptr(), dgx.data_ptr(),
+            dh0.data_ptr(), dv.data_ptr(), scr.data_ptr()))
+        return dgx, None, dh0, dc, dv
+    dgh = gx.new_empty(T, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
-    scr, dh_n, w_hh = _scratch(decl, gx, B, H), dfinals[0].contiguous(), w_hh.contiguous()
+    w_hh = w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "backward")(
         T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(), gh.data_ptr(),
         b_hh.data_ptr(), hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),

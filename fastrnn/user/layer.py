@@ -34,7 +34,7 @@ class _Layer(torch.autograd.Function):
         dgx, dgh, dh0, dc, dv = kernels.backward(ctx.decl, dy, list(dfinals), gx, gh, b_hh, hs,
                                                  cs, v, w_hh, lengths)
         dw_hh = _grads.dW_hh(dgh, hs) if ctx.needs_input_grad[3] else None
-        db_hh = None if b_hh is None else dgh.sum((0, 1))
+        db_hh = None if b_hh is None else dgh.sum((0, 1))  # (no W_hh: neither)
         return (None, None, dgx, dw_hh, db_hh, None if v is None else dv.sum(0), dh0,
                 *dc[:ctx.n - 1])
 
@@ -45,8 +45,8 @@ def eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths=None):
     gx = torch.nn.functional.linear(x, w_ih, b_ih)
     states, ys = list(states), []
     for t in range(x.shape[0]):
-        gh = torch.nn.functional.linear(states[0], w_hh, b_hh)
-        new = decl._outputs(decl.fn(gx[t], gh, *states, *vectors))
+        gh = [torch.nn.functional.linear(states[0], w_hh, b_hh)] if decl.recurrent else []
+        new = decl._outputs(decl.fn(gx[t], *gh, *states, *vectors))
         if lengths is not None:
             running = (t < lengths).unsqueeze(1)
             new = [torch.where(running, a, s) for a, s in zip(new, states)]
@@ -60,12 +60,13 @@ def eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths=None):
 def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths=None,
           backend="auto"):
     """One layer, one direction of declared cell `decl`: x [T,B,I], states [B,H] each (the
-    declared order), w_ih [G,I], w_hh [G,H], b_ih, b_hh [G] or None, vectors [n,H] each (the
-    declared order), lengths [B] or None -> (y [T,B,H], new states)."""
+    declared order), w_ih [G,I], w_hh [G,H] (None without W_hh), b_ih, b_hh [G] or None,
+    vectors [n,H] each (the declared order), lengths [B] or None -> (y [T,B,H], new states)."""
     T, B, _ = x.shape
-    H = w_hh.shape[1]
+    H = w_ih.shape[0] // decl.gates
     _checks.tensor("w_ih", w_ih, (decl.gates * H, x.shape[2]), x)
-    _checks.tensor("w_hh", w_hh, (decl.gates * H, H), x)
+    if decl.recurrent:
+        _checks.tensor("w_hh", w_hh, (decl.gates * H, H), x)
     for name, s in zip(decl.states, states):
         _checks.tensor(name, s, (B, H), x)
     name = _backend(backend, x)
@@ -75,7 +76,7 @@ def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths
     v = torch.cat([t.reshape(-1, H) for t in vectors]).contiguous() if vectors else None
     save = routes.needs_grad(x, w_ih, b_ih, w_hh, b_hh, v, *states)
     traced = routes.traced()
-    if not (save or traced):  # inference: G_x inside the loop
+    if not (save or traced) and decl.recurrent:  # inference: G_x inside the loop
         return kernels.forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths)
     with torch.autocast(x.device.type, enabled=False):  # (the kernels take x's dtype)
         gx = torch.nn.functional.linear(x, w_ih, b_ih)
@@ -107,7 +108,8 @@ class Recurrent(Stacked):
     constructor arguments and calls, returning output and the final states — one tensor h_n for
     a one-state cell, else a tuple in the declared order. Parameters per layer k and direction
     (suffix _l{k}, _l{k}_reverse): weight_ih [G,I], weight_hh [G,H], bias_ih, bias_hh [G] (as
-    torch.nn's: uniform in ±1/sqrt(H)), and each declared vector `name` as {name}_l{k} [n,H]."""
+    torch.nn's: uniform in ±1/sqrt(H); a cell declared recurrent=False has no weight_hh and
+    bias_hh), and each declared vector `name` as {name}_l{k} [n,H]."""
 
     BACKENDS = BACKENDS
 
@@ -124,9 +126,11 @@ class Recurrent(Stacked):
         G, H = cell.gates * hidden_size, hidden_size
         kw = dict(device=device, dtype=dtype)
         for _, I, sfx in self.suffixes():
-            p = {"weight_ih": (G, I), "weight_hh": (G, H)}
+            p = {"weight_ih": (G, I)}
+            if cell.recurrent:
+                p["weight_hh"] = (G, H)
             if bias:
-                p.update(bias_ih=(G,), bias_hh=(G,))
+                p.update(bias_ih=(G,), **({"bias_hh": (G,)} if cell.recurrent else {}))
             p.update({k: (n, H) for k, n in cell.vectors})
             for k, shape in p.items():
                 self.register_parameter(k + sfx, torch.nn.Parameter(torch.empty(shape, **kw)))

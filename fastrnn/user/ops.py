@@ -36,35 +36,40 @@ def _define(decl, name):
     n = len(decl.states)
 
     @torch.library.custom_op(f"fastrnn_user::{name}_forward", mutates_args=())
-    def forward(gx: torch.Tensor, w_hh: torch.Tensor, b_hh: Optional[torch.Tensor],
+    def forward(gx: torch.Tensor, w_hh: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
                 v: Optional[torch.Tensor], lengths: torch.Tensor, states: List[torch.Tensor],
                 save: bool) -> List[torch.Tensor]:
-        y, finals, saved = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, save)
+        y, finals, (gh, hs, cs) = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths,
+                                                  save)
+        gh = gx.new_empty(0) if gh is None else gh  # (no W_hh: no products)
         # (outputs must not alias each other: the other final states are views of cs)
-        return [y, finals[0], *[f.clone() for f in finals[1:]], *saved]
+        return [y, finals[0], *[f.clone() for f in finals[1:]], gh, hs, cs]
 
     @forward.register_fake
     def _(gx, w_hh, b_hh, v, lengths, states, save):
         T, B, G = gx.shape
-        H = w_hh.shape[1]
+        H = states[0].shape[1]
         S = T + 1 if save else 2
         new = gx.new_empty
-        return [new(T, B, H), *[new(B, H) for _ in range(n)], new(T if save else 1, B, G),
-                new(S, B, H), new(max(n - 1, 1), S, B, H)]
+        gh = new(T if save else 1, B, G) if decl.recurrent else new(0)
+        return [new(T, B, H), *[new(B, H) for _ in range(n)], gh, new(S, B, H),
+                new(max(n - 1, 1), S, B, H)]
 
     @torch.library.custom_op(f"fastrnn_user::{name}_backward", mutates_args=())
     def backward(dy: torch.Tensor, dfinals: List[torch.Tensor], gx: torch.Tensor,
                  gh: torch.Tensor, b_hh: Optional[torch.Tensor], hs: torch.Tensor,
-                 cs: torch.Tensor, v: Optional[torch.Tensor], w_hh: torch.Tensor,
+                 cs: torch.Tensor, v: Optional[torch.Tensor], w_hh: Optional[torch.Tensor],
                  lengths: torch.Tensor) -> List[torch.Tensor]:
-        return list(kernels.backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths))
+        dgx, dgh, *rest = kernels.backward(decl, dy, dfinals, gx, gh if decl.recurrent else None,
+                                           b_hh, hs, cs, v, w_hh, lengths)
+        return [dgx, dgx.new_empty(0) if dgh is None else dgh, *rest]
 
     @backward.register_fake
     def _(dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
         T, B, G = gx.shape
-        H = w_hh.shape[1]
+        H = hs.shape[2]
         new = gx.new_empty
-        return [new(T, B, G), new(T, B, G), new(B, H), new(max(n - 1, 1), B, H),
+        return [new(T, B, G), new(T, B, G) if decl.recurrent else new(0), new(B, H), new(max(n - 1, 1), B, H),
                 new(B, max(decl.vector_rows, 1), H)]
 
     def setup(ctx, inputs, output):
@@ -74,8 +79,11 @@ def _define(decl, name):
 
     def grad(ctx, grads):
         gx, gh, b_hh, hs, cs, v, w_hh, lengths = ctx.saved_tensors
-        dgx, dgh, dh0, dc, dv = backward(_given(grads[0], gx, w_hh), [
+        dgx, dgh, dh0, dc, dv = backward(_given(grads[0], gx, hs), [
             _given(d, hs[0]) for d in grads[1:1 + n]], gx, gh, b_hh, hs, cs, v, w_hh, lengths)
+        if not decl.recurrent:
+            return (dgx, None, None, None if v is None else dv.sum(0), None,
+                    [dh0, *dc[:n - 1]], None)
         return (dgx, _grads.dW_hh(dgh, hs), None if b_hh is None else dgh.sum((0, 1)),
                 None if v is None else dv.sum(0), None, [dh0, *dc[:n - 1]], None)
 
@@ -84,11 +92,11 @@ def _define(decl, name):
     return forward, backward
 
 
-def _given(d, like, w_hh=None):
+def _given(d, like, hs=None):
     """d, or zeros for an output whose gradient autograd did not give: like's shape, or with
-    w_hh, dy's [T,B,H]."""
+    hs [T+1,B,H], dy's [T,B,H]."""
     if d is not None:
         return d
-    if w_hh is None:
+    if hs is None:
         return torch.zeros_like(like)
-    return like.new_zeros(like.shape[0], like.shape[1], w_hh.shape[1])
+    return like.new_zeros(like.shape[0], like.shape[1], hs.shape[2])

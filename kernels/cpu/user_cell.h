@@ -6,6 +6,9 @@
  *   CELL_SCRATCH  blocks of H units of a row a pass leaves to the next (a row reduction's
  *                 operands: every thread then sums the whole row itself, in one order)
  *   CELL_PHASES, CELL_BPHASES  the forward's and the backward's passes (loop.h)
+ *   CELL_RECURRENT  0 for a cell without W_hh (its recurrence only through its states, as
+ *                 minGRU's or IndRNN's): then each row runs alone through time, with no
+ *                 product, and only the fastrnn_user_scan_* entry points exist
  *   user_forward(phase, j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, scr, r, y)
  *                 pass `phase` over units [j0, j1) of one row: G_x gx (blocks xs apart), the
  *                 product gh (blocks H apart, without b_hh [G]), h_{t−1} hp, the other states'
@@ -30,6 +33,9 @@
 #include "internal.h"
 
 #define CELL_BHH_INSIDE 1 /* the step gets W_hh h_{t−1} + b_hh apart from G_x */
+#ifndef CELL_RECURRENT
+#define CELL_RECURRENT 1
+#endif
 typedef struct {
   int64_t B, H, S, Sg;
   const real *b_hh;  /* [G] */
@@ -116,6 +122,72 @@ int SFX(fastrnn_user_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, cons
   return fr_forward_x(__func__, &f, &c, I, x, W_ih, b_ih, NULL, h0, W_hh, NULL, NULL, NULL,
                       h_n);
 }
+
+#if !CELL_RECURRENT
+/* A cell without W_hh: rows are independent over the whole sequence, so each thread takes whole
+ * rows through every step (no barrier), each step's passes in turn over all H units. The same
+ * arguments as fastrnn_user_forward and _backward without W_hh, b_hh, gh and dgh. */
+static void fr_user_carry(int64_t S, int64_t BH, const real *hp, real *hn, const real *cp,
+                          real *cn, int64_t H) {
+  memcpy(hn, hp, (size_t)H * sizeof(real));
+  for (int k = 0; k < CELL_STATES - 1; k++)
+    memcpy(cn + k * S * BH, cp + k * S * BH, (size_t)H * sizeof(real));
+}
+
+int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
+                                   const real *h0, const real *v, const int64_t *lengths,
+                                   real *y, real *h_n, real *hs, real *cs, real *scr) {
+  FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, lengths, y, h_n, hs);
+  if (e) return e;
+  const int64_t G = CELL_GATES * H, BH = B * H;
+  memcpy(hs, h0, (size_t)BH * sizeof(real));
+  const int P = (int)(B < fastrnn_get_num_threads() ? B : fastrnn_get_num_threads());
+  #pragma omp parallel for num_threads(P) if (P > 1) schedule(static)
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t t = 0; t < T; t++) {
+      const real *hp = hs + ((t % S) * B + b) * H, *cp = cs + ((t % S) * B + b) * H;
+      real *hn = hs + (((t + 1) % S) * B + b) * H, *cn = cs + (((t + 1) % S) * B + b) * H;
+      real *yb = y + (t * B + b) * H;
+      if (t >= lengths[b]) {
+        fr_user_carry(S, BH, hp, hn, cp, cn, H);
+        memset(yb, 0, (size_t)H * sizeof(real));
+        continue;
+      }
+      for (int phase = 0; phase < CELL_PHASES; phase++)
+        user_forward(phase, 0, H, H, gx + (t * B + b) * G, H, NULL, NULL, hp, cp, cn, S * BH,
+                     v, scr + b * CELL_SCRATCH * H, hn, yb);
+    }
+  }
+  memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
+  return FASTRNN_OK;
+}
+
+int SFX(fastrnn_user_scan_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
+                                    const real *dh_n, real *dc, const real *gx, const real *hs,
+                                    const real *cs, const real *v, const int64_t *lengths,
+                                    real *dgx, real *dh0, real *dv, real *scr) {
+  FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, hs, lengths, dgx, dh0);
+  if (e) return e;
+  const int64_t G = CELL_GATES * H, BH = B * H;
+  memcpy(dh0, dh_n, (size_t)BH * sizeof(real));  /* the running ∂L/∂h_t, finally ∂L/∂h0 */
+  const int P = (int)(B < fastrnn_get_num_threads() ? B : fastrnn_get_num_threads());
+  #pragma omp parallel for num_threads(P) if (P > 1) schedule(static)
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t t = T - 1; t >= 0; t--) {
+      const int64_t row = t * B + b;
+      if (t >= lengths[b]) {  /* ended: its state was carried, so are the gradients */
+        memset(dgx + row * G, 0, (size_t)G * sizeof(real));
+        continue;
+      }
+      for (int phase = 0; phase < CELL_BPHASES; phase++)
+        user_backward(phase, 0, H, H, gx + row * G, NULL, NULL, hs + row * H, cs + row * H,
+                      (T + 1) * BH, v, scr + b * CELL_SCRATCH * H, dy + row * H, dh0 + b * H,
+                      dc + b * H, BH, dgx + row * G, NULL, dv + b * CELL_VECTORS * H);
+    }
+  }
+  return FASTRNN_OK;
+}
+#endif
 
 /* The BPTT of a forward with S = T+1: dy [T,B,H], dh_n [B,H], dc [CELL_STATES−1,B,H] (in: the
  * final states' gradients; out: the initial ones') -> dgx, dgh [T,B,G], dh0 [B,H], dv [B,V,H]
