@@ -1,5 +1,6 @@
 """Cells declared in Python (fastrnn.cell) on the native backend, against the same step run as a
 per-step torch loop under autograd (backend='eager'): outputs, final states and every gradient."""
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -31,13 +32,16 @@ def cache(tmp_path_factory):
         os.environ["FASTRNN_CACHE_DIR"] = old
 
 
-def peephole_lstm(gx, gh, h, c, peep):
-    i, f, g, o = (gx + gh).chunk(4, -1)
-    i = torch.sigmoid(i + peep[0] * c)
-    f = torch.sigmoid(f + peep[1] * c)
-    c = f * c + i * torch.tanh(g)
-    h = torch.sigmoid(o + peep[2] * c) * torch.tanh(c)
-    return h, c
+def _examples():
+    """examples/cells.py, the repository's example cells."""
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "cells.py")
+    spec = importlib.util.spec_from_file_location("example_cells", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLES = _examples()
 
 
 def gru(gx, gh, h):  # torch.nn.GRU's step: r multiplies gh's n block, b_hh included
@@ -54,46 +58,19 @@ def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a 
     return torch.tanh(z - 1 / (1 + a.abs()) + 0.1 * a.pow(2) + torch.rsqrt(b * b + 1) - h / 3)
 
 
-def cifg_lstm(gx, gh, h, c):  # coupled input-forget gate: f = 1 − i
-    i, g, o = (gx + gh).chunk(3, -1)
-    i = torch.sigmoid(i)
-    c = (1 - i) * c + i * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
-
-
-def min_gru(gx, h):  # minGRU's sequential form (Feng et al. 2024): no W_hh
-    z, candidate = gx.chunk(2, -1)
-    z = torch.sigmoid(z)
-    return (1 - z) * h + z * candidate
-
-
 def ind_rnn(gx, h, u):  # IndRNN (Li et al. 2018): h_t = relu(W x_t + u ⊙ h_{t−1} + b)
     return torch.relu(gx + u[0] * h)
 
 
-def layer_norm(v, g, b=0):
-    d = v - v.mean(-1, keepdim=True)
-    return g * d * torch.rsqrt((d * d).mean(-1, keepdim=True) + 1e-5) + b
-
-
-def ln_lstm(gx, gh, h, c, ln_ih, ln_hh, b, ln_c):  # fastrnn.LayerNormLSTM's equations
-    a = layer_norm(gx, ln_ih.flatten()) + layer_norm(gh, ln_hh.flatten()) + b.flatten()
-    i, f, g, o = a.chunk(4, -1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(layer_norm(c, ln_c[0], ln_c[1])), c
-
-
 CELLS = {
-    "peephole_lstm": fastrnn.cell(gates=4, states=("h", "c"), vectors={"peep": 3})(peephole_lstm),
+    "peephole_lstm": EXAMPLES.peephole_lstm,
+    "cifg_lstm": EXAMPLES.cifg_lstm,
+    "min_gru": EXAMPLES.min_gru,
+    "ln_lstm": EXAMPLES.ln_lstm,
     "gru": fastrnn.cell(gates=3, states=("h",))(gru),
     "kinks": fastrnn.cell(gates=2, states=("h",), vectors={"scale": (2, 1.0)})(kinks),
-    "cifg_lstm": fastrnn.cell(gates=3, states=("h", "c"))(cifg_lstm),
-    "min_gru": fastrnn.cell(gates=2, states=("h",), recurrent=False)(min_gru),
     "ind_rnn": fastrnn.cell(gates=1, states=("h",), vectors={"u": (1, 0.5)},
                             recurrent=False)(ind_rnn),
-    "ln_lstm": fastrnn.cell(gates=4, states=("h", "c"),
-                            vectors={"ln_ih": (4, 1.0), "ln_hh": (4, 1.0), "b": 4,
-                                     "ln_c": (2, torch.nn.init.ones_)})(ln_lstm),
 }
 
 
@@ -114,16 +91,22 @@ def test_a_layernorm_lstm_written_as_a_cell_is_fastrnns_layernorm_lstm():
             getattr(user, f"ln_ih_l{k}").copy_(get("ln_ih_weight").view(4, 12))
             getattr(user, f"ln_hh_l{k}").copy_(get("ln_hh_weight").view(4, 12))
             getattr(user, f"b_l{k}").copy_((get("bias_ih") + get("bias_hh")).view(4, 12))
-            getattr(user, f"ln_c_l{k}").copy_(torch.stack([get("ln_c_weight"),
-                                                           get("ln_c_bias")]))
+            getattr(user, f"ln_c_l{k}").copy_(get("ln_c_weight")[None])
+            getattr(user, f"shift_c_l{k}").copy_(get("ln_c_bias")[None])
     x = torch.randn(7, 3, 5, dtype=torch.float64, requires_grad=True)
     y, (h, c) = user(x)
     y2, (h2, c2) = builtin(x)
     for a, b in ((y, y2), (h, h2), (c, c2)):
         assert rel_err(a.detach(), b.detach()) <= 1e-12
-    dx = torch.autograd.grad(y.sum() + c.sum(), x)[0]
-    dx2 = torch.autograd.grad(y2.sum() + c2.sum(), x)[0]
-    assert rel_err(dx, dx2) <= 1e-10
+    mine = ["weight_ih_l1", "weight_hh_l0", "ln_ih_l0", "ln_hh_l1", "ln_c_l0", "shift_c_l1"]
+    theirs = ["weight_ih_l1", "weight_hh_l0", "ln_ih_weight_l0", "ln_hh_weight_l1",
+              "ln_c_weight_l0", "ln_c_bias_l1"]
+    w = lambda y, h, c: (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)  # noqa
+                         ).sum() + (h ** 2).sum() + c.sum()
+    got = torch.autograd.grad(w(y, h, c), [x] + [getattr(user, n) for n in mine])
+    want = torch.autograd.grad(w(y2, h2, c2), [x] + [getattr(builtin, n) for n in theirs])
+    for a, b in zip(got, want):
+        assert rel_err(a.reshape(b.shape), b) <= 1e-10
 
 
 def _pair(cell, I, H, dtype=torch.float64, **kw):
@@ -328,3 +311,18 @@ def test_torch_compile_fullgraph_and_export_record_one_op_a_layer():
     with torch.no_grad():
         y = exported.module()(x.detach())[0]
     assert rel_err(y, want[0]) <= 1e-12
+
+
+def test_bench_cell_file_times_the_cell_against_its_loops(tmp_path):
+    from fastrnn.harness import user_cell
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "cells.py")
+    cell = user_cell.load_cell(f"{path}:min_gru")
+    rows = []
+    report = user_cell.run(cell, str(tmp_path), [2], [8], [3], rounds=1, progress=rows.append)
+    assert [r["pass_"] for r in rows] == ["forward", "train"]
+    assert all(set(r["ms"]) == set(user_cell.CANDIDATES) for r in rows)
+    assert open(report).read().count("| 3 | 2 | 8 |") == 2
+    with pytest.raises(ValueError, match="expected FILE.py:NAME"):
+        user_cell.load_cell(path)
+    with pytest.raises(ValueError, match="has no cell 'layer_norm' declared with fastrnn.cell"):
+        user_cell.load_cell(f"{path}:layer_norm")

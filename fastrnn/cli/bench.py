@@ -57,6 +57,10 @@ def add_parser(sub, name):
     p.add_argument("--rounds", type=_args.positive_int, default=5, help="interleaved rounds")
     p.add_argument("--memory", action="store_true",
                    help="also measure each training point's peak memory (a fresh process each)")
+    p.add_argument("--cell-file", metavar="FILE.py:NAME",
+                   help="time the cell NAME declared with fastrnn.cell in FILE.py against the "
+                        "same step as a per-step torch loop and that loop torch.compile'd "
+                        "(default points: T=100, I=H in 128,256, B in 1,16,64)")
     p.add_argument("--out", type=_args.writable_dir, default="bench-report",
                    help="report folder (default: bench-report)")
 
@@ -119,10 +123,30 @@ def run_rules(args):
     print(f"report written to {path}")
 
 
+def run_cell_file(args):
+    from ..harness import user_cell
+    cell = user_cell.load_cell(args.cell_file)
+
+    def progress(r):
+        ms = r["ms"]
+        print(f"{cell.name} {r['pass_']:8s} T={r['T']} B={r['B']} H={r['H']}  fastrnn "
+              f"{ms['fastrnn']:8.3f} ms  torch loop {ms['torch loop']:8.3f} ms "
+              f"({ms['torch loop'] / ms['fastrnn']:.2f}x)  compiled loop "
+              f"{ms['compiled loop']:8.3f} ms ({ms['compiled loop'] / ms['fastrnn']:.2f}x, "
+              f"compiled in {r['compile_s']:.1f} s)", file=sys.stderr)
+
+    path = user_cell.run(cell, args.out, args.batch or [1, 16, 64], args.hidden or [128, 256],
+                         args.seq_len or [100], args.rounds, args.dtype, progress)
+    print(open(path).read())
+    print(f"report written to {path}")
+
+
 def run(args):
     from tqdm import tqdm
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cell_file:
+        return run_cell_file(args)
     if args.suite == "dropin":
         return run_dropin(args)
     if args.suite == "rules":
