@@ -480,7 +480,11 @@ def source(decl):
     values += [bwd.load(f"dc[{k - 1} * ds + j]") for k in range(1, S)]
     grads = bwd.run(decl.backward_graph, values)
     stores, m = [], len(decl.inputs)
-    for name, g in zip(decl.inputs, grads):
+    # ∂L/∂G_x = ∂L/∂(product) where both enter the math only through their sum (LSTM, RNN):
+    # then the kernel writes one array, which the caller passes as both (fastrnn.user.kernels)
+    decl.shared_dgx = decl.recurrent and _store(grads[0], G, "gx") == _store(grads[1], G, "gh")
+    for name, g in zip(decl.inputs[1:] if decl.shared_dgx else decl.inputs,
+                       grads[1:] if decl.shared_dgx else grads):
         stores += [(f"d{name}[{q} * H + j] = {{}};", e) for q, e in enumerate(_store(g, G, name))]
     stores.append(("dh[j] = {};", _store(grads[m], 1, "h")[0]))
     stores += [(f"dc[{k - 1} * ds + j] = {{}};", _store(grads[m + k], 1, decl.states[k])[0])

@@ -95,7 +95,7 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
             hs.data_ptr(), cs.data_ptr(), _ptr(v), lengths.data_ptr(), dgx.data_ptr(),
             dh0.data_ptr(), dv.data_ptr(), scr.data_ptr()))
         return dgx, None, dh0, dc, dv
-    dgh = gx.new_empty(T, B, G)
+    dgh = dgx if decl.shared_dgx else gx.new_empty(T, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
     w_hh = w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "backward")(

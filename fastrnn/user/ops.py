@@ -62,14 +62,16 @@ def _define(decl, name):
                  lengths: torch.Tensor) -> List[torch.Tensor]:
         dgx, dgh, *rest = kernels.backward(decl, dy, dfinals, gx, gh if decl.recurrent else None,
                                            b_hh, hs, cs, v, w_hh, lengths)
-        return [dgx, dgx.new_empty(0) if dgh is None else dgh, *rest]
+        # (outputs must not alias: a ∂L/∂(product) that is ∂L/∂G_x comes back once)
+        return [dgx, dgx.new_empty(0) if dgh is None or dgh is dgx else dgh, *rest]
 
     @backward.register_fake
     def _(dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
         T, B, G = gx.shape
         H = hs.shape[2]
         new = gx.new_empty
-        return [new(T, B, G), new(T, B, G) if decl.recurrent else new(0), new(B, H), new(max(n - 1, 1), B, H),
+        shared = not decl.recurrent or decl.shared_dgx
+        return [new(T, B, G), new(0) if shared else new(T, B, G), new(B, H), new(max(n - 1, 1), B, H),
                 new(B, max(decl.vector_rows, 1), H)]
 
     def setup(ctx, inputs, output):
@@ -84,6 +86,7 @@ def _define(decl, name):
         if not decl.recurrent:
             return (dgx, None, None, None if v is None else dv.sum(0), None,
                     [dh0, *dc[:n - 1]], None)
+        dgh = dgx if decl.shared_dgx else dgh
         return (dgx, _grads.dW_hh(dgh, hs), None if b_hh is None else dgh.sum((0, 1)),
                 None if v is None else dv.sum(0), None, [dh0, *dc[:n - 1]], None)
 
