@@ -124,14 +124,22 @@ int SFX(fastrnn_user_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, cons
 }
 
 #if !CELL_RECURRENT
-/* A cell without W_hh: rows are independent over the whole sequence, so each thread takes whole
- * rows through every step (no barrier), each step's passes in turn over all H units. The same
+/* A cell without W_hh: rows are independent over the whole sequence, so each thread takes its
+ * rows through every step (no barrier), step by step (the steps' rows lie together in memory),
+ * each step's passes in turn over all H units. The same
  * arguments as fastrnn_user_forward and _backward without W_hh, b_hh, gh and dgh. */
 static void fr_user_carry(int64_t S, int64_t BH, const real *hp, real *hn, const real *cp,
                           real *cn, int64_t H) {
   memcpy(hn, hp, (size_t)H * sizeof(real));
   for (int k = 0; k < CELL_STATES - 1; k++)
     memcpy(cn + k * S * BH, cp + k * S * BH, (size_t)H * sizeof(real));
+}
+
+/* The calling thread's rows [b0, b1) of B, in a team of fr_team_size(). */
+static void fr_user_rows(int64_t B, int64_t *b0, int64_t *b1) {
+  const int p = fr_thread(), P = fr_team_size();
+  *b0 = B * p / P;
+  *b1 = B * (p + 1) / P;
 }
 
 int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
@@ -142,20 +150,24 @@ int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, c
   const int64_t G = CELL_GATES * H, BH = B * H;
   memcpy(hs, h0, (size_t)BH * sizeof(real));
   const int P = (int)(B < fastrnn_get_num_threads() ? B : fastrnn_get_num_threads());
-  #pragma omp parallel for num_threads(P) if (P > 1) schedule(static)
-  for (int64_t b = 0; b < B; b++) {
+  #pragma omp parallel num_threads(P) if (P > 1)
+  {
+    int64_t b0, b1;  /* this thread's rows, through every step: no barrier */
+    fr_user_rows(B, &b0, &b1);
     for (int64_t t = 0; t < T; t++) {
-      const real *hp = hs + ((t % S) * B + b) * H, *cp = cs + ((t % S) * B + b) * H;
-      real *hn = hs + (((t + 1) % S) * B + b) * H, *cn = cs + (((t + 1) % S) * B + b) * H;
-      real *yb = y + (t * B + b) * H;
-      if (t >= lengths[b]) {
-        fr_user_carry(S, BH, hp, hn, cp, cn, H);
-        memset(yb, 0, (size_t)H * sizeof(real));
-        continue;
+      for (int64_t b = b0; b < b1; b++) {
+        const real *hp = hs + ((t % S) * B + b) * H, *cp = cs + ((t % S) * B + b) * H;
+        real *hn = hs + (((t + 1) % S) * B + b) * H, *cn = cs + (((t + 1) % S) * B + b) * H;
+        real *yb = y + (t * B + b) * H;
+        if (t >= lengths[b]) {
+          fr_user_carry(S, BH, hp, hn, cp, cn, H);
+          memset(yb, 0, (size_t)H * sizeof(real));
+          continue;
+        }
+        for (int phase = 0; phase < CELL_PHASES; phase++)
+          user_forward(phase, 0, H, H, gx + (t * B + b) * G, H, NULL, NULL, hp, cp, cn, S * BH,
+                       v, scr + b * CELL_SCRATCH * H, hn, yb);
       }
-      for (int phase = 0; phase < CELL_PHASES; phase++)
-        user_forward(phase, 0, H, H, gx + (t * B + b) * G, H, NULL, NULL, hp, cp, cn, S * BH,
-                     v, scr + b * CELL_SCRATCH * H, hn, yb);
     }
   }
   memcpy(h_n, hs + (T % S) * BH, (size_t)BH * sizeof(real));
@@ -171,18 +183,23 @@ int SFX(fastrnn_user_scan_backward)(int64_t T, int64_t B, int64_t H, const real 
   const int64_t G = CELL_GATES * H, BH = B * H;
   memcpy(dh0, dh_n, (size_t)BH * sizeof(real));  /* the running ∂L/∂h_t, finally ∂L/∂h0 */
   const int P = (int)(B < fastrnn_get_num_threads() ? B : fastrnn_get_num_threads());
-  #pragma omp parallel for num_threads(P) if (P > 1) schedule(static)
-  for (int64_t b = 0; b < B; b++) {
+  #pragma omp parallel num_threads(P) if (P > 1)
+  {
+    int64_t b0, b1;
+    fr_user_rows(B, &b0, &b1);
     for (int64_t t = T - 1; t >= 0; t--) {
-      const int64_t row = t * B + b;
-      if (t >= lengths[b]) {  /* ended: its state was carried, so are the gradients */
-        memset(dgx + row * G, 0, (size_t)G * sizeof(real));
-        continue;
+      for (int64_t b = b0; b < b1; b++) {
+        const int64_t row = t * B + b;
+        if (t >= lengths[b]) {  /* ended: its state was carried, so are the gradients */
+          memset(dgx + row * G, 0, (size_t)G * sizeof(real));
+          continue;
+        }
+        for (int phase = 0; phase < CELL_BPHASES; phase++)
+          user_backward(phase, 0, H, H, gx + row * G, NULL, NULL, hs + row * H, cs + row * H,
+                        (T + 1) * BH, v, scr + b * CELL_SCRATCH * H, dy + row * H,
+                        dh0 + b * H, dc + b * H, BH, dgx + row * G, NULL,
+                        dv + b * CELL_VECTORS * H);
       }
-      for (int phase = 0; phase < CELL_BPHASES; phase++)
-        user_backward(phase, 0, H, H, gx + row * G, NULL, NULL, hs + row * H, cs + row * H,
-                      (T + 1) * BH, v, scr + b * CELL_SCRATCH * H, dy + row * H, dh0 + b * H,
-                      dc + b * H, BH, dgx + row * G, NULL, dv + b * CELL_VECTORS * H);
     }
   }
   return FASTRNN_OK;
