@@ -25,7 +25,7 @@ FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fPIC
 _CDEF = """
 int fastrnn_user_forward_{t}(int64_t T, int64_t B, int64_t H, int64_t S, intptr_t gx,
     intptr_t h0, intptr_t W_hh, intptr_t b_hh, intptr_t v, intptr_t lengths, intptr_t y,
-    intptr_t h_n, intptr_t hs, intptr_t cs, intptr_t gh, intptr_t scr);
+    intptr_t h_n, intptr_t hs, intptr_t cs, intptr_t gh, intptr_t scr, intptr_t sv);
 int fastrnn_user_forward_x_{t}(int64_t T, int64_t B, int64_t I, int64_t H, intptr_t x,
     intptr_t W_ih, intptr_t b_ih, intptr_t h0, intptr_t W_hh, intptr_t b_hh, intptr_t v,
     intptr_t lengths, intptr_t y, intptr_t h_n, intptr_t hs, intptr_t cs, intptr_t gh,
@@ -33,13 +33,13 @@ int fastrnn_user_forward_x_{t}(int64_t T, int64_t B, int64_t I, int64_t H, intpt
 int fastrnn_user_backward_{t}(int64_t T, int64_t B, int64_t H, intptr_t dy, intptr_t dh_n,
     intptr_t dc, intptr_t gx, intptr_t gh, intptr_t b_hh, intptr_t hs, intptr_t cs, intptr_t v,
     intptr_t W_hh, intptr_t lengths, intptr_t dgx, intptr_t dgh, intptr_t dh0, intptr_t dv,
-    intptr_t scr);
+    intptr_t scr, intptr_t sv);
 int fastrnn_user_scan_forward_{t}(int64_t T, int64_t B, int64_t H, int64_t S, intptr_t gx,
     intptr_t h0, intptr_t v, intptr_t lengths, intptr_t y, intptr_t h_n, intptr_t hs,
-    intptr_t cs, intptr_t scr);
+    intptr_t cs, intptr_t scr, intptr_t sv);
 int fastrnn_user_scan_backward_{t}(int64_t T, int64_t B, int64_t H, intptr_t dy, intptr_t dh_n,
     intptr_t dc, intptr_t gx, intptr_t hs, intptr_t cs, intptr_t v, intptr_t lengths,
-    intptr_t dgx, intptr_t dh0, intptr_t dv, intptr_t scr);
+    intptr_t dgx, intptr_t dh0, intptr_t dv, intptr_t scr, intptr_t sv);
 """
 _lock = threading.Lock()
 _loaded = {}  # library path -> the cffi library

@@ -28,9 +28,9 @@ def _raise_for(rc):
 
 def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
     """gx [T,B,G], states [B,H] each, w_hh [G,H] (None without W_hh), b_hh [G] or None, v [V,H]
-    or None, lengths [B] -> (y [T,B,H], final states (views of cs but the first), (gh, hs, cs):
-    what the backward reads, all T steps' with `save`, else the last's; gh None without
-    W_hh)."""
+    or None, lengths [B] -> (y [T,B,H], final states (views of cs but the first), (gh, hs, cs,
+    sv): what the backward reads, all T steps' with `save`, else the last's; gh None without
+    W_hh; sv [T,B,saved,H] the values the generated backward reads, empty without `save`)."""
     T, B, G = gx.shape
     H, n = states[0].shape[1], len(states)
     S = T + 1 if save else 2
@@ -40,19 +40,20 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
         cs[k - 1, 0] = states[k]
     gx, h0 = gx.contiguous(), states[0].contiguous()
     scr = _scratch(decl, gx, B, H)  # (every tensor named: alive over the foreign call)
+    sv = gx.new_empty(T, B, max(decl.saved, 1), H) if save else gx.new_empty(0)
     if not decl.recurrent:
         _raise_for(_kernel(decl, gx, "scan_forward")(
             T, B, H, S, gx.data_ptr(), h0.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(),
-            h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), scr.data_ptr()))
-        return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (None, hs, cs)
+            h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), scr.data_ptr(), sv.data_ptr()))
+        return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (None, hs, cs, sv)
     gh = gx.new_empty(T if save else 1, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
     w_hh = w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "forward")(
         T, B, H, S, gx.data_ptr(), h0.data_ptr(), w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v),
         lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(),
-        gh.data_ptr(), scr.data_ptr()))
-    return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gh, hs, cs)
+        gh.data_ptr(), scr.data_ptr(), sv.data_ptr()))
+    return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gh, hs, cs, sv)
 
 
 def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
@@ -76,9 +77,9 @@ def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
     return y, [h_n] + [cs[k - 1, T % 2] for k in range(1, n)]
 
 
-def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
+def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
     """The BPTT of a forward with save: dy [T,B,H] or None, dfinals [B,H] each or None, the
-    forward's gx, gh, hs, cs -> (∂L/∂G_x, ∂L/∂(W_hh h_{t−1}) [T,B,G], ∂L/∂h0 [B,H], ∂L/∂(other
+    forward's gx, gh, hs, cs, sv -> (∂L/∂G_x, ∂L/∂(W_hh h_{t−1}) [T,B,G], ∂L/∂h0 [B,H], ∂L/∂(other
     initial states) [max(n−1,1),B,H], each row's share of ∂L/∂v [B,max(V,1),H]); without W_hh
     (w_hh, gh None) ∂L/∂(W_hh h_{t−1}) is None."""
     T, B, G = gx.shape
@@ -93,7 +94,7 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
         _raise_for(_kernel(decl, gx, "scan_backward")(
             T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(),
             hs.data_ptr(), cs.data_ptr(), _ptr(v), lengths.data_ptr(), dgx.data_ptr(),
-            dh0.data_ptr(), dv.data_ptr(), scr.data_ptr()))
+            dh0.data_ptr(), dv.data_ptr(), scr.data_ptr(), sv.data_ptr()))
         return dgx, None, dh0, dc, dv
     dgh = dgx if decl.shared_dgx else gx.new_empty(T, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
@@ -102,5 +103,5 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
         T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(), gh.data_ptr(),
         b_hh.data_ptr(), hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),
         lengths.data_ptr(), dgx.data_ptr(), dgh.data_ptr(), dh0.data_ptr(), dv.data_ptr(),
-        scr.data_ptr()))
+        scr.data_ptr(), sv.data_ptr()))
     return dgx, dgh, dh0, dc, dv

@@ -30,9 +30,9 @@ class _Layer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, *dfinals):
-        gx, w_hh, b_hh, v, lengths, gh, hs, cs = ctx.saved_tensors
+        gx, w_hh, b_hh, v, lengths, gh, hs, cs, sv = ctx.saved_tensors
         dgx, dgh, dh0, dc, dv = kernels.backward(ctx.decl, dy, list(dfinals), gx, gh, b_hh, hs,
-                                                 cs, v, w_hh, lengths)
+                                                 cs, sv, v, w_hh, lengths)
         dw_hh = _grads.dW_hh(dgh, hs) if ctx.needs_input_grad[3] else None
         db_hh = None if b_hh is None else dgh.sum((0, 1))  # (no W_hh: neither)
         return (None, None, dgx, dw_hh, db_hh, None if v is None else dv.sum(0), dh0,

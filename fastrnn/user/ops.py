@@ -2,8 +2,9 @@
 layer, its backward op in the backward graph) where the eager path calls the kernels directly:
 
     fastrnn_user::<cell>_<key>_forward(gx, w_hh, b_hh?, v?, lengths, states[], save)
-        -> [y, *final states, gh, hs, cs]
-    fastrnn_user::<cell>_<key>_backward(dy, dfinals[], gx, gh, b_hh?, hs, cs, v?, w_hh, lengths)
+        -> [y, *final states, gh, hs, cs, sv]
+    fastrnn_user::<cell>_<key>_backward(dy, dfinals[], gx, gh, b_hh?, hs, cs, sv, v?, w_hh?,
+                                        lengths)
         -> [dgx, dgh, dh0, dc, dv]
 
 G_x = F.linear(x, W_ih, b_ih) is recorded before the forward op as an ATen op, so autograd takes
@@ -39,11 +40,11 @@ def _define(decl, name):
     def forward(gx: torch.Tensor, w_hh: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
                 v: Optional[torch.Tensor], lengths: torch.Tensor, states: List[torch.Tensor],
                 save: bool) -> List[torch.Tensor]:
-        y, finals, (gh, hs, cs) = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths,
-                                                  save)
+        y, finals, (gh, hs, cs, sv) = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths,
+                                                      save)
         gh = gx.new_empty(0) if gh is None else gh  # (no W_hh: no products)
         # (outputs must not alias each other: the other final states are views of cs)
-        return [y, finals[0], *[f.clone() for f in finals[1:]], gh, hs, cs]
+        return [y, finals[0], *[f.clone() for f in finals[1:]], gh, hs, cs, sv]
 
     @forward.register_fake
     def _(gx, w_hh, b_hh, v, lengths, states, save):
@@ -52,21 +53,22 @@ def _define(decl, name):
         S = T + 1 if save else 2
         new = gx.new_empty
         gh = new(T if save else 1, B, G) if decl.recurrent else new(0)
+        sv = new(T, B, max(decl.saved, 1), H) if save else new(0)
         return [new(T, B, H), *[new(B, H) for _ in range(n)], gh, new(S, B, H),
-                new(max(n - 1, 1), S, B, H)]
+                new(max(n - 1, 1), S, B, H), sv]
 
     @torch.library.custom_op(f"fastrnn_user::{name}_backward", mutates_args=())
     def backward(dy: torch.Tensor, dfinals: List[torch.Tensor], gx: torch.Tensor,
                  gh: torch.Tensor, b_hh: Optional[torch.Tensor], hs: torch.Tensor,
-                 cs: torch.Tensor, v: Optional[torch.Tensor], w_hh: Optional[torch.Tensor],
-                 lengths: torch.Tensor) -> List[torch.Tensor]:
+                 cs: torch.Tensor, sv: torch.Tensor, v: Optional[torch.Tensor],
+                 w_hh: Optional[torch.Tensor], lengths: torch.Tensor) -> List[torch.Tensor]:
         dgx, dgh, *rest = kernels.backward(decl, dy, dfinals, gx, gh if decl.recurrent else None,
-                                           b_hh, hs, cs, v, w_hh, lengths)
+                                           b_hh, hs, cs, sv, v, w_hh, lengths)
         # (outputs must not alias: a ∂L/∂(product) that is ∂L/∂G_x comes back once)
         return [dgx, dgx.new_empty(0) if dgh is None or dgh is dgx else dgh, *rest]
 
     @backward.register_fake
-    def _(dy, dfinals, gx, gh, b_hh, hs, cs, v, w_hh, lengths):
+    def _(dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
         T, B, G = gx.shape
         H = hs.shape[2]
         new = gx.new_empty
@@ -76,13 +78,14 @@ def _define(decl, name):
 
     def setup(ctx, inputs, output):
         gx, w_hh, b_hh, v, lengths, _, _ = inputs
-        gh, hs, cs = output[-3:]
-        ctx.save_for_backward(gx, gh, b_hh, hs, cs, v, w_hh, lengths)
+        gh, hs, cs, sv = output[-4:]
+        ctx.save_for_backward(gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths)
 
     def grad(ctx, grads):
-        gx, gh, b_hh, hs, cs, v, w_hh, lengths = ctx.saved_tensors
+        gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths = ctx.saved_tensors
         dgx, dgh, dh0, dc, dv = backward(_given(grads[0], gx, hs), [
-            _given(d, hs[0]) for d in grads[1:1 + n]], gx, gh, b_hh, hs, cs, v, w_hh, lengths)
+            _given(d, hs[0]) for d in grads[1:1 + n]], gx, gh, b_hh, hs, cs, sv, v, w_hh,
+            lengths)
         if not decl.recurrent:
             return (dgx, None, None, None if v is None else dv.sum(0), None,
                     [dh0, *dc[:n - 1]], None)

@@ -6,16 +6,18 @@
  *   CELL_SCRATCH  blocks of H units of a row a pass leaves to the next (a row reduction's
  *                 operands: every thread then sums the whole row itself, in one order)
  *   CELL_PHASES, CELL_BPHASES  the forward's and the backward's passes (loop.h)
+ *   CELL_SAVED    values of H units a training forward keeps per row and step, sv, for the
+ *                 backward to read rather than recompute (1 where there are none)
  *   CELL_RECURRENT  0 for a cell without W_hh (its recurrence only through its states, as
  *                 minGRU's or IndRNN's): then each row runs alone through time, with no
  *                 product, and only the fastrnn_user_scan_* entry points exist
- *   user_forward(phase, j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, scr, r, y)
+ *   user_forward(phase, j0, j1, H, gx, xs, gh, b_hh, hp, cp, cn, ss, v, scr, sv, r, y)
  *                 pass `phase` over units [j0, j1) of one row: G_x gx (blocks xs apart), the
  *                 product gh (blocks H apart, without b_hh [G]), h_{t−1} hp, the other states'
  *                 old values cp and new ones cn (states ss apart), the vectors v [V,H], the
  *                 row's scratch scr [CELL_SCRATCH,H]; the last pass writes h_t into r and y
- *   user_backward(phase, j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, scr, dy, dh, dc, ds, dgx,
- *                 dgh, dv)
+ *   user_backward(phase, j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, scr, sv, dy, dh, dc, ds,
+ *                 dgx, dgh, dv)
  *                 the same row's backward, from its saved inputs: ∂L/∂h_t = dy + dh, ∂L/∂(other
  *                 states) in dc (states ds apart); writes ∂L/∂G_x dgx and ∂L/∂(product) dgh
  *                 [G], leaves in dh and dc the gradients of the old states that do not go
@@ -24,11 +26,12 @@
  * user's step function and its derivative as torch's autograd computes it.
  *
  * Entry points (this file is compiled once per element type, into a library of its own):
- *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh, scr)
+ *   fastrnn_user_forward(T, B, H, S, gx, h0, W_hh, b_hh, v, lengths, y, h_n, hs, cs, gh, scr,
+ *                        sv)
  *   fastrnn_user_forward_x(T, B, I, H, x, W_ih, b_ih, h0, W_hh, b_hh, v, lengths, y, h_n, hs,
  *                          cs, gh, scr)   (inference: G_x computed inside the loop, a chunk ahead)
  *   fastrnn_user_backward(T, B, H, dy, dh_n, dc, gx, gh, b_hh, hs, cs, v, W_hh, lengths, dgx,
- *                         dgh, dh0, dv, scr)
+ *                         dgh, dh0, dv, scr, sv)
  * with S state slots (T+1 keep every step's states for the backward, 2 only the last two). */
 #include "internal.h"
 
@@ -48,6 +51,7 @@ typedef struct {
   real *dc;          /* [CELL_STATES−1,B,H] the running ∂L/∂(other states) */
   real *dv;          /* [B,V,H] each row's share of the vectors' gradient */
   real *scr;         /* [B,CELL_SCRATCH,H] */
+  real *sv;          /* [T,B,CELL_SAVED,H] the forward's values the backward reads, or NULL */
 } cell_t;
 
 static inline real *cell_product(const cell_t *c, int64_t t, real *r_t) {
@@ -61,7 +65,8 @@ static inline __attribute__((always_inline)) void cell_forward(
   const real *cp = c->cs + (t % c->S) * BH + b * H;
   real *cn = c->cs + ((t + 1) % c->S) * BH + b * H;
   user_forward(phase, j0, j1, H, xb, xs, ab, c->b_hh, hp, cp, cn, c->S * BH, c->v,
-               c->scr + b * CELL_SCRATCH * H, rb, yb);
+               c->scr + b * CELL_SCRATCH * H,
+               c->sv ? c->sv + (t * c->B + b) * CELL_SAVED * H : NULL, rb, yb);
 }
 
 static inline void cell_carry(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
@@ -83,8 +88,8 @@ static inline __attribute__((always_inline)) void cell_backward(
   const int64_t H = c->H, BH = c->B * H, G = CELL_GATES * H, row = t * c->B + b;
   user_backward(phase, j0, j1, H, c->gx + row * G, c->gh + row * G, c->b_hh,
                 c->hs + row * H, c->cs + row * H, c->S * BH, c->v,
-                c->scr + b * CELL_SCRATCH * H, dyb, dhb, c->dc + b * H, BH, c->dgx + row * G,
-                dab, c->dv + b * CELL_VECTORS * H);
+                c->scr + b * CELL_SCRATCH * H, c->sv + row * CELL_SAVED * H, dyb, dhb,
+                c->dc + b * H, BH, c->dgx + row * G, dab, c->dv + b * CELL_VECTORS * H);
 }
 
 static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0, int64_t j1) {
@@ -99,11 +104,11 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 int SFX(fastrnn_user_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
                               const real *h0, const real *W_hh, const real *b_hh, const real *v,
                               const int64_t *lengths, real *y, real *h_n, real *hs, real *cs,
-                              real *gh, real *scr) {
+                              real *gh, real *scr, real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
   if (e) return e;
   const cell_t c = {B, H, S, S == 2 ? 1 : T, b_hh, v, cs, gh,
-                    NULL, NULL, NULL, NULL, NULL, NULL, scr};
+                    NULL, NULL, NULL, NULL, NULL, NULL, scr, S == 2 ? NULL : sv};
   fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
   return fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);
 }
@@ -114,10 +119,10 @@ int SFX(fastrnn_user_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, cons
                                 const real *W_ih, const real *b_ih, const real *h0,
                                 const real *W_hh, const real *b_hh, const real *v,
                                 const int64_t *lengths, real *y, real *h_n, real *hs, real *cs,
-                                real *gh, real *scr) {
+                                real *gh, real *scr, real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, x, W_ih, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
   if (e) return e;
-  const cell_t c = {B, H, 2, 1, b_hh, v, cs, gh, NULL, NULL, NULL, NULL, NULL, NULL, scr};
+  const cell_t c = {B, H, 2, 1, b_hh, v, cs, gh, NULL, NULL, NULL, NULL, NULL, NULL, scr, NULL};
   fr_loop f = {T, B, H, H, 2, 1, NULL, NULL, NULL, NULL, lengths, y, hs, NULL};
   return fr_forward_x(__func__, &f, &c, I, x, W_ih, b_ih, NULL, h0, W_hh, NULL, NULL, NULL,
                       h_n);
@@ -144,7 +149,8 @@ static void fr_user_rows(int64_t B, int64_t *b0, int64_t *b1) {
 
 int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const real *gx,
                                    const real *h0, const real *v, const int64_t *lengths,
-                                   real *y, real *h_n, real *hs, real *cs, real *scr) {
+                                   real *y, real *h_n, real *hs, real *cs, real *scr,
+                                   real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, lengths, y, h_n, hs);
   if (e) return e;
   const int64_t G = CELL_GATES * H, BH = B * H;
@@ -166,7 +172,8 @@ int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, c
         }
         for (int phase = 0; phase < CELL_PHASES; phase++)
           user_forward(phase, 0, H, H, gx + (t * B + b) * G, H, NULL, NULL, hp, cp, cn, S * BH,
-                       v, scr + b * CELL_SCRATCH * H, hn, yb);
+                       v, scr + b * CELL_SCRATCH * H,
+                       S == 2 ? NULL : sv + (t * B + b) * CELL_SAVED * H, hn, yb);
       }
     }
   }
@@ -177,7 +184,8 @@ int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, c
 int SFX(fastrnn_user_scan_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                     const real *dh_n, real *dc, const real *gx, const real *hs,
                                     const real *cs, const real *v, const int64_t *lengths,
-                                    real *dgx, real *dh0, real *dv, real *scr) {
+                                    real *dgx, real *dh0, real *dv, real *scr,
+                                    const real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, hs, lengths, dgx, dh0);
   if (e) return e;
   const int64_t G = CELL_GATES * H, BH = B * H;
@@ -196,7 +204,8 @@ int SFX(fastrnn_user_scan_backward)(int64_t T, int64_t B, int64_t H, const real 
         }
         for (int phase = 0; phase < CELL_BPHASES; phase++)
           user_backward(phase, 0, H, H, gx + row * G, NULL, NULL, hs + row * H, cs + row * H,
-                        (T + 1) * BH, v, scr + b * CELL_SCRATCH * H, dy + row * H,
+                        (T + 1) * BH, v, scr + b * CELL_SCRATCH * H,
+                        sv + row * CELL_SAVED * H, dy + row * H,
                         dh0 + b * H, dc + b * H, BH, dgx + row * G, NULL,
                         dv + b * CELL_VECTORS * H);
       }
@@ -213,12 +222,12 @@ int SFX(fastrnn_user_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                const real *dh_n, real *dc, const real *gx, const real *gh,
                                const real *b_hh, const real *hs, const real *cs, const real *v,
                                const real *W_hh, const int64_t *lengths, real *dgx, real *dgh,
-                               real *dh0, real *dv, real *scr) {
+                               real *dh0, real *dv, real *scr, const real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, gh, b_hh, hs, W_hh, lengths, dgx,
            dgh, dh0);
   if (e) return e;
   const cell_t c = {B, H, T + 1, T, b_hh, v, (real *)cs, (real *)gh, gx, hs, dgx, dgh, dc, dv,
-                    scr};
+                    scr, (real *)sv};
   fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
   return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
 }
