@@ -46,7 +46,7 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
             T, B, H, S, gx.data_ptr(), h0.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(),
             h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), scr.data_ptr(), sv.data_ptr()))
         return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (None, hs, cs, sv)
-    gh = gx.new_empty(T if save else 1, B, G)
+    gh = gx.new_empty(T if save and decl.keeps_products else 1, B, G)
     b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
     w_hh = w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "forward")(

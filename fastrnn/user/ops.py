@@ -52,7 +52,7 @@ def _define(decl, name):
         H = states[0].shape[1]
         S = T + 1 if save else 2
         new = gx.new_empty
-        gh = new(T if save else 1, B, G) if decl.recurrent else new(0)
+        gh = new(T if save and decl.keeps_products else 1, B, G) if decl.recurrent else new(0)
         sv = new(T, B, max(decl.saved, 1), H) if save else new(0)
         return [new(T, B, H), *[new(B, H) for _ in range(n)], gh, new(S, B, H),
                 new(max(n - 1, 1), S, B, H), sv]

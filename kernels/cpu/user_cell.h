@@ -8,6 +8,8 @@
  *   CELL_PHASES, CELL_BPHASES  the forward's and the backward's passes (loop.h)
  *   CELL_SAVED    values of H units a training forward keeps per row and step, sv, for the
  *                 backward to read rather than recompute (1 where there are none)
+ *   CELL_KEEPS_PRODUCTS  1 when the backward reads the products: a training forward then keeps
+ *                 every step's (gh [T,B,G]), else one (gh [1,B,G])
  *   CELL_RECURRENT  0 for a cell without W_hh (its recurrence only through its states, as
  *                 minGRU's or IndRNN's): then each row runs alone through time, with no
  *                 product, and only the fastrnn_user_scan_* entry points exist
@@ -86,7 +88,8 @@ static inline __attribute__((always_inline)) void cell_backward(
     const cell_t *c, int phase, int64_t t, int64_t b, int64_t j0, int64_t j1, const real *dyb,
     real *dhb, real *dab) {
   const int64_t H = c->H, BH = c->B * H, G = CELL_GATES * H, row = t * c->B + b;
-  user_backward(phase, j0, j1, H, c->gx + row * G, c->gh + row * G, c->b_hh,
+  user_backward(phase, j0, j1, H, c->gx + row * G,
+                CELL_KEEPS_PRODUCTS ? c->gh + row * G : NULL, c->b_hh,
                 c->hs + row * H, c->cs + row * H, c->S * BH, c->v,
                 c->scr + b * CELL_SCRATCH * H, c->sv + row * CELL_SAVED * H, dyb, dhb,
                 c->dc + b * H, BH, c->dgx + row * G, dab, c->dv + b * CELL_VECTORS * H);
@@ -107,7 +110,7 @@ int SFX(fastrnn_user_forward)(int64_t T, int64_t B, int64_t H, int64_t S, const 
                               real *gh, real *scr, real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, hs, gh);
   if (e) return e;
-  const cell_t c = {B, H, S, S == 2 ? 1 : T, b_hh, v, cs, gh,
+  const cell_t c = {B, H, S, S == 2 || !CELL_KEEPS_PRODUCTS ? 1 : T, b_hh, v, cs, gh,
                     NULL, NULL, NULL, NULL, NULL, NULL, scr, S == 2 ? NULL : sv};
   fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
   return fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);
@@ -226,7 +229,8 @@ int SFX(fastrnn_user_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, gh, b_hh, hs, W_hh, lengths, dgx,
            dgh, dh0);
   if (e) return e;
-  const cell_t c = {B, H, T + 1, T, b_hh, v, (real *)cs, (real *)gh, gx, hs, dgx, dgh, dc, dv,
+  const cell_t c = {B, H, T + 1, CELL_KEEPS_PRODUCTS ? T : 1, b_hh, v, (real *)cs, (real *)gh,
+                    gx, hs, dgx, dgh, dc, dv,
                     scr, (real *)sv};
   fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
   return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
