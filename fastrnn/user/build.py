@@ -19,7 +19,6 @@ import time
 import cffi
 
 from .. import _native
-from .._native import cpu
 
 FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-fopenmp"]
 _CDEF = """
@@ -44,6 +43,13 @@ int fastrnn_user_scan_backward_{t}(int64_t T, int64_t B, int64_t H, intptr_t dy,
 _lock = threading.Lock()
 _loaded = {}  # library path -> the cffi library
 compile_seconds = {}  # cell name -> seconds its last compilation took (0: found on disk)
+
+
+def native():
+    """The native library (fastrnn._native.cpu's), loaded on first use: importing fastrnn must
+    not need it."""
+    from .._native import cpu
+    return cpu.library
 
 
 def cache_dir():
@@ -87,7 +93,7 @@ def _header_text(include):
 def load(decl):
     """The cffi library of declared cell `decl` for the CPU variant in force, compiled on first
     use (in this process, on this machine) -> (ffi, lib)."""
-    library = cpu.library
+    library = native()
     variant = library.variant
     lib = decl.libraries.get(variant)
     if lib is None:

@@ -3,12 +3,13 @@ from G_x, and their BPTT. Shape legend: T steps, B rows, H units, G = gates·H, 
 V vector rows."""
 import torch
 
+from .. import _grads
 from . import build
 
 
 def _kernel(decl, t, which):
     _, lib = build.load(decl)
-    build.cpu.library.lib.fastrnn_set_num_threads(torch.get_num_threads())
+    build.native().lib.fastrnn_set_num_threads(torch.get_num_threads())
     return getattr(lib, f"fastrnn_user_{which}_{'f32' if t.dtype == torch.float32 else 'f64'}")
 
 
@@ -23,7 +24,7 @@ def _scratch(decl, like, B, H):
 
 def _raise_for(rc):
     if rc:
-        build.cpu.library.raise_for(rc)
+        build.native().raise_for(rc)
 
 
 def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
@@ -105,3 +106,13 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
         lengths.data_ptr(), dgx.data_ptr(), dgh.data_ptr(), dh0.data_ptr(), dv.data_ptr(),
         scr.data_ptr(), sv.data_ptr()))
     return dgx, dgh, dh0, dc, dv
+
+
+def param_grads(decl, dgh, hs, b_hh, v, dv, w_hh_grad=True):
+    """From the BPTT's results: (∂L/∂W_hh = Σ_t ∂L/∂(product)_tᵀ h_{t−1} [G,H], ∂L/∂b_hh [G],
+    ∂L/∂v [V,H]), each None where the layer has no such parameter (or, for W_hh, where no
+    gradient is wanted)."""
+    recurrent = decl.recurrent
+    dw_hh = _grads.dW_hh(dgh, hs) if recurrent and w_hh_grad else None
+    db_hh = dgh.sum((0, 1)) if recurrent and b_hh is not None else None
+    return dw_hh, db_hh, None if v is None else dv.sum(0)

@@ -1,15 +1,17 @@
 """One layer of a declared cell (fastrnn.cell) and the module fastrnn.Recurrent.
 
-G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows; the generated kernels run the steps — the
-product W_hh h_{t−1}, the cell's math — and the BPTT, which leaves ∂L/∂G_x and ∂L/∂(product)
-[T,B,G], from which dx and the weights' and biases' gradients are GEMMs and sums here. The
-`eager` backend runs the user's step as a per-step torch loop under autograd (any device).
+G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows (in training under autograd, which gives
+dx, dW_ih and db_ih from ∂L/∂G_x; in inference inside the kernels' loop, a chunk ahead); the
+generated kernels run the steps — the product W_hh h_{t−1}, the cell's math — and the BPTT, whose
+∂L/∂(product) gives dW_hh and db_hh (fastrnn.user.kernels). Traced, a layer is one custom op
+(fastrnn.user.ops). The `eager` backend runs the user's step as a per-step torch loop under
+autograd (any device).
 """
 import warnings
 
 import torch
 
-from .. import _checks, _grads, routes
+from .. import _checks, dispatch, routes
 from ..stacked import Stacked
 from . import kernels
 from .declare import Cell
@@ -33,10 +35,9 @@ class _Layer(torch.autograd.Function):
         gx, w_hh, b_hh, v, lengths, gh, hs, cs, sv = ctx.saved_tensors
         dgx, dgh, dh0, dc, dv = kernels.backward(ctx.decl, dy, list(dfinals), gx, gh, b_hh, hs,
                                                  cs, sv, v, w_hh, lengths)
-        dw_hh = _grads.dW_hh(dgh, hs) if ctx.needs_input_grad[3] else None
-        db_hh = None if b_hh is None else dgh.sum((0, 1))  # (no W_hh: neither)
-        return (None, None, dgx, dw_hh, db_hh, None if v is None else dv.sum(0), dh0,
-                *dc[:ctx.n - 1])
+        dw_hh, db_hh, d_v = kernels.param_grads(ctx.decl, dgh, hs, b_hh, v, dv,
+                                                ctx.needs_input_grad[3])
+        return (None, None, dgx, dw_hh, db_hh, d_v, dh0, *dc[:ctx.n - 1])
 
 
 def eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths=None):
@@ -88,13 +89,20 @@ def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths
 
 
 def _backend(backend, x):
-    """native (CPU float32/float64) or eager; `auto` takes native where it runs."""
+    """native (CPU float32/float64, the library usable) or eager; `auto` takes native where it
+    runs."""
     _checks.choice("backend", backend, BACKENDS)
     kernels = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
         and x.shape[1] > 0
     if backend == "native" and not kernels:
         raise ValueError(f"backend 'native' runs a declared cell on CPU float32 and float64 "
                          f"input, got {x.dtype} on {x.device} (use backend='auto' or 'eager')")
+    if backend != "eager" and kernels:
+        reason = dispatch.why_not("native")
+        if reason is not None:
+            if backend == "native":
+                raise RuntimeError(f"fastrnn backend 'native' is not usable: {reason}")
+            kernels = False
     if backend == "eager" or not kernels:
         if x.device.type == "cuda":
             warnings.warn("fastrnn.Recurrent: a declared cell runs on CUDA tensors as a per-step "

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import torch
 
-from .. import _grads, autograd
+from .. import autograd
 from . import kernels
 
 _ops = {}  # op name -> (forward op, backward op)
@@ -86,12 +86,9 @@ def _define(decl, name):
         dgx, dgh, dh0, dc, dv = backward(_given(grads[0], gx, hs), [
             _given(d, hs[0]) for d in grads[1:1 + n]], gx, gh, b_hh, hs, cs, sv, v, w_hh,
             lengths)
-        if not decl.recurrent:
-            return (dgx, None, None, None if v is None else dv.sum(0), None,
-                    [dh0, *dc[:n - 1]], None)
-        dgh = dgx if decl.shared_dgx else dgh
-        return (dgx, _grads.dW_hh(dgh, hs), None if b_hh is None else dgh.sum((0, 1)),
-                None if v is None else dv.sum(0), None, [dh0, *dc[:n - 1]], None)
+        dw_hh, db_hh, d_v = kernels.param_grads(decl, dgx if decl.shared_dgx else dgh, hs,
+                                                b_hh, v, dv)
+        return (dgx, dw_hh, db_hh, d_v, None, [dh0, *dc[:n - 1]], None)
 
     forward.register_autograd(grad, setup_context=setup)
     backward.register_autograd(autograd._no_double_backward, setup_context=autograd._no_setup)
