@@ -137,29 +137,42 @@ class _Emitter:
     def passes(self):
         return 1 + max((lvl for _, lvl, _, _ in self.stmts.values()), default=0)
 
-    def code(self, outputs):
+    def code(self, outputs, kept=()):
         """The C of every pass: `if (phase == p) {row values; the units' loop}`; outputs:
-        (C format with {0}, expression) stores for the last pass."""
+        (C format with {0}, expression) stores for the last pass; `kept`: more, into sv, which
+        only a training forward makes (its last pass is then two loops, chosen once)."""
         last = self.passes() - 1
         sinks = {p: [n for n, (k, lvl, _, _) in self.stmts.items() if k == "store" and lvl == p]
                  for p in range(last + 1)}
         sinks[last] += [self.new(fmt.format(e), [e], last, kind="store") for fmt, e in outputs]
+        keep = [self.new(fmt.format(e), [e], last, kind="store") for fmt, e in kept]
         out = []
         for p in range(last + 1):
-            need, stack = set(), list(sinks[p])
-            while stack:
-                n = stack.pop()
-                if n not in need:
-                    need.add(n)
-                    stack.extend(d for d in self.stmts[n][3] if self.stmts[d][0] != "store")
-            rows = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k == "row"]
-            loop = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k != "row"]
             out.append(f"  if (phase == {p}) {{")
-            out += [f"    {t}" for t in rows]
-            out += ["    #pragma omp simd", "    for (int64_t j = j0; j < j1; j++) {"]
-            out += [f"      {t}" for t in loop]
-            out += ["    }", "  }"]
+            if p == last and keep:
+                out.append("    if (sv) {")
+                out += self._pass(sinks[p] + keep, "  ")
+                out.append("    } else {")
+                out += self._pass(sinks[p], "  ")
+                out.append("    }")
+            else:
+                out += self._pass(sinks[p])
+            out.append("  }")
         return "\n".join(out)
+
+    def _pass(self, sinks, indent=""):
+        """The lines of a pass that writes `sinks`: the row values it needs, then the loop."""
+        need, stack = set(), list(sinks)
+        while stack:
+            n = stack.pop()
+            if n not in need:
+                need.add(n)
+                stack.extend(d for d in self.stmts[n][3] if self.stmts[d][0] != "store")
+        rows = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k == "row"]
+        loop = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k != "row"]
+        return [f"{indent}    {t}" for t in rows] + \
+            [f"{indent}    #pragma omp simd", f"{indent}    for (int64_t j = j0; j < j1; j++) {{"] + \
+            [f"{indent}      {t}" for t in loop] + [f"{indent}    }}"]
 
     def blocks_of(self, node):
         """How many blocks of H node's value has: along its last dimension, or its leading
@@ -510,8 +523,8 @@ def source(decl):
     stores = [("y[j] = r[j] = {};", _store(outs[0], 1, f"state {decl.states[0]!r}")[0])]
     stores += [(f"cn[{k - 1} * ss + j] = {{}};", _store(outs[k], 1, repr(decl.states[k]))[0])
                for k in range(1, S)]
-    stores += [(f"if (sv) sv[{k} * H + j] = {{}};", f) for k, (_, f) in enumerate(saved)]
-    forward = _FORWARD.format(body=fwd.code(stores))
+    kept = [(f"sv[{k} * H + j] = {{}};", f) for k, (_, f) in enumerate(saved)]
+    forward = _FORWARD.format(body=fwd.code(stores, kept))
 
     stores, m = [], len(decl.inputs)
     # ∂L/∂G_x = ∂L/∂(product) where both enter the math only through their sum (LSTM, RNN):

@@ -70,7 +70,13 @@ def layer(decl, x, states, w_ih, w_hh, b_ih=None, b_hh=None, vectors=(), lengths
         _checks.tensor("w_hh", w_hh, (decl.gates * H, H), x)
     for name, s in zip(decl.states, states):
         _checks.tensor(name, s, (B, H), x)
-    name = _backend(backend, x)
+    return _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, _backend(backend, x))
+
+
+def _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, name):
+    """layer() on checked arguments, on backend `name` (native or eager)."""
+    T, B, _ = x.shape
+    H = w_ih.shape[0] // decl.gates
     if name == "eager":
         return eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths)
     lengths = _checks.full_lengths(T, B, x.device) if lengths is None else lengths
@@ -168,6 +174,7 @@ class Recurrent(Stacked):
     def _run(self, k, x, states, lengths):
         sfx = next(s for kk, _, s in self.suffixes() if kk == k)
         get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
-        return layer(self.cell, x, states, get("weight_ih"), get("weight_hh"), get("bias_ih"),
-                     get("bias_hh"), [get(n) for n, _ in self.cell.vectors], lengths,
-                     self.last_backend)
+        # (the parameters' shapes are the module's, the states' checked by Stacked)
+        return _run(self.cell, x, states, get("weight_ih"), get("weight_hh"), get("bias_ih"),
+                    get("bias_hh"), [get(n) for n, _ in self.cell.vectors], lengths,
+                    self.last_backend)
