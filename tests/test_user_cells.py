@@ -52,9 +52,9 @@ def gru(gx, gh, h):  # torch.nn.GRU's step: r multiplies gh's n block, b_hh incl
     return (1 - z) * n + z * h
 
 
-def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a flattened vector
-    a, b = (gx + gh * scale.flatten()).split(gx.shape[-1] // 2, -1)
-    z = torch.where(a > 0, torch.relu(b), b.clamp(-1, 1)) + 0.5 * torch.maximum(a, h)
+def kinks(gx, gh, h, scale):  # relu, clamp, where, maximum, abs, pow, rsqrt, a flattened
+    a, b = (gx + gh * scale.flatten()).split(gx.shape[-1] // 2, -1)  # vector, a tensor constant
+    z = torch.where(a > 0, torch.relu(b), b.clamp(-1, 1)) + torch.tensor(0.5) * torch.maximum(a, h)
     return torch.tanh(z - 1 / (1 + a.abs()) + 0.1 * a.pow(2) + torch.rsqrt(b * b + 1) - h / 3)
 
 

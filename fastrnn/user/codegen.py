@@ -58,11 +58,11 @@ _SIZES = {"split", "split_with_sizes", "view", "_unsafe_view", "reshape", "expan
           "unsqueeze", "flatten", "sum", "mean", "cat", "select"}
 
 
-def mark_per_unit_constants(graph, other, H, H_other):
-    """The same step traced at two hidden sizes: graph's elementwise constants that differ in
-    `other` in proportion to H (or to 1/H) become PerH. Shapes and sizes are not constants of
+def mark_per_unit_constants(module, other, H, H_other):
+    """The same step traced at two hidden sizes (fx GraphModules): module's elementwise constants
+    that differ in `other` in proportion to H (or to 1/H) become PerH. Shapes and sizes are not constants of
     the math and may differ. Raises Unsupported where the graphs differ otherwise."""
-    nodes, others = list(graph.nodes), list(other.nodes)
+    nodes, others = list(module.graph.nodes), list(other.graph.nodes)
     if len(nodes) != len(others) or any(a.target != b.target for a, b in zip(nodes, others)):
         raise Unsupported("a step whose ops depend on the hidden size")
     for a, b in zip(nodes, others):
@@ -180,13 +180,19 @@ class _Emitter:
         shape = node.meta["val"].shape
         return shape[-1] // self.H if len(shape) else 1
 
-    def run(self, graph, inputs):
-        """Evaluates graph on inputs (a _Value per placeholder) -> the outputs' _Values."""
+    def run(self, module, inputs):
+        """Evaluates fx GraphModule `module` on inputs (a _Value per placeholder) -> the
+        outputs' _Values. A one-value tensor constant becomes a number."""
         env = {}
         placeholders = iter(inputs)
-        for node in graph.nodes:
+        for node in module.graph.nodes:
             if node.op == "placeholder":
                 env[node] = next(placeholders)
+            elif node.op == "get_attr":
+                constant = getattr(module, node.target)
+                if constant.numel() != 1:
+                    raise Unsupported("a tensor constant of more than one value")
+                env[node] = constant.item()
             elif node.op == "output":
                 outs = node.args[0]
                 return [None if o is None else env[o] for o in outs]

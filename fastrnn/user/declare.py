@@ -24,7 +24,7 @@ ALLOWED = {
     "maximum", "where", "gt", "lt", "ge", "le", "eq", "ne", "logical_and", "logical_or",
     "logical_not", "split", "split_with_sizes", "select", "view", "_unsafe_view", "reshape",
     "flatten", "detach", "clone", "alias", "lift_fresh_copy", "scalar_tensor", "_to_copy",
-    "sign", "sgn", "expand", "sum", "mean", "unsqueeze", "squeeze",
+    "sign", "sgn", "expand", "sum", "mean", "unsqueeze", "squeeze", "lift_fresh",
 }
 TRACE_H = 8  # the trace's hidden size (the graphs do not depend on it)
 
@@ -120,11 +120,12 @@ class Cell:
                              f"step") from None
 
     def _trace(self, H):
-        """(forward graph, backward graph) traced at hidden size H."""
+        """(forward, backward) traced at hidden size H, as fx GraphModules (their graphs, and the
+        tensor constants the step made, e.g. torch.tensor(0.5), as their attributes)."""
         example = self._example(torch.float64, H=H)
-        forward = make_fx(lambda *a: self._outputs(self.fn(*a)))(*example).graph
+        forward = make_fx(lambda *a: self._outputs(self.fn(*a)))(*example)
         grads = example + self._example(torch.float64, states_only=True, H=H)
-        return forward, make_fx(self._vjp)(*grads).graph
+        return forward, make_fx(self._vjp)(*grads)
 
     def __call__(self, *args):
         return self.fn(*args)
