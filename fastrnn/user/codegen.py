@@ -7,7 +7,10 @@ state one, a declared vector [n,H] n — and each block one C scalar per unit j,
 code is a single loop over a thread's units with one statement per op and block, which the
 compiler vectorises. A value's batch dimension is implicit (the loop runs row by row); the
 vectors' gradients, which torch sums over the batch, are each row's share there, added into a
-per-row buffer and summed over the rows afterwards.
+per-row buffer and summed over the rows afterwards. A row reduction (mean or sum over a row)
+starts a pass: its operand is stored to a scratch row, and the next pass, after the loop's
+barrier, sums the whole row; what a pass needs from earlier ones is recomputed from the inputs.
+The training forward keeps, in sv, the values the backward would otherwise recompute (_saved).
 """
 import operator
 import re
@@ -225,7 +228,7 @@ class _Emitter:
         if packet in _UNARY:
             return self.elementwise(_UNARY[packet], [args[0]], packet in _BOOLEAN)
         if packet in ("add", "sub", "rsub") and kwargs.get("alpha", 1) != 1:
-            args[1] = self.elementwise("({a} * {b})", [args[1], kwargs["alpha"]])
+            args[1] = self.elementwise(_BINARY["mul"], [args[1], kwargs["alpha"]])
         if packet in _BINARY:
             return self.elementwise(_BINARY[packet], args[:2], packet in _BOOLEAN)
         if packet == "div" and kwargs.get("rounding_mode") is not None:
@@ -397,7 +400,7 @@ def _linear(template, operands):
         return all(_is_zero(o) for o in others)
     if template == _UNARY["neg"]:
         return True
-    if template in (_BINARY["mul"], "({a} * {b})"):
+    if template == _BINARY["mul"]:
         return len(shares) == 1 and not any(isinstance(o, _Value) and o.batched for o in others)
     if template == _BINARY["div"]:
         return operands[0] is shares[0] and len(shares) == 1 and \
