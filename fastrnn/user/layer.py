@@ -172,7 +172,8 @@ class Recurrent(Stacked):
         return super().forward(input, hx)
 
     def _run(self, k, x, states, lengths):
-        sfx = next(s for kk, _, s in self.suffixes() if kk == k)
+        layer, d = divmod(k, 2 if self.bidirectional else 1)
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
         get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
         # (the parameters' shapes are the module's, the states' checked by Stacked)
         return _run(self.cell, x, states, get("weight_ih"), get("weight_hh"), get("bias_ih"),
