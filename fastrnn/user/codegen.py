@@ -143,36 +143,49 @@ class _Emitter:
     def code(self, outputs, kept=()):
         """The C of every pass: `if (phase == p) {row values; the units' loop}`; outputs:
         (C format with {0}, expression) stores for the last pass; `kept`: more, into sv, which
-        only a training forward makes (its last pass is then two loops, chosen once)."""
+        only a training forward makes (its last pass is then two loops, chosen once). A value a
+        pass computed that a later pass needs goes to the row's scratch (its units: the same
+        thread's in both passes) and is read back there, not recomputed."""
         last = self.passes() - 1
         sinks = {p: [n for n, (k, lvl, _, _) in self.stmts.items() if k == "store" and lvl == p]
                  for p in range(last + 1)}
         sinks[last] += [self.new(fmt.format(e), [e], last, kind="store") for fmt, e in outputs]
         keep = [self.new(fmt.format(e), [e], last, kind="store") for fmt, e in kept]
+        self.slots, bodies = {}, {}  # value -> its scratch slot; pass -> its lines
+        for p in range(last, -1, -1):  # (a pass learns from later ones what to store)
+            stored = [self.new(f"scr[{slot} * H + j] = {n};", [n], p, kind="store")
+                      for n, slot in self.slots.items() if self.stmts[n][1] == p]
+            if p == last and keep:
+                bodies[p] = (["    if (sv) {"] + self._pass(p, sinks[p] + keep, "  ")
+                             + ["    } else {"] + self._pass(p, sinks[p], "  ") + ["    }"])
+            else:
+                bodies[p] = self._pass(p, sinks[p] + stored)
         out = []
         for p in range(last + 1):
-            out.append(f"  if (phase == {p}) {{")
-            if p == last and keep:
-                out.append("    if (sv) {")
-                out += self._pass(sinks[p] + keep, "  ")
-                out.append("    } else {")
-                out += self._pass(sinks[p], "  ")
-                out.append("    }")
-            else:
-                out += self._pass(sinks[p])
-            out.append("  }")
+            out += [f"  if (phase == {p}) {{"] + bodies[p] + ["  }"]
         return "\n".join(out)
 
-    def _pass(self, sinks, indent=""):
-        """The lines of a pass that writes `sinks`: the row values it needs, then the loop."""
-        need, stack = set(), list(sinks)
+    def _pass(self, p, sinks, indent=""):
+        """The lines of pass p that writes `sinks`: the row values it needs, then the loop; a
+        value of an earlier pass (not a load) is read from its scratch slot."""
+        need, stack, reread = set(), list(sinks), {}
         while stack:
             n = stack.pop()
-            if n not in need:
-                need.add(n)
-                stack.extend(d for d in self.stmts[n][3] if self.stmts[d][0] != "store")
+            if n in need:
+                continue
+            need.add(n)
+            kind, level, text, deps = self.stmts[n]
+            if kind == "val" and level < p and deps:
+                if n not in self.slots:
+                    self.slots[n] = self.scratch
+                    self.scratch += 1
+                ctype = text.split(" ", 2)[1]
+                reread[n] = f"const {ctype} {n} = scr[{self.slots[n]} * H + j];"
+                continue
+            stack.extend(d for d in deps if self.stmts[d][0] != "store")
         rows = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k == "row"]
-        loop = [t for n, (k, _, t, _) in self.stmts.items() if n in need and k != "row"]
+        loop = [reread.get(n, t) for n, (k, _, t, _) in self.stmts.items()
+                if n in need and k != "row"]
         return [f"{indent}    {t}" for t in rows] + \
             [f"{indent}    #pragma omp simd", f"{indent}    for (int64_t j = j0; j < j1; j++) {{"] + \
             [f"{indent}      {t}" for t in loop] + [f"{indent}    }}"]
