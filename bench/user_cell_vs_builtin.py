@@ -9,23 +9,14 @@ Prints one line a point: each candidate's ms and fastrnn.LSTM's time over the ce
 the cell runs at 80 % of the built-in's speed or better).
 """
 import argparse
-import importlib.util
 import os
 
 import torch
 
 import fastrnn
-from fastrnn.harness import machine, timing
+from fastrnn.harness import machine, timing, user_cell
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _examples():
-    spec = importlib.util.spec_from_file_location(
-        "cells", os.path.join(HERE, "..", "examples", "cells.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "cells.py")
 
 
 def _calls(cells, B, H, T, train):
@@ -42,20 +33,7 @@ def _calls(cells, B, H, T, train):
         m.load_state_dict(state)
         modules[name] = m
     x, dy = torch.randn(T, B, H), torch.randn(T, B, H)
-
-    def call(m):
-        sgd = torch.optim.SGD(m.parameters(), lr=1e-6)
-
-        def run():
-            if not train:
-                with torch.no_grad():
-                    m(x)
-                return
-            sgd.zero_grad(set_to_none=True)
-            m(x)[0].backward(dy)
-            sgd.step()
-        return run
-    return {name: call(m) for name, m in modules.items()}
+    return {name: user_cell.step_call(m, x, dy, train) for name, m in modules.items()}
 
 
 def main():
@@ -65,8 +43,7 @@ def main():
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
-    examples = _examples()
-    cells = {"lstm": examples.lstm, "lstm_ogif": examples.lstm_ogif}
+    cells = {name: user_cell.load_cell(f"{EXAMPLES}:{name}") for name in ("lstm", "lstm_ogif")}
     print(f"{machine.describe()['cpu']}, {torch.get_num_threads()} threads, T={args.seq_len}")
     for H in map(int, args.hidden.split(",")):
         for B in map(int, args.batch.split(",")):

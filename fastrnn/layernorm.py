@@ -158,8 +158,7 @@ class _LayerNormRecurrent(Stacked):
         p.fill_(0.0 if name.startswith("ln_c_bias") else 1.0)
 
     def _params(self, k):
-        layer, d = divmod(k, 2 if self.bidirectional else 1)
-        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        sfx = self.suffix(k)
         get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
         names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "ln_ih_weight", "ln_hh_weight"]
         if self.GATES == 4:

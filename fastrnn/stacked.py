@@ -35,13 +35,17 @@ class Stacked(torch.nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.backend, self.last_backend = bidirectional, backend, None
 
+    def suffix(self, k):
+        """The parameter names' suffix of layer-direction k: _l{layer}, _l{layer}_reverse."""
+        layer, d = divmod(k, 2 if self.bidirectional else 1)
+        return f"_l{layer}" + ("_reverse" if d else "")
+
     def suffixes(self):
         """(k, layer input size, suffix) for every layer-direction k."""
         D = 2 if self.bidirectional else 1
-        for layer in range(self.num_layers):
-            for d in range(D):
-                I = self.input_size if layer == 0 else D * self.hidden_size
-                yield layer * D + d, I, f"_l{layer}" + ("_reverse" if d else "")
+        for k in range(self.num_layers * D):
+            I = self.input_size if k < D else D * self.hidden_size
+            yield k, I, self.suffix(k)
 
     def reset_parameters(self):
         """Weights and biases uniform in ±1/sqrt(H), as torch.nn's; every other parameter as

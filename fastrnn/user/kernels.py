@@ -22,6 +22,26 @@ def _scratch(decl, like, B, H):
     return like.new_empty(B, max(decl.scratch, 1), H)
 
 
+def _outputs(like, states, T, B, H, S):
+    """y [T,B,H], h_n [B,H], hs [S,B,H] and cs [max(n−1,1),S,B,H], the other states' slot 0
+    holding their initial values (states [B,H] each, n of them)."""
+    y, h_n, hs = like.new_empty(T, B, H), like.new_empty(B, H), like.new_empty(S, B, H)
+    cs = like.new_empty(max(len(states) - 1, 1), S, B, H)
+    for k in range(1, len(states)):
+        cs[k - 1, 0] = states[k]
+    return y, h_n, hs, cs
+
+
+def _finals(h_n, cs, n, T, S):
+    """The n final states: h_n, then the others' slot of step T in cs (views)."""
+    return [h_n] + [cs[k - 1, T % S] for k in range(1, n)]
+
+
+def _bias(b, like, G):
+    """b [G] contiguous, or zeros (the kernels add b_hh: no branch a step)."""
+    return like.new_zeros(G) if b is None else b.contiguous()
+
+
 def _raise_for(rc):
     if rc:
         build.native().raise_for(rc)
@@ -35,10 +55,7 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
     T, B, G = gx.shape
     H, n = states[0].shape[1], len(states)
     S = T + 1 if save else 2
-    y, h_n, hs = gx.new_empty(T, B, H), gx.new_empty(B, H), gx.new_empty(S, B, H)
-    cs = gx.new_empty(max(n - 1, 1), S, B, H)
-    for k in range(1, n):
-        cs[k - 1, 0] = states[k]
+    y, h_n, hs, cs = _outputs(gx, states, T, B, H, S)
     gx, h0 = gx.contiguous(), states[0].contiguous()
     scr = _scratch(decl, gx, B, H)  # (every tensor named: alive over the foreign call)
     sv = gx.new_empty(T, B, max(decl.saved, 1), H) if save else gx.new_empty(0)
@@ -46,28 +63,23 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
         _raise_for(_kernel(decl, gx, "scan_forward")(
             T, B, H, S, gx.data_ptr(), h0.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(),
             h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), scr.data_ptr(), sv.data_ptr()))
-        return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (None, hs, cs, sv)
+        return y, _finals(h_n, cs, n, T, S), (None, hs, cs, sv)
     gh = gx.new_empty(T if save and decl.keeps_products else 1, B, G)
-    b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
-    w_hh = w_hh.contiguous()
+    b_hh, w_hh = _bias(b_hh, gx, G), w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "forward")(
         T, B, H, S, gx.data_ptr(), h0.data_ptr(), w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v),
         lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(),
         gh.data_ptr(), scr.data_ptr(), sv.data_ptr()))
-    return y, [h_n] + [cs[k - 1, T % S] for k in range(1, n)], (gh, hs, cs, sv)
+    return y, _finals(h_n, cs, n, T, S), (gh, hs, cs, sv)
 
 
 def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
     """Inference from x [T,B,I], w_ih [G,I], b_ih [G] or None (G_x inside the loop, a chunk
     ahead) -> (y [T,B,H], final states)."""
     T, B, I = x.shape
-    G, H, n = w_hh.shape[0], w_hh.shape[1], len(states)
-    y, h_n, hs = x.new_empty(T, B, H), x.new_empty(B, H), x.new_empty(2, B, H)
-    cs = x.new_empty(max(n - 1, 1), 2, B, H)
-    for k in range(1, n):
-        cs[k - 1, 0] = states[k]
-    gh = x.new_empty(1, B, G)
-    b_hh = x.new_zeros(G) if b_hh is None else b_hh.contiguous()
+    G, H = w_hh.shape
+    y, h_n, hs, cs = _outputs(x, states, T, B, H, 2)
+    gh, b_hh = x.new_empty(1, B, G), _bias(b_hh, x, G)
     x, w_ih, w_hh, h0 = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), states[0].contiguous()
     b_ih = None if b_ih is None else b_ih.contiguous()
     scr = _scratch(decl, x, B, H)
@@ -75,7 +87,7 @@ def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
         T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0.data_ptr(), w_hh.data_ptr(),
         b_hh.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(),
         hs.data_ptr(), cs.data_ptr(), gh.data_ptr(), scr.data_ptr()))
-    return y, [h_n] + [cs[k - 1, T % 2] for k in range(1, n)]
+    return y, _finals(h_n, cs, len(states), T, 2)
 
 
 def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
@@ -98,8 +110,7 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
             dh0.data_ptr(), dv.data_ptr(), scr.data_ptr(), sv.data_ptr()))
         return dgx, None, dh0, dc, dv
     dgh = dgx if decl.shared_dgx else gx.new_empty(T, B, G)
-    b_hh = gx.new_zeros(G) if b_hh is None else b_hh.contiguous()
-    w_hh = w_hh.contiguous()
+    b_hh, w_hh = _bias(b_hh, gx, G), w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "backward")(
         T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(), gh.data_ptr(),
         b_hh.data_ptr(), hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),

@@ -98,18 +98,18 @@ def _backend(backend, x):
     """native (CPU float32/float64, the library usable) or eager; `auto` takes native where it
     runs."""
     _checks.choice("backend", backend, BACKENDS)
-    kernels = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+    runs = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
         and x.shape[1] > 0
-    if backend == "native" and not kernels:
+    if backend == "native" and not runs:
         raise ValueError(f"backend 'native' runs a declared cell on CPU float32 and float64 "
                          f"input, got {x.dtype} on {x.device} (use backend='auto' or 'eager')")
-    if backend != "eager" and kernels:
+    if backend != "eager" and runs:
         reason = dispatch.why_not("native")
         if reason is not None:
             if backend == "native":
                 raise RuntimeError(f"fastrnn backend 'native' is not usable: {reason}")
-            kernels = False
-    if backend == "eager" or not kernels:
+            runs = False
+    if backend == "eager" or not runs:
         if x.device.type == "cuda":
             warnings.warn("fastrnn.Recurrent: a declared cell runs on CUDA tensors as a per-step "
                           "torch loop (no fused CUDA kernel yet)", stacklevel=4)
@@ -172,8 +172,7 @@ class Recurrent(Stacked):
         return super().forward(input, hx)
 
     def _run(self, k, x, states, lengths):
-        layer, d = divmod(k, 2 if self.bidirectional else 1)
-        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        sfx = self.suffix(k)
         get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
         # (the parameters' shapes are the module's, the states' checked by Stacked)
         return _run(self.cell, x, states, get("weight_ih"), get("weight_hh"), get("bias_ih"),
