@@ -1,11 +1,13 @@
 """Every cell the kernels run, declared once: what its kernels take and give, in their order.
 
-From a cell's description follow its kernels' cffi declarations and calls on every backend
-(fastrnn._native, the numba bindings), its custom ops with their schemas and fake implementations, and the
-allocation of its outputs and scratch (fastrnn.autograd.CellOps); tests/test_cells.py checks each
-against the C declarations in kernels/fastrnn.h. What stays per cell is its math: the C
-description (kernels/cpu/<cell>.c, whose loop is kernels/cpu/loop.h), the numba and reference
-equations, and the gradients that follow the kernels' BPTT (its `grads` function).
+From a cell's description follow its C ABI (kernels/abi.py writes, when CMake configures, the
+declarations of fastrnn_cells.h and the entry points, which check their arguments and call the
+cell's implementation with them in one struct), its kernels' cffi declarations and calls on every
+backend (fastrnn._native, the numba bindings), its custom ops with their schemas and fake
+implementations, and the allocation of its outputs and scratch (fastrnn.autograd.CellOps). What
+stays per cell is its math: the C description (kernels/cpu/<file>.c, whose loop is
+kernels/cpu/loop.h, and its implementation functions), the numba and reference equations, and the
+gradients that follow the kernels' BPTT (its `grads` function).
 
 A cell's kernels take, after the sizes T, B, [I,] H[, R]:
 
@@ -37,6 +39,9 @@ class Cell:
     stems: tuple = None     # the kernels' stems for flag False, True (default: (name, name))
     projected: bool = False  # the kernels take R after H
     bf16: bool = False      # forward_x[_infer]_bf16 kernels: every argument and result bfloat16
+    cuda: bool = False      # the CUDA library has its forward, forward_infer and backward
+    doc: str = ""           # its equations and what its arrays mean, for the C header
+    notes: tuple = ()       # ((argument, what it holds), ...) for the C header
 
     def stem(self, flag=False):
         return self.stems[bool(flag)] if self.stems else self.name
@@ -73,12 +78,12 @@ class Cell:
         args = (*first, *self.forward_args(), *(o for o, _ in self.outputs()))
         return sizes, tuple(a.rstrip("?") for a in args)
 
-    def declarations(self):
-        """Its CPU kernels' declarations for cffi (fastrnn._native), float32 names, every array
-        an address (intptr_t)."""
+    def declarations(self, cuda=False):
+        """Its CPU (or CUDA) kernels' declarations for cffi (fastrnn._native), float32 names,
+        every array an address (intptr_t)."""
         out = []
         for stem in dict.fromkeys(self.stems or (self.name,)):
-            for kind in self.kinds():
+            for kind in self.kinds()[:3] if cuda else self.kinds():
                 sizes, arrays = self.kernel_args(kind)
                 args = [f"int64_t {n}" for n in sizes] + [f"intptr_t {n}" for n in arrays]
                 out.append(f"int fastrnn_{stem}_{kind}_f32({', '.join(args)});\n")
@@ -87,7 +92,7 @@ class Cell:
 
 _STATE = {"h": "B,R", "c": "B,H"}
 # The shapes of the arguments the cells name (inputs, states, params, the backward's gradients).
-SHAPES = {"x_in": "T,B,G", "h0": "B,R", "c0": "B,H", "w_hh": "G,R", "w_hr": "R,H", "b_ih": "G",
+SHAPES = {"x_in": "T,B,G", "x": "T,B,I", "w_ih": "G,I", "lengths": "B", "h0": "B,R", "c0": "B,H", "w_hh": "G,R", "w_hr": "R,H", "b_ih": "G",
           "b_hh": "G", "g_ih": "G", "g_hh": "G", "g_c": "H", "b_c": "H", "dy": "T,B,R",
           "dh_n": "B,R", "dc_n": "B,H"}
 
@@ -98,30 +103,68 @@ def _shapes(*pairs):
 
 RNN = Cell("rnn", 1, ("h",), ("w_hh",), _shapes("hs:S,B,H"), ("hs",), ("w_hh",),
            _shapes("dA:T,B,G", "dh0:B,H"), x_biases=("b_ih", "b_hh"), flag="relu",
-           stems=("rnn_tanh", "rnn_relu"), bf16=True)
+           stems=("rnn_tanh", "rnn_relu"), bf16=True, cuda=True,
+           doc="Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu.",
+           notes=(("hs", "h_0..h_T"), ("dA", "∂L/∂(pre-activation) = ∂L/∂G_x")))
 LSTM = Cell("lstm", 4, ("h", "c"), ("w_hh",), _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,H"),
             ("gates", "cs"), ("w_hh",), _shapes("dA:T,B,G", "dh0:B,H", "dc0:B,H"),
-            x_biases=("b_ih", "b_hh"), bf16=True)
+            x_biases=("b_ih", "b_hh"), bf16=True, cuda=True,
+            doc="LSTM: a_t = G_x[t] + h_{t-1} W_hhᵀ; c_t = σ(f) c_{t-1} + σ(i) tanh(g); "
+                "h_t = σ(o) tanh(c_t).",
+            notes=(("gates", "activated i, f, g, o"), ("cs", "c_0..c_T"), ("hs", "h_0..h_T"),
+                   ("dA", "∂L/∂a_t = ∂L/∂G_x")))
 LSTMP = Cell("lstmp", 4, ("h", "c"), ("w_hh", "w_hr"),
              _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,R", "rs:Sg,B,H"), ("gates", "cs"),
              ("w_hh", "w_hr"), _shapes("dA:T,B,G", "dh0:B,R", "dc0:B,H", "du:T,B,R"),
-             x_biases=("b_ih", "b_hh"), projected=True)
+             x_biases=("b_ih", "b_hh"), projected=True, cuda=True,
+             doc="LSTMP, the LSTM with a projection: r_t = σ(o) tanh(c_t) [B,H] and h_t = r_t "
+                 "W_hrᵀ [B,R], which is y_t and what the next step's W_hh [4H,R] multiplies; rs "
+                 "keeps r_t for dW_hr. The backward returns each step's ∂L/∂h_t in du (zero past "
+                 "a sequence's end): dW_hr = Σ_t du_tᵀ r_t.",
+             notes=(("gates", "activated i, f, g, o"), ("cs", "c_0..c_T"), ("hs", "h_0..h_T"),
+                    ("rs", "r_1..r_T"), ("dA", "∂L/∂a_t = ∂L/∂G_x"), ("du", "∂L/∂h_t")))
 GRU = Cell("gru", 3, ("h",), ("w_hh", "b_hh"), _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "hs:S,B,H"),
            ("gates", "a_n", "hs"), ("w_hh",), _shapes("dGx:T,B,G", "dA_n:T,B,H", "dh0:B,H"),
-           x_biases=("b_ih",), bf16=True)
+           x_biases=("b_ih",), bf16=True, cuda=True,
+           doc="GRU (torch's form): A = h_{t-1} W_hhᵀ + b_hh; r = σ(G_x,r + A_r); z = σ(G_x,z "
+               "+ A_z); n = tanh(G_x,n + r A_n); h_t = (1-z) n + z h_{t-1}. Its b_hh belongs to "
+               "A, so G_x = x W_ihᵀ + b_ih only. The backward's dA_n = dGx's n block × r (∂L/∂A's "
+               "r and z blocks are dGx's: dW_hh = Σ_t dA_tᵀ h_{t-1}).",
+           notes=(("gates", "activated r, z, n"), ("a_n", "A_n"), ("hs", "h_0..h_T"),
+                  ("dGx", "∂L/∂G_x"), ("dA_n", "∂L/∂A_n")))
 LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
                _shapes("gates:Sg,B,G", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G", "rh:Sg,B",
                        "cs:S,B,H", "nc:Sg,B,H", "rc:Sg,B", "hs:S,B,H"),
                ("gates", "nx", "rx", "nh", "rh", "cs", "nc", "rc"),
                ("w_hh", "g_ih", "g_hh", "g_c", "b_c"),
                _shapes("dA:T,B,G", "dV:T,B,G", "dAh:T,B,G", "du:T,B,H", "dh0:B,H", "dc0:B,H"),
-               inputs=("g_ih", "b_ih?", "b_hh?"))
+               inputs=("g_ih", "b_ih?", "b_hh?"),
+               doc="LayerNorm LSTM (CPU only; fastrnn.reference.ln_lstm_forward), LN(v; γ) = γ "
+                   "(v − mean v) / sqrt(var v + 1e-5) over a whole row: a_t = LN(V_t; g_ih) + "
+                   "LN(h_{t-1} W_hhᵀ; g_hh) + b_ih + b_hh, where x_in is V = x W_ihᵀ over all "
+                   "T·B rows; c_t = σ(f) c_{t-1} + σ(i) tanh(g); h_t = σ(o) tanh(LN(c_t; g_c) + "
+                   "b_c). The backward returns ∂L/∂a (dA: db = Σ dA, dg_ih = Σ dA ⊙ nx, dg_hh = "
+                   "Σ dA ⊙ nh), ∂L/∂V (dV: dx = dV W_ih, dW_ih = Σ dVᵀ x), ∂L/∂(h_{t-1} W_hhᵀ) "
+                   "(dAh: dW_hh = Σ_t dAh_tᵀ h_{t-1}) and ∂L/∂u, u = LN(c_t; g_c) + b_c (du: dg_c "
+                   "= Σ du ⊙ nc, db_c = Σ du). Saved rows past a sequence's end are zero.",
+               notes=(("gates", "activated i, f, g, o"), ("nx", "the normalised V_t"),
+                      ("rx", "its 1/σ"), ("nh", "the normalised h_{t-1} W_hhᵀ"),
+                      ("rh", "its 1/σ"), ("cs", "c_0..c_T"), ("nc", "the normalised c_t"),
+                      ("rc", "its 1/σ"), ("hs", "h_0..h_T")))
 LN_GRU = Cell("ln_gru", 3, ("h",), ("w_hh", "g_hh", "b_hh?"),
               _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G",
                       "rh:Sg,B", "hs:S,B,H"),
               ("gates", "a_n", "nx", "rx", "nh", "rh", "hs"), ("w_hh", "g_ih", "g_hh"),
               _shapes("dX:T,B,G", "dHh:T,B,G", "dV:T,B,G", "dAh:T,B,G", "dh0:B,H"),
-              inputs=("g_ih", "b_ih?"))
+              inputs=("g_ih", "b_ih?"),
+              doc="LayerNorm GRU (CPU only; fastrnn.reference.ln_gru_forward): x̂ = LN(V_t; "
+                  "g_ih) + b_ih, where x_in is V = x W_ihᵀ over all T·B rows; ĥ = LN(h_{t-1} "
+                  "W_hhᵀ; g_hh) + b_hh; r, z, n and h_t as the GRU's. The backward returns ∂L/∂x̂ "
+                  "(dX: db_ih = Σ dX, dg_ih = Σ dX ⊙ nx), ∂L/∂ĥ (dHh: db_hh = Σ dHh, dg_hh = Σ "
+                  "dHh ⊙ nh), ∂L/∂V (dV) and ∂L/∂(h_{t-1} W_hhᵀ) (dAh).",
+              notes=(("gates", "activated r, z, n"), ("a_n", "ĥ_n"), ("nx", "the normalised V_t"),
+                     ("rx", "its 1/σ"), ("nh", "the normalised h_{t-1} W_hhᵀ"),
+                     ("rh", "its 1/σ"), ("hs", "h_0..h_T")))
 
 CELLS = {c.name: c for c in (RNN, LSTM, LSTMP, GRU, LN_LSTM, LN_GRU)}
 

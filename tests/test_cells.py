@@ -1,5 +1,5 @@
-"""The cell descriptions (fastrnn.cells) against what they describe: the C declarations in
-kernels/fastrnn.h, the custom ops' schemas and fake implementations, and every kernel backend's
+"""The cell descriptions (fastrnn.cells) against what they describe: the C declarations the build
+wrote from them (fastrnn_cells.h, kernels/abi.py) beside fastrnn.h's, the custom ops' schemas and fake implementations, and every kernel backend's
 results for every cell (native and numba run the same equations: equal to float64 roundoff)."""
 import re
 
@@ -22,8 +22,8 @@ def test_every_cell_has_its_ops():
 
 
 def _declarations():
-    """{function name: [argument names]} of the header's CPU declarations."""
-    text = open(find("fastrnn.h"), encoding="utf-8").read()
+    """{function name: [argument names]} of the installed headers' CPU declarations."""
+    text = "".join(open(find(h), encoding="utf-8").read() for h in ("fastrnn.h", "fastrnn_cells.h"))
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     out = {}
     for name, args in re.findall(r"int (fastrnn_\w+_f32)\(([^;]*)\);", text):
@@ -34,8 +34,8 @@ def _declarations():
 
 @pytest.mark.parametrize("name", sorted(cells.CELLS))
 def test_the_header_declares_each_kernel_as_its_cell_describes(name):
-    """The C declarations against the descriptions, from which the cffi declarations are made:
-    every kernel a cell has, its arguments' names in their order."""
+    """The C declarations against the descriptions, from which the cffi declarations are made
+    too: every kernel a cell has, its arguments' names in their order."""
     cell, declared = cells.CELLS[name], _declarations()
     for stem in set(cell.stems or (cell.name,)):
         for kind in cell.kinds():
@@ -43,10 +43,7 @@ def test_the_header_declares_each_kernel_as_its_cell_describes(name):
             assert fn in declared, fn
             sizes, arrays = cell.kernel_args(kind)
             want = [a.lower() for a in (*sizes, *arrays)]
-            got = [a.lower() for a in declared[fn]]
-            if kind in ("forward", "forward_infer"):
-                got[len(sizes)] = "x_in"  # gx or xv
-            assert got == want, fn
+            assert [a.lower() for a in declared[fn]] == want, fn
 
 
 def test_every_cell_kernel_of_the_header_is_described():

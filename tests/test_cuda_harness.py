@@ -62,10 +62,13 @@ def test_cuda_kernels_compile_without_spills(tmp_path):
     """Each CUDA cell file, per element type, for the architectures CMake builds by default,
     with ptxas's per-kernel report (registers, stack, spills)."""
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in _architectures()]
+    # fastrnn_cells.h as the build writes it: each entry point must match its declaration there
+    subprocess.run([sys.executable, str(ROOT / "kernels" / "abi.py"), str(tmp_path)], check=True)
 
     def compile_one(job):
         cell, f64 = job
-        cmd = ["nvcc", "-O3", *gencode, "-Xptxas", "-v", f"-DFASTRNN_F64={f64}", "-c",
+        cmd = ["nvcc", "-O3", *gencode, "-Xptxas", "-v", f"-DFASTRNN_F64={f64}", "-I", str(tmp_path),
+               "-I", str(ROOT / "kernels"), "-c",
                str(ROOT / "kernels" / "cuda" / f"{cell}.cu"), "-o", str(tmp_path / f"{cell}{f64}.o")]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         return f"== {cell}.cu, {'float64' if f64 else 'float32'}\n{r.stdout}{r.stderr}", r.returncode

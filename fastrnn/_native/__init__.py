@@ -45,22 +45,21 @@ def _cdef(kind):
         text = f.read()
     region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
     region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
-    common, kernels = region.split("int fastrnn_rnn_tanh_forward_f32", 1)
-    # The cells' kernels as their descriptions declare them (fastrnn.cells; tests/test_cells.py
-    # checks the header against them), then the header's other kernels (input_grad). Every array
-    # is an address (intptr_t: the same register in the C calling convention), so a call passes
+    # The cells' kernels as their descriptions declare them (fastrnn.cells, from which the build
+    # writes fastrnn_cells.h too), then the header's other kernels (input_grad). Every array is
+    # an address (intptr_t: the same register in the C calling convention), so a call passes
     # tensor.data_ptr() as it is, with no cffi pointer cast per argument.
-    described = "".join(c.declarations() for c in cells.CELLS.values())
-    header = re.findall(r"int fastrnn_\w+_f32\([^;]*;", "int fastrnn_rnn_tanh_forward_f32" + kernels)
-    others = [d for d in header if d[:d.index("(")] + "(" not in described]
-    f32 = described + re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2", "\n".join(others))
+    others = re.findall(r"int fastrnn_\w+_f32\([^;]*;", region)
+    common = re.sub(r"int fastrnn_\w+_f32\([^;]*;", "", region)
+    others = re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2", "\n".join(others))
+    f32 = "".join(c.declarations() for c in cells.CELLS.values()) + others
     f64 = re.sub(r"int fastrnn_\w+_bf16_f64\([^;]*;", "", f32.replace("_f32(", "_f64("))  # f32 only
     if kind == "cpu":  # the plain names and each variant's (FASTRNN_CPU_VARIANTS, variants.c)
         variants = [""] + ["_" + v for v in re.findall(r"^  X\(a, (\w+),", text, flags=re.M)]
         return common + "".join((f32 + f64).replace("_f32(", f"_f32{v}(").replace("_f64(", f"_f64{v}(")
                                 for v in variants)
-    cuda = re.sub(r"int fastrnn_(\w+_x(_infer)?(_bf16)?|input_grad|ln_\w+)_f(32|64)\([^;]*;", "",  # CPU
-                  f32 + f64)
+    cuda = "".join(c.declarations(cuda=True) for c in cells.CELLS.values() if c.cuda)
+    cuda = cuda + cuda.replace("_f32(", "_f64(")
     cuda = cuda.replace("_f32(", "_f32_cuda(").replace("_f64(", "_f64_cuda(")
     return common + cuda.replace(");", ", intptr_t stream);")
 

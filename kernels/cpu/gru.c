@@ -72,117 +72,46 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 #include "loop.h"
 
-/* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h; G_x from gx [T,B,3H]. */
-static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
-                   const real *gx, const real *h0, const real *W_hh, const real *b_hh,
-                   const int64_t *lengths, real *y, real *h_n, real *gates, real *a_n,
-                   real *hs) {
-  const cell_t c = {B, H, Sg, b_hh, gates, a_n, NULL, NULL, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, Sg, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
-  return fr_forward(fn, &f, &c, h0, W_hh, NULL, NULL, h_n);
+#include "entries_gru.h"
+
+/* The forwards: G_x from x_in, or computed inside the loop from x, W_ih and b_ih when x_in is
+ * NULL (W_ih16, W_hh16: the bfloat16 module's weights, read as they lie). */
+static int run_forward(const gru_forward_args *a, const uint16_t *W_ih16,
+                       const uint16_t *W_hh16) {
+  const cell_t c = {a->B, a->H, a->Sg, a->b_hh, a->gates, a->a_n, NULL, NULL, NULL, NULL};
+  fr_loop f = {a->T, a->B, a->H, a->H, a->S, a->Sg, a->x_in, NULL, NULL, NULL, a->lengths, a->y,
+               a->hs, NULL};
+  return a->x_in ? fr_forward(a->fn, &f, &c, a->h0, a->W_hh, NULL, NULL, a->h_n)
+                 : fr_forward_x(a->fn, &f, &c, a->I, a->x, a->W_ih, a->b_ih, NULL, a->h0,
+                                a->W_hh, NULL, W_ih16, W_hh16, a->h_n);
 }
 
-/* forward with G_x computed inside the loop from x, W_ih and b_ih (or W_ih16, W_hh16 in
- * bfloat16). */
-static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
-                     int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
-                     const real *h0, const real *W_hh, const real *b_hh, const int64_t *lengths,
-                     real *y, real *h_n, real *gates, real *a_n, real *hs,
-                     const uint16_t *W_ih16, const uint16_t *W_hh16) {
-  const cell_t c = {B, H, Sg, b_hh, gates, a_n, NULL, NULL, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, Sg, NULL, NULL, NULL, NULL, lengths, y, hs, NULL};
-  return fr_forward_x(fn, &f, &c, I, x, W_ih, b_ih, NULL, h0, W_hh, NULL, W_ih16, W_hh16, h_n);
-}
+static int gru_forward(const gru_forward_args *a) { return run_forward(a, NULL, NULL); }
 
-int SFXV(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
-                             const real *W_hh, const real *b_hh, const int64_t *lengths, real *y,
-                             real *h_n, real *gates, real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward(__func__, T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n,
-                      gates, a_n, hs);
-  return e;
-}
-
-int SFXV(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                   const real *h0, const real *W_hh, const real *b_hh,
-                                   const int64_t *lengths, real *y, real *h_n, real *gates,
-                                   real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward(__func__, T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates,
-                      a_n, hs);
-  return e;
-}
-
-int SFXV(fastrnn_gru_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
-                               const real *W_ih, const real *b_ih, const real *h0,
-                               const real *W_hh, const real *b_hh, const int64_t *lengths,
-                               real *y, real *h_n, real *gates, real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, h0, W_hh, b_hh, lengths,
-                        y, h_n, gates, a_n, hs, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_gru_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                     const real *x, const real *W_ih, const real *b_ih,
-                                     const real *h0, const real *W_hh, const real *b_hh,
-                                     const int64_t *lengths, real *y, real *h_n, real *gates,
-                                     real *a_n, real *hs) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y,
-                        h_n, gates, a_n, hs, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
-                              const real *gates, const real *a_n, const real *hs,
-                              const real *W_hh, const int64_t *lengths, real *dGx, real *dA_n,
-                              real *dh0) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n);
-  if (e) return e;
+static int gru_backward(const gru_backward_args *a) {
+  const int64_t B = a->B, H = a->H;
   real *dAr = fr_work_alloc((size_t)(2 * B * 3 * H) * sizeof(real));
-  if (!dAr) return fr_nomem(__func__, "dA's ring");
-  const cell_t c = {B, H, T, NULL, (real *)gates, (real *)a_n, hs, dGx, dA_n, dAr};
-  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
-  e = fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
+  if (!dAr) return fr_nomem(a->fn, "dA's ring");
+  const cell_t c = {B, H, a->T, NULL, (real *)a->gates, (real *)a->a_n, a->hs, a->dGx, a->dA_n,
+                    dAr};
+  fr_bloop f = {a->T, B, H, H, a->dy, NULL, NULL, a->lengths, NULL, NULL, NULL};
+  const int e = fr_backward(a->fn, &f, &c, a->dh_n, a->W_hh, NULL, a->dh0);
   fr_work_free(dAr);
   return e;
 }
 
 #if !FASTRNN_F64
-/* forward_x with every argument and result in bfloat16 (io16.h): S state and Sg gate slots. */
-static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
-                       int64_t Sg, const uint16_t *x, const uint16_t *W_ih,
-                       const uint16_t *b_ih, const uint16_t *h0, const uint16_t *W_hh,
-                       const uint16_t *b_hh, const int64_t *lengths, uint16_t *y, uint16_t *h_n,
-                       real *gates, real *a_n, real *hs) {
-  FR_CHECK_AS(fn, e, T, B, H, 3, lengths, 1, x, W_ih, W_hh, b_hh, lengths, y, h_n, gates, a_n,
-              hs);
+/* Every argument and result in bfloat16 (io16.h): widened, run in float32, rounded back. */
+static int gru_forward16(const gru_forward16_args *a) {
   fr_io16 io = {0};
-  e = fr_io16_begin(fn, e, &io, T, B, I, H, 3 * H, 0, x, b_ih, b_hh, h0, NULL);
+  int e = fr_io16_begin(a->fn, 0, &io, a->T, a->B, a->I, a->H, 3 * a->H, 0, a->x, a->b_ih,
+                        a->b_hh, a->h0, NULL);
   if (e) return e;
-  e = forward_x(fn, T, B, I, H, S, Sg, io.x, NULL, io.b_ih, io.h0, NULL, io.b_hh, lengths, io.y,
-                io.h_n, gates, a_n, hs, W_ih, W_hh);
-  return fr_io16_end(&io, e, T, B, H, y, h_n, NULL);
-}
-
-/* fastrnn_gru_forward_x(_infer) with every argument and result in bfloat16. */
-int SFXV(fastrnn_gru_forward_x_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                    const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih,
-                                    const uint16_t *h0, const uint16_t *W_hh,
-                                    const uint16_t *b_hh, const int64_t *lengths, uint16_t *y,
-                                    uint16_t *h_n, real *gates, real *a_n, real *hs) {
-  return forward_x16(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y,
-                     h_n, gates, a_n, hs);
-}
-
-int SFXV(fastrnn_gru_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                          const uint16_t *x, const uint16_t *W_ih,
-                                          const uint16_t *b_ih, const uint16_t *h0,
-                                          const uint16_t *W_hh, const uint16_t *b_hh,
-                                          const int64_t *lengths, uint16_t *y, uint16_t *h_n,
-                                          real *gates, real *a_n, real *hs) {
-  return forward_x16(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, h0, W_hh, b_hh, lengths, y, h_n,
-                     gates, a_n, hs);
+  const gru_forward_args w = {.fn = a->fn, .T = a->T, .B = a->B, .I = a->I, .H = a->H,
+                              .S = a->S, .Sg = a->Sg, .x = io.x, .b_ih = io.b_ih, .h0 = io.h0,
+                              .b_hh = io.b_hh, .lengths = a->lengths, .y = io.y, .h_n = io.h_n,
+                              .gates = a->gates, .a_n = a->a_n, .hs = a->hs};
+  e = run_forward(&w, a->W_ih, a->W_hh);
+  return fr_io16_end(&io, e, a->T, a->B, a->H, a->y, a->h_n, NULL);
 }
 #endif

@@ -103,38 +103,26 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 #include "loop.h"
 
-#define LN_GRU_FORWARD(pass, S, Sg)                                                            \
-  int SFXV(fastrnn_ln_gru_##pass)(                                                             \
-      int64_t T, int64_t B, int64_t H, const real *xv, const real *g_ih, const real *b_ih,     \
-      const real *h0, const real *W_hh, const real *g_hh, const real *b_hh,                    \
-      const int64_t *lengths, real *y, real *h_n, real *gates, real *a_n, real *nx, real *rx,  \
-      real *nh, real *rh, real *hs) {                                                          \
-    FR_CHECK(e, T, B, H, 3, lengths, 1, xv, g_ih, h0, W_hh, g_hh, lengths, y, h_n, gates, a_n, \
-             nx, rx, nh, rh, hs);                                                              \
-    if (e) return e;                                                                           \
-    real *a = fr_work_alloc((size_t)(B * 3 * H) * sizeof(real));                               \
-    if (!a) return fr_nomem(__func__, "the step's product");                                   \
-    const cell_t c = {B, H, Sg, g_ih, b_ih, g_hh, b_hh, a, gates, a_n, nx, rx, nh, rh, NULL,   \
-                      NULL, NULL, NULL, NULL};                                                 \
-    fr_loop f = {T, B, H, H, S, Sg, xv, NULL, NULL, NULL, lengths, y, hs, NULL};               \
-    e = fr_forward(__func__, &f, &c, h0, W_hh, NULL, NULL, h_n);                               \
-    fr_work_free(a);                                                                           \
-    return e;                                                                                  \
-  }
-LN_GRU_FORWARD(forward, T + 1, T)
-LN_GRU_FORWARD(forward_infer, 2, 1)
+#include "entries_ln_gru.h"
 
-int SFXV(fastrnn_ln_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
-                                 const real *dh_n, const real *gates, const real *a_n,
-                                 const real *nx, const real *rx, const real *nh, const real *rh,
-                                 const real *hs, const real *W_hh, const real *g_ih,
-                                 const real *g_hh, const int64_t *lengths, real *dX, real *dHh,
-                                 real *dV, real *dAh, real *dh0) {
-  FR_CHECK(e, T, B, H, 3, lengths, 1, dy, dh_n, gates, a_n, nx, rx, nh, rh, hs, W_hh, g_ih,
-           g_hh, lengths, dX, dHh, dV, dAh);
-  if (e) return e;
-  const cell_t c = {B, H, T, g_ih, NULL, g_hh, NULL, NULL, (real *)gates, (real *)a_n,
-                    (real *)nx, (real *)rx, (real *)nh, (real *)rh, hs, dX, dHh, dV, dAh};
-  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
-  return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
+static int ln_gru_forward(const ln_gru_forward_args *a) {
+  const int64_t B = a->B, H = a->H;
+  real *p = fr_work_alloc((size_t)(B * 3 * H) * sizeof(real));
+  if (!p) return fr_nomem(a->fn, "the step's product");
+  const cell_t c = {B, H, a->Sg, a->g_ih, a->b_ih, a->g_hh, a->b_hh, p, a->gates, a->a_n, a->nx,
+                    a->rx, a->nh, a->rh, NULL, NULL, NULL, NULL, NULL};
+  fr_loop f = {a->T, B, H, H, a->S, a->Sg, a->x_in, NULL, NULL, NULL, a->lengths, a->y, a->hs,
+               NULL};
+  const int e = fr_forward(a->fn, &f, &c, a->h0, a->W_hh, NULL, NULL, a->h_n);
+  fr_work_free(p);
+  return e;
+}
+
+static int ln_gru_backward(const ln_gru_backward_args *a) {
+  const int64_t T = a->T, B = a->B, H = a->H;
+  const cell_t c = {B, H, T, a->g_ih, NULL, a->g_hh, NULL, NULL, (real *)a->gates,
+                    (real *)a->a_n, (real *)a->nx, (real *)a->rx, (real *)a->nh, (real *)a->rh,
+                    a->hs, a->dX, a->dHh, a->dV, a->dAh};
+  fr_bloop f = {T, B, H, H, a->dy, NULL, NULL, a->lengths, NULL, NULL, NULL};
+  return fr_backward(a->fn, &f, &c, a->dh_n, a->W_hh, NULL, a->dh0);
 }

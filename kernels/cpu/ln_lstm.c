@@ -143,58 +143,29 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 #include "loop.h"
 
-/* S state slots (T+1 or 2) and Sg gate slots (T or 1), as in fastrnn.h. */
-static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t S, int64_t Sg,
-                   const real *xv, const real *g_ih, const real *b_ih, const real *b_hh,
-                   const real *h0, const real *c0, const real *W_hh, const real *g_hh,
-                   const real *g_c, const real *b_c, const int64_t *lengths, real *y, real *h_n,
-                   real *c_n, real *gates, real *nx, real *rx, real *nh, real *rh, real *cs,
-                   real *nc, real *rc, real *hs) {
-  const int64_t BH = B * H;
-  real *a = fr_work_alloc((size_t)(B * 4 * H) * sizeof(real));
-  if (!a) return fr_nomem(fn, "the step's product");
-  const cell_t c = {B, H, S, Sg, g_ih, g_hh, g_c, b_c, b_ih, b_hh, a, gates, nx, rx, nh, rh, cs,
-                    nc, rc, NULL, NULL, NULL, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, Sg, xv, NULL, NULL, NULL, lengths, y, hs, NULL};
-  fr_state0(cs, c0, BH, NULL);
-  const int e = fr_forward(fn, &f, &c, h0, W_hh, NULL, NULL, h_n);
-  if (!e) memcpy(c_n, cs + (T % S) * BH, (size_t)BH * sizeof(real));
-  fr_work_free(a);
+#include "entries_ln_lstm.h"
+
+static int ln_lstm_forward(const ln_lstm_forward_args *a) {
+  const int64_t B = a->B, H = a->H, BH = B * H, S = a->S, Sg = a->Sg;
+  real *p = fr_work_alloc((size_t)(B * 4 * H) * sizeof(real));
+  if (!p) return fr_nomem(a->fn, "the step's product");
+  const cell_t c = {B, H, S, Sg, a->g_ih, a->g_hh, a->g_c, a->b_c, a->b_ih, a->b_hh, p, a->gates,
+                    a->nx, a->rx, a->nh, a->rh, a->cs, a->nc, a->rc, NULL, NULL, NULL, NULL, NULL};
+  fr_loop f = {a->T, B, H, H, S, Sg, a->x_in, NULL, NULL, NULL, a->lengths, a->y, a->hs, NULL};
+  fr_state0(a->cs, a->c0, BH, NULL);
+  const int e = fr_forward(a->fn, &f, &c, a->h0, a->W_hh, NULL, NULL, a->h_n);
+  if (!e) memcpy(a->c_n, a->cs + (a->T % S) * BH, (size_t)BH * sizeof(real));
+  fr_work_free(p);
   return e;
 }
 
-#define LN_LSTM_FORWARD(pass, S, Sg)                                                           \
-  int SFXV(fastrnn_ln_lstm_##pass)(                                                            \
-      int64_t T, int64_t B, int64_t H, const real *xv, const real *g_ih, const real *b_ih,     \
-      const real *b_hh, const real *h0, const real *c0, const real *W_hh, const real *g_hh,    \
-      const real *g_c, const real *b_c, const int64_t *lengths, real *y, real *h_n, real *c_n, \
-      real *gates, real *nx, real *rx, real *nh, real *rh, real *cs, real *nc, real *rc,       \
-      real *hs) {                                                                              \
-    FR_CHECK(e, T, B, H, 4, lengths, 1, xv, g_ih, h0, c0, W_hh, g_hh, g_c, b_c, lengths, y,    \
-             h_n, c_n, gates, nx, rx, nh, rh, cs, nc, rc, hs);                                 \
-    if (!e) e = forward(__func__, T, B, H, S, Sg, xv, g_ih, b_ih, b_hh, h0, c0, W_hh, g_hh,    \
-                        g_c, b_c, lengths, y, h_n, c_n, gates, nx, rx, nh, rh, cs, nc, rc,     \
-                        hs);                                                                   \
-    return e;                                                                                  \
-  }
-LN_LSTM_FORWARD(forward, T + 1, T)
-LN_LSTM_FORWARD(forward_infer, 2, 1)
-
-int SFXV(fastrnn_ln_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
-                                  const real *dh_n, const real *dc_n, const real *gates,
-                                  const real *nx, const real *rx, const real *nh, const real *rh,
-                                  const real *cs, const real *nc, const real *rc,
-                                  const real *W_hh, const real *g_ih, const real *g_hh,
-                                  const real *g_c, const real *b_c, const int64_t *lengths,
-                                  real *dA, real *dV, real *dAh, real *du, real *dh0,
-                                  real *dc0) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, nx, rx, nh, rh, cs, nc, rc, W_hh,
-           g_ih, g_hh, g_c, b_c, lengths, dA, dV, dAh, du, dc0);
-  if (e) return e;
-  const cell_t c = {B, H, T + 1, T, g_ih, g_hh, g_c, b_c, NULL, NULL, NULL, (real *)gates,
-                    (real *)nx, (real *)rx, (real *)nh, (real *)rh, (real *)cs, (real *)nc,
-                    (real *)rc, dA, dV, dAh, du, dc0};
-  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
-  memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
-  return fr_backward(__func__, &f, &c, dh_n, W_hh, NULL, dh0);
+static int ln_lstm_backward(const ln_lstm_backward_args *a) {
+  const int64_t T = a->T, B = a->B, H = a->H;
+  const cell_t c = {B, H, T + 1, T, a->g_ih, a->g_hh, a->g_c, a->b_c, NULL, NULL, NULL,
+                    (real *)a->gates, (real *)a->nx, (real *)a->rx, (real *)a->nh, (real *)a->rh,
+                    (real *)a->cs, (real *)a->nc, (real *)a->rc, a->dA, a->dV, a->dAh, a->du,
+                    a->dc0};
+  fr_bloop f = {T, B, H, H, a->dy, NULL, NULL, a->lengths, NULL, NULL, NULL};
+  memcpy(a->dc0, a->dc_n, (size_t)(B * H) * sizeof(real));
+  return fr_backward(a->fn, &f, &c, a->dh_n, a->W_hh, NULL, a->dh0);
 }

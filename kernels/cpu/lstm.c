@@ -83,9 +83,12 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 #include "loop.h"
 
-/* The forward from h0 [B,R], c0 [B,H] (either NULL: zeros) into h_n, c_n; S state slots (T+1 or
- * 2) and Sg gate slots (T or 1), as in fastrnn.h; G_x from gx [T,B,4H], or from x when `I` > 0
- * (forward_x: x, W_ih, the biases, or W_ih16, W_hh16 in bfloat16). */
+#include "entries_lstm.h"
+#include "entries_lstmp.h"
+
+/* The forward from h0 [B,R], c0 [B,H] (either NULL: zeros) into h_n, c_n; G_x from gx, or from
+ * x when gx is NULL (x, W_ih, the biases, or W_ih16, W_hh16 in bfloat16). R = H and W_hr, rs
+ * NULL without a projection. */
 static int run_forward(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
                        int64_t S, int64_t Sg, const real *gx, const real *x, const real *W_ih,
                        const real *b_ih, const real *b_hh, const real *h0, const real *c0,
@@ -103,195 +106,50 @@ static int run_forward(const char *fn, int64_t T, int64_t B, int64_t I, int64_t 
   return e;
 }
 
-static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, int64_t S,
-                   int64_t Sg, const real *gx, const real *h0, const real *c0, const real *W_hh,
-                   const real *W_hr, const int64_t *lengths, real *y, real *h_n, real *c_n,
-                   real *gates, real *cs, real *hs, real *rs) {
-  return run_forward(fn, T, B, 0, H, R, S, Sg, gx, NULL, NULL, NULL, NULL, h0, c0, W_hh, W_hr,
-                     lengths, y, h_n, c_n, gates, cs, hs, rs, NULL, NULL);
+static int lstm_forward(const lstm_forward_args *a) {
+  return run_forward(a->fn, a->T, a->B, a->I, a->H, a->H, a->S, a->Sg, a->x_in, a->x, a->W_ih,
+                     a->b_ih, a->b_hh, a->h0, a->c0, a->W_hh, NULL, a->lengths, a->y, a->h_n,
+                     a->c_n, a->gates, a->cs, a->hs, NULL, NULL, NULL);
 }
 
-static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                     int64_t S, int64_t Sg, const real *x, const real *W_ih, const real *b_ih,
-                     const real *b_hh, const real *h0, const real *c0, const real *W_hh,
-                     const real *W_hr, const int64_t *lengths, real *y, real *h_n, real *c_n,
-                     real *gates, real *cs, real *hs, real *rs, const uint16_t *W_ih16,
-                     const uint16_t *W_hh16) {
-  return run_forward(fn, T, B, I, H, R, S, Sg, NULL, x, W_ih, b_ih, b_hh, h0, c0, W_hh, W_hr,
-                     lengths, y, h_n, c_n, gates, cs, hs, rs, W_ih16, W_hh16);
+static int lstmp_forward(const lstmp_forward_args *a) {
+  return run_forward(a->fn, a->T, a->B, a->I, a->H, a->R, a->S, a->Sg, a->x_in, a->x, a->W_ih,
+                     a->b_ih, a->b_hh, a->h0, a->c0, a->W_hh, a->W_hr, a->lengths, a->y, a->h_n,
+                     a->c_n, a->gates, a->cs, a->hs, a->rs, NULL, NULL);
 }
 
 /* dh0 [B,R] (NULL: not wanted) and dc0 [B,H] from dh_n, dc_n; du [T,B,R] with a projection. */
-static int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, const real *dy,
-                    const real *dh_n, const real *dc_n, const real *gates, const real *cs,
-                    const real *W_hh, const real *W_hr, const int64_t *lengths, real *dA,
-                    real *dh0, real *dc0, real *du) {
+static int run_backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R,
+                        const real *dy, const real *dh_n, const real *dc_n, const real *gates,
+                        const real *cs, const real *W_hh, const real *W_hr,
+                        const int64_t *lengths, real *dA, real *dh0, real *dc0, real *du) {
   const cell_t c = {B, H, T + 1, T, (real *)gates, (real *)cs, dA, dc0};
   fr_bloop f = {T, B, H, R, dy, NULL, NULL, lengths, NULL, du, NULL};
   memcpy(dc0, dc_n, (size_t)(B * H) * sizeof(real));
   return fr_backward(fn, &f, &c, dh_n, W_hh, W_hr, dh0);
 }
 
-int SFXV(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx, const real *h0,
-                              const real *c0, const real *W_hh, const int64_t *lengths, real *y,
-                              real *h_n, real *c_n, real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward(__func__, T, B, H, H, T + 1, T, gx, h0, c0, W_hh, NULL, lengths, y,
-                      h_n, c_n, gates, cs, hs, NULL);
-  return e;
+static int lstm_backward(const lstm_backward_args *a) {
+  return run_backward(a->fn, a->T, a->B, a->H, a->H, a->dy, a->dh_n, a->dc_n, a->gates, a->cs,
+                      a->W_hh, NULL, a->lengths, a->dA, a->dh0, a->dc0, NULL);
 }
 
-int SFXV(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                    const real *h0, const real *c0, const real *W_hh,
-                                    const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                    real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward(__func__, T, B, H, H, 2, 1, gx, h0, c0, W_hh, NULL, lengths, y, h_n,
-                      c_n, gates, cs, hs, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_lstm_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, const real *x,
-                                const real *W_ih, const real *b_ih, const real *b_hh,
-                                const real *h0, const real *c0, const real *W_hh,
-                                const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
-                        NULL, lengths, y, h_n, c_n, gates, cs, hs, NULL, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_lstm_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                      const real *x, const real *W_ih, const real *b_ih,
-                                      const real *b_hh, const real *h0, const real *c0,
-                                      const real *W_hh, const int64_t *lengths, real *y,
-                                      real *h_n, real *c_n, real *gates, real *cs, real *hs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  if (!e) e = forward_x(__func__, T, B, I, H, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, NULL,
-                        lengths, y, h_n, c_n, gates, cs, hs, NULL, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy, const real *dh_n,
-                               const real *dc_n, const real *gates, const real *cs,
-                               const real *W_hh, const int64_t *lengths, real *dA, real *dh0,
-                               real *dc0) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dc0);
-  if (!e) e = backward(__func__, T, B, H, H, dy, dh_n, dc_n, gates, cs, W_hh, NULL, lengths, dA,
-                       dh0, dc0, NULL);
-  return e;
-}
-
-/* LSTMP: the same with a projection W_hr [R,H]. */
-static int check_R(const char *fn, int e, int64_t R) {
-  return e ? e : R < 1 ? fr_fail(fn, "expected R >= 1, got R=%lld", (long long)R) : 0;
-}
-
-int SFXV(fastrnn_lstmp_forward)(int64_t T, int64_t B, int64_t H, int64_t R, const real *gx,
-                               const real *h0, const real *c0, const real *W_hh,
-                               const real *W_hr, const int64_t *lengths, real *y, real *h_n,
-                               real *c_n, real *gates, real *cs, real *hs, real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs,
-           hs, rs);
-  e = check_R(__func__, e, R);
-  if (!e) e = forward(__func__, T, B, H, R, T + 1, T, gx, h0, c0, W_hh, W_hr, lengths, y,
-                      h_n, c_n, gates, cs, hs, rs);
-  return e;
-}
-
-int SFXV(fastrnn_lstmp_forward_infer)(int64_t T, int64_t B, int64_t H, int64_t R,
-                                     const real *gx, const real *h0, const real *c0,
-                                     const real *W_hh, const real *W_hr, const int64_t *lengths,
-                                     real *y, real *h_n, real *c_n, real *gates, real *cs,
-                                     real *hs, real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, gx, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs,
-           hs, rs);
-  e = check_R(__func__, e, R);
-  if (!e) e = forward(__func__, T, B, H, R, 2, 1, gx, h0, c0, W_hh, W_hr, lengths, y, h_n,
-                      c_n, gates, cs, hs, rs);
-  return e;
-}
-
-int SFXV(fastrnn_lstmp_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                                 const real *x, const real *W_ih, const real *b_ih,
-                                 const real *b_hh, const real *h0, const real *c0,
-                                 const real *W_hh, const real *W_hr, const int64_t *lengths,
-                                 real *y, real *h_n, real *c_n, real *gates, real *cs, real *hs,
-                                 real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs, hs,
-           rs);
-  e = check_R(__func__, e, R);
-  if (!e) e = forward_x(__func__, T, B, I, H, R, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh,
-                        W_hr, lengths, y, h_n, c_n, gates, cs, hs, rs, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_lstmp_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H, int64_t R,
-                                       const real *x, const real *W_ih, const real *b_ih,
-                                       const real *b_hh, const real *h0, const real *c0,
-                                       const real *W_hh, const real *W_hr,
-                                       const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                       real *gates, real *cs, real *hs, real *rs) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs, hs,
-           rs);
-  e = check_R(__func__, e, R);
-  if (!e) e = forward_x(__func__, T, B, I, H, R, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, W_hr,
-                        lengths, y, h_n, c_n, gates, cs, hs, rs, NULL, NULL);
-  return e;
-}
-
-int SFXV(fastrnn_lstmp_backward)(int64_t T, int64_t B, int64_t H, int64_t R, const real *dy,
-                                const real *dh_n, const real *dc_n, const real *gates,
-                                const real *cs, const real *W_hh, const real *W_hr,
-                                const int64_t *lengths, real *dA, real *dh0, real *dc0,
-                                real *du) {
-  FR_CHECK(e, T, B, H, 4, lengths, 1, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA, dc0,
-           du);
-  e = check_R(__func__, e, R);
-  if (!e) e = backward(__func__, T, B, H, R, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA,
-                       dh0, dc0, du);
-  return e;
+static int lstmp_backward(const lstmp_backward_args *a) {
+  return run_backward(a->fn, a->T, a->B, a->H, a->R, a->dy, a->dh_n, a->dc_n, a->gates, a->cs,
+                      a->W_hh, a->W_hr, a->lengths, a->dA, a->dh0, a->dc0, a->du);
 }
 
 #if !FASTRNN_F64
-/* forward_x with every argument and result in bfloat16 (io16.h): S state and Sg gate slots. */
-static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int64_t S,
-                       int64_t Sg, const uint16_t *x, const uint16_t *W_ih,
-                       const uint16_t *b_ih, const uint16_t *b_hh, const uint16_t *h0,
-                       const uint16_t *c0, const uint16_t *W_hh, const int64_t *lengths,
-                       uint16_t *y, uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
-                       real *hs) {
-  FR_CHECK_AS(fn, e, T, B, H, 4, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, c_n, gates, cs,
-              hs);
+/* Every argument and result in bfloat16 (io16.h): widened, run in float32, rounded back. */
+static int lstm_forward16(const lstm_forward16_args *a) {
+  const int64_t T = a->T, B = a->B, H = a->H;
   fr_io16 io = {0};
-  e = fr_io16_begin(fn, e, &io, T, B, I, H, 4 * H, 1, x, b_ih, b_hh, h0, c0);
+  int e = fr_io16_begin(a->fn, 0, &io, T, B, a->I, H, 4 * H, 1, a->x, a->b_ih, a->b_hh, a->h0,
+                        a->c0);
   if (e) return e;
-  e = forward_x(fn, T, B, I, H, H, S, Sg, io.x, NULL, io.b_ih, io.b_hh, io.h0, io.c0, NULL, NULL,
-                lengths, io.y, io.h_n, io.c_n, gates, cs, hs, NULL, W_ih, W_hh);
-  return fr_io16_end(&io, e, T, B, H, y, h_n, c_n);
-}
-
-/* fastrnn_lstm_forward_x(_infer) with every argument and result in bfloat16. */
-int SFXV(fastrnn_lstm_forward_x_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                     const uint16_t *x, const uint16_t *W_ih,
-                                     const uint16_t *b_ih, const uint16_t *b_hh,
-                                     const uint16_t *h0, const uint16_t *c0,
-                                     const uint16_t *W_hh, const int64_t *lengths, uint16_t *y,
-                                     uint16_t *h_n, uint16_t *c_n, real *gates, real *cs,
-                                     real *hs) {
-  return forward_x16(__func__, T, B, I, H, T + 1, T, x, W_ih, b_ih, b_hh, h0, c0, W_hh, lengths,
-                     y, h_n, c_n, gates, cs, hs);
-}
-
-int SFXV(fastrnn_lstm_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,
-                                           const uint16_t *x, const uint16_t *W_ih,
-                                           const uint16_t *b_ih, const uint16_t *b_hh,
-                                           const uint16_t *h0, const uint16_t *c0,
-                                           const uint16_t *W_hh, const int64_t *lengths,
-                                           uint16_t *y, uint16_t *h_n, uint16_t *c_n,
-                                           real *gates, real *cs, real *hs) {
-  return forward_x16(__func__, T, B, I, H, 2, 1, x, W_ih, b_ih, b_hh, h0, c0, W_hh, lengths, y,
-                     h_n, c_n, gates, cs, hs);
+  e = run_forward(a->fn, T, B, a->I, H, H, a->S, a->Sg, NULL, io.x, NULL, io.b_ih, io.b_hh, io.h0,
+                  io.c0, NULL, NULL, a->lengths, io.y, io.h_n, io.c_n, a->gates, a->cs, a->hs,
+                  NULL, a->W_ih, a->W_hh);
+  return fr_io16_end(&io, e, T, B, H, a->y, a->h_n, a->c_n);
 }
 #endif

@@ -44,118 +44,40 @@ static inline void cell_ended(const cell_t *c, int64_t t, int64_t b, int64_t j0,
 
 #include "loop.h"
 
-static int forward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, int64_t S,
-                   const real *gx, const real *h0, const real *W_hh, const int64_t *lengths,
-                   real *y, real *h_n, real *hs) {
-  const cell_t c = {relu, B, H, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, 1, gx, NULL, NULL, NULL, lengths, y, hs, NULL};
-  return fr_forward(fn, &f, &c, h0, W_hh, NULL, NULL, h_n);
+#include "entries_rnn.h"
+
+/* The forwards: G_x from x_in, or computed inside the loop from x, W_ih and the biases when x_in
+ * is NULL (W_ih16, W_hh16: the bfloat16 module's weights, read as they lie). */
+static int run_forward(const rnn_forward_args *a, const uint16_t *W_ih16,
+                       const uint16_t *W_hh16) {
+  const cell_t c = {a->relu, a->B, a->H, NULL, NULL};
+  fr_loop f = {a->T, a->B, a->H, a->H, a->S, 1, a->x_in, NULL, NULL, NULL, a->lengths, a->y,
+               a->hs, NULL};
+  return a->x_in ? fr_forward(a->fn, &f, &c, a->h0, a->W_hh, NULL, NULL, a->h_n)
+                 : fr_forward_x(a->fn, &f, &c, a->I, a->x, a->W_ih, a->b_ih, a->b_hh, a->h0,
+                                a->W_hh, NULL, W_ih16, W_hh16, a->h_n);
 }
 
-/* forward with G_x computed inside the loop from x, W_ih and the biases (or W_ih16, W_hh16 in
- * bfloat16). */
-static int forward_x(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
-                     int64_t S, const real *x, const real *W_ih, const real *b_ih,
-                     const real *b_hh, const real *h0, const real *W_hh, const int64_t *lengths,
-                     real *y, real *h_n, real *hs, const uint16_t *W_ih16,
-                     const uint16_t *W_hh16) {
-  const cell_t c = {relu, B, H, NULL, NULL};
-  fr_loop f = {T, B, H, H, S, 1, NULL, NULL, NULL, NULL, lengths, y, hs, NULL};
-  return fr_forward_x(fn, &f, &c, I, x, W_ih, b_ih, b_hh, h0, W_hh, NULL, W_ih16, W_hh16, h_n);
-}
+static int rnn_forward(const rnn_forward_args *a) { return run_forward(a, NULL, NULL); }
 
-static int backward(int64_t T, int64_t B, int64_t H, int relu, const real *dy, const real *dh_n,
-                    const real *hs, const real *W_hh, const int64_t *lengths, real *dA,
-                    real *dh0) {
-  const char *fn = relu ? "fastrnn_rnn_relu_backward" : "fastrnn_rnn_tanh_backward";
-  const cell_t c = {relu, B, H, hs, dA};
-  fr_bloop f = {T, B, H, H, dy, NULL, NULL, lengths, NULL, NULL, NULL};
-  return fr_backward(fn, &f, &c, dh_n, W_hh, NULL, dh0);
+static int rnn_backward(const rnn_backward_args *a) {
+  const cell_t c = {a->relu, a->B, a->H, a->hs, a->dA};
+  fr_bloop f = {a->T, a->B, a->H, a->H, a->dy, NULL, NULL, a->lengths, NULL, NULL, NULL};
+  return fr_backward(a->fn, &f, &c, a->dh_n, a->W_hh, NULL, a->dh0);
 }
-
-#define RNN_ENTRIES(name, relu)                                                                 \
-  int SFXV(fastrnn_##name##_forward)(int64_t T, int64_t B, int64_t H, const real *gx,           \
-                                    const real *h0, const real *W_hh, const int64_t *lengths,  \
-                                    real *y, real *h_n, real *hs) {                            \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e)                                                                                    \
-      e = forward(__func__, T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs);          \
-    return e;                                                                                  \
-  }                                                                                            \
-  int SFXV(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,     \
-                          const real *h0, const real *W_hh,                   \
-                          const int64_t *lengths, real *y, real *h_n, real *hs) { \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, gx, h0, W_hh, lengths, y, h_n, hs); \
-    if (!e)                                                                                    \
-      e = forward(__func__, T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs);              \
-    return e;                                                                                  \
-  }                                                                                            \
-  int SFXV(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,          \
-                                     const real *dh_n, const real *hs, const real *W_hh,       \
-                                     const int64_t *lengths, real *dA, real *dh0) {            \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, dy, dh_n, hs, W_hh, lengths, dA);       \
-    if (!e) e = backward(T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0);                 \
-    return e;                                                                                  \
-  }                                                                                            \
-  int SFXV(fastrnn_##name##_forward_x)(int64_t T, int64_t B, int64_t I, int64_t H,              \
-                                      const real *x, const real *W_ih, const real *b_ih,       \
-                                      const real *b_hh, const real *h0, const real *W_hh,      \
-                                      const int64_t *lengths, real *y, real *h_n, real *hs) {  \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
-    if (!e) e = forward_x(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,    \
-                          lengths, y, h_n, hs, NULL, NULL);                                    \
-    return e;                                                                                  \
-  }                                                                                            \
-  int SFXV(fastrnn_##name##_forward_x_infer)(int64_t T, int64_t B, int64_t I, int64_t H,        \
-                                            const real *x, const real *W_ih, const real *b_ih, \
-                                            const real *b_hh, const real *h0,                  \
-                                            const real *W_hh, const int64_t *lengths, real *y, \
-                                            real *h_n, real *hs) {                             \
-    FR_CHECK(e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);                   \
-    if (!e) e = forward_x(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh,        \
-                          lengths, y, h_n, hs, NULL, NULL);                                    \
-    return e;                                                                                  \
-  }                                                                                            \
-  RNN_BF16(name, relu)
 
 #if !FASTRNN_F64
-/* forward_x with every argument and result in bfloat16 (io16.h): S state slots. */
-static int forward_x16(const char *fn, int64_t T, int64_t B, int64_t I, int64_t H, int relu,
-                       int64_t S, const uint16_t *x, const uint16_t *W_ih, const uint16_t *b_ih,
-                       const uint16_t *b_hh, const uint16_t *h0, const uint16_t *W_hh,
-                       const int64_t *lengths, uint16_t *y, uint16_t *h_n, real *hs) {
-  FR_CHECK_AS(fn, e, T, B, H, 1, lengths, 1, x, W_ih, W_hh, lengths, y, h_n, hs);
+/* Every argument and result in bfloat16 (io16.h): widened, run in float32, rounded back. */
+static int rnn_forward16(const rnn_forward16_args *a) {
   fr_io16 io = {0};
-  e = fr_io16_begin(fn, e, &io, T, B, I, H, H, 0, x, b_ih, b_hh, h0, NULL);
+  int e = fr_io16_begin(a->fn, 0, &io, a->T, a->B, a->I, a->H, a->H, 0, a->x, a->b_ih, a->b_hh,
+                        a->h0, NULL);
   if (e) return e;
-  e = forward_x(fn, T, B, I, H, relu, S, io.x, NULL, io.b_ih, io.b_hh, io.h0, NULL, lengths, io.y,
-                io.h_n, hs, W_ih, W_hh);
-  return fr_io16_end(&io, e, T, B, H, y, h_n, NULL);
+  const rnn_forward_args w = {.fn = a->fn, .T = a->T, .B = a->B, .I = a->I, .H = a->H,
+                              .S = a->S, .Sg = a->Sg, .relu = a->relu, .x = io.x,
+                              .b_ih = io.b_ih, .b_hh = io.b_hh, .h0 = io.h0,
+                              .lengths = a->lengths, .y = io.y, .h_n = io.h_n, .hs = a->hs};
+  e = run_forward(&w, a->W_ih, a->W_hh);
+  return fr_io16_end(&io, e, a->T, a->B, a->H, a->y, a->h_n, NULL);
 }
-
-/* fastrnn_<name>_forward_x(_infer) with every argument and result in bfloat16. */
-#define RNN_BF16(name, relu)                                                                    \
-  int SFXV(fastrnn_##name##_forward_x_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,         \
-                                           const uint16_t *x, const uint16_t *W_ih,            \
-                                           const uint16_t *b_ih, const uint16_t *b_hh,         \
-                                           const uint16_t *h0, const uint16_t *W_hh,           \
-                                           const int64_t *lengths, uint16_t *y, uint16_t *h_n, \
-                                           real *hs) {                                         \
-    return forward_x16(__func__, T, B, I, H, relu, T + 1, x, W_ih, b_ih, b_hh, h0, W_hh,       \
-                       lengths, y, h_n, hs);                                                   \
-  }                                                                                            \
-  int SFXV(fastrnn_##name##_forward_x_infer_bf16)(int64_t T, int64_t B, int64_t I, int64_t H,   \
-                                                 const uint16_t *x, const uint16_t *W_ih,      \
-                                                 const uint16_t *b_ih, const uint16_t *b_hh,   \
-                                                 const uint16_t *h0, const uint16_t *W_hh,     \
-                                                 const int64_t *lengths, uint16_t *y,          \
-                                                 uint16_t *h_n, real *hs) {                    \
-    return forward_x16(__func__, T, B, I, H, relu, 2, x, W_ih, b_ih, b_hh, h0, W_hh, lengths,  \
-                       y, h_n, hs);                                                            \
-  }
-#else
-#define RNN_BF16(name, relu)
 #endif
-
-RNN_ENTRIES(rnn_tanh, 0)
-RNN_ENTRIES(rnn_relu, 1)

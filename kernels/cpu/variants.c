@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "../fastrnn.h"
+#include "fastrnn_cells.h"  /* (the build's: kernels/abi.py) */
 
 #if FASTRNN_MULTIVERSION_ON
 /* Whether this CPU runs a variant of CPU level `level` (a string literal). Resolvers run before
@@ -26,26 +26,12 @@
     return NULL;                                                                          \
   }                                                                                       \
   __typeof__(name) name __attribute__((ifunc(#name "_resolve")));
-#define FR_BIND_DTYPE(sfx)                                                                \
-  FR_BIND(fastrnn_rnn_tanh_forward_##sfx) FR_BIND(fastrnn_rnn_tanh_forward_infer_##sfx)   \
-  FR_BIND(fastrnn_rnn_tanh_backward_##sfx) FR_BIND(fastrnn_rnn_relu_forward_##sfx)        \
-  FR_BIND(fastrnn_rnn_relu_forward_infer_##sfx) FR_BIND(fastrnn_rnn_relu_backward_##sfx)  \
-  FR_BIND(fastrnn_lstm_forward_##sfx) FR_BIND(fastrnn_lstm_forward_infer_##sfx)           \
-  FR_BIND(fastrnn_lstm_backward_##sfx) FR_BIND(fastrnn_gru_forward_##sfx)                 \
-  FR_BIND(fastrnn_gru_forward_infer_##sfx) FR_BIND(fastrnn_gru_backward_##sfx)          \
-  FR_BIND(fastrnn_lstm_forward_x_##sfx) FR_BIND(fastrnn_lstm_forward_x_infer_##sfx)      \
-  FR_BIND(fastrnn_gru_forward_x_##sfx) FR_BIND(fastrnn_gru_forward_x_infer_##sfx)        \
-  FR_BIND(fastrnn_rnn_tanh_forward_x_##sfx) FR_BIND(fastrnn_rnn_tanh_forward_x_infer_##sfx) \
-  FR_BIND(fastrnn_rnn_relu_forward_x_##sfx) FR_BIND(fastrnn_rnn_relu_forward_x_infer_##sfx) \
-  FR_BIND(fastrnn_lstmp_forward_##sfx) FR_BIND(fastrnn_lstmp_forward_infer_##sfx)         \
-  FR_BIND(fastrnn_lstmp_forward_x_##sfx) FR_BIND(fastrnn_lstmp_forward_x_infer_##sfx)     \
-  FR_BIND(fastrnn_lstmp_backward_##sfx) FR_BIND(fastrnn_input_grad_##sfx)
-FR_BIND_DTYPE(f32)
-FR_BIND_DTYPE(f64)
-FR_BIND(fastrnn_rnn_tanh_forward_x_bf16_f32) FR_BIND(fastrnn_rnn_tanh_forward_x_infer_bf16_f32)
-FR_BIND(fastrnn_rnn_relu_forward_x_bf16_f32) FR_BIND(fastrnn_rnn_relu_forward_x_infer_bf16_f32)
-FR_BIND(fastrnn_lstm_forward_x_bf16_f32) FR_BIND(fastrnn_lstm_forward_x_infer_bf16_f32)
-FR_BIND(fastrnn_gru_forward_x_bf16_f32) FR_BIND(fastrnn_gru_forward_x_infer_bf16_f32)
+#define FR_BIND_F32(name) FR_BIND(name##_f32)
+#define FR_BIND_F64(name) FR_BIND(name##_f64)
+FASTRNN_CELL_KERNELS(FR_BIND_F32)
+FASTRNN_CELL_KERNELS(FR_BIND_F64)
+FASTRNN_CELL_KERNELS_BF16(FR_BIND_F32)
+FR_BIND(fastrnn_input_grad_f32) FR_BIND(fastrnn_input_grad_f64)
 
 const char *fastrnn_cpu_variants(void) {
   static char list[256];  /* the rows this CPU runs, in the table's order */

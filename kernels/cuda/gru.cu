@@ -90,29 +90,14 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, const real *dy, co
 
 }  // namespace
 
-int SFX_CUDA(fastrnn_gru_forward)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                  const real *h0, const real *W_hh, const real *b_hh,
-                                  const int64_t *lengths, real *y, real *h_n, real *gates,
-                                  real *a_n, real *hs, void *stream) {
-  FR_CHECK(e, T, B, H, 3, lengths, 0, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  return e ? e : forward(__func__, T, B, H, T + 1, T, gx, h0, W_hh, b_hh, lengths, y, h_n, gates,
-                         a_n, hs, (cudaStream_t)stream);
+#include "entries_gru_cuda.h"
+
+static int gru_forward(const gru_forward_args *a) {
+  return forward(a->fn, a->T, a->B, a->H, a->S, a->Sg, a->x_in, a->h0, a->W_hh, a->b_hh,
+                 a->lengths, a->y, a->h_n, a->gates, a->a_n, a->hs, (cudaStream_t)a->stream);
 }
 
-int SFX_CUDA(fastrnn_gru_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                        const real *h0, const real *W_hh, const real *b_hh,
-                                        const int64_t *lengths, real *y, real *h_n, real *gates,
-                                        real *a_n, real *hs, void *stream) {
-  FR_CHECK(e, T, B, H, 3, lengths, 0, gx, h0, W_hh, b_hh, lengths, y, h_n, gates, a_n, hs);
-  return e ? e : forward(__func__, T, B, H, 2, 1, gx, h0, W_hh, b_hh, lengths, y, h_n, gates,
-                         a_n, hs, (cudaStream_t)stream);
-}
-
-int SFX_CUDA(fastrnn_gru_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
-                                   const real *dh_n, const real *gates, const real *a_n,
-                                   const real *hs, const real *W_hh, const int64_t *lengths,
-                                   real *dGx, real *dA_n, real *dh0, void *stream) {
-  FR_CHECK(e, T, B, H, 3, lengths, 0, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n, dh0);
-  return e ? e : backward(__func__, T, B, H, dy, dh_n, gates, a_n, hs, W_hh, lengths, dGx, dA_n,
-                          dh0, (cudaStream_t)stream);
+static int gru_backward(const gru_backward_args *a) {
+  return backward(a->fn, a->T, a->B, a->H, a->dy, a->dh_n, a->gates, a->a_n, a->hs, a->W_hh,
+                  a->lengths, a->dGx, a->dA_n, a->dh0, (cudaStream_t)a->stream);
 }

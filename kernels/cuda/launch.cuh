@@ -7,7 +7,7 @@
 
 #include "../cell_math.h"
 #include "../common.h"
-#include "../fastrnn.h"
+#include "fastrnn_cells.h"  /* (generated: kernels/abi.py) */
 
 namespace {
 

@@ -142,71 +142,30 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, int64_t R, const r
 
 }  // namespace
 
-int SFX_CUDA(fastrnn_lstm_forward)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                   const real *h0, const real *c0, const real *W_hh,
-                                   const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                   real *gates, real *cs, real *hs, void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  return e ? e : forward(__func__, T, B, H, H, T + 1, T, gx, h0, c0, W_hh, nullptr, lengths, y,
-                         h_n, c_n, gates, cs, hs, nullptr, (cudaStream_t)stream);
+#include "entries_lstm_cuda.h"
+#include "entries_lstmp_cuda.h"
+
+static int lstm_forward(const lstm_forward_args *a) {
+  return forward(a->fn, a->T, a->B, a->H, a->H, a->S, a->Sg, a->x_in, a->h0, a->c0, a->W_hh,
+                 nullptr, a->lengths, a->y, a->h_n, a->c_n, a->gates, a->cs, a->hs, nullptr,
+                 (cudaStream_t)a->stream);
 }
 
-int SFX_CUDA(fastrnn_lstm_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,
-                                         const real *h0, const real *c0, const real *W_hh,
-                                         const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                         real *gates, real *cs, real *hs, void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, gx, h0, c0, W_hh, lengths, y, h_n, c_n, gates, cs, hs);
-  return e ? e : forward(__func__, T, B, H, H, 2, 1, gx, h0, c0, W_hh, nullptr, lengths, y, h_n,
-                         c_n, gates, cs, hs, nullptr, (cudaStream_t)stream);
+static int lstm_backward(const lstm_backward_args *a) {
+  return backward(a->fn, a->T, a->B, a->H, a->H, a->dy, a->dh_n, a->dc_n, a->gates, a->cs,
+                  a->W_hh, nullptr, a->lengths, a->dA, a->dh0, a->dc0, nullptr,
+                  (cudaStream_t)a->stream);
 }
 
-int SFX_CUDA(fastrnn_lstm_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
-                                    const real *dh_n, const real *dc_n, const real *gates,
-                                    const real *cs, const real *W_hh, const int64_t *lengths,
-                                    real *dA, real *dh0, real *dc0, void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, dy, dh_n, dc_n, gates, cs, W_hh, lengths, dA, dh0, dc0);
-  return e ? e : backward(__func__, T, B, H, H, dy, dh_n, dc_n, gates, cs, W_hh, nullptr,
-                          lengths, dA, dh0, dc0, nullptr, (cudaStream_t)stream);
+/* LSTMP: the same with a projection W_hr [R,H] (fastrnn_cells.h). */
+static int lstmp_forward(const lstmp_forward_args *a) {
+  return forward(a->fn, a->T, a->B, a->H, a->R, a->S, a->Sg, a->x_in, a->h0, a->c0, a->W_hh,
+                 a->W_hr, a->lengths, a->y, a->h_n, a->c_n, a->gates, a->cs, a->hs, a->rs,
+                 (cudaStream_t)a->stream);
 }
 
-/* LSTMP: the same with a projection W_hr [R,H] (fastrnn.h). */
-static int check_R(const char *fn, int e, int64_t R) {
-  return e ? e : R < 1 ? fr_fail(fn, "expected R >= 1, got R=%lld", (long long)R) : 0;
-}
-
-int SFX_CUDA(fastrnn_lstmp_forward)(int64_t T, int64_t B, int64_t H, int64_t R, const real *gx,
-                                    const real *h0, const real *c0, const real *W_hh,
-                                    const real *W_hr, const int64_t *lengths, real *y,
-                                    real *h_n, real *c_n, real *gates, real *cs, real *hs,
-                                    real *rs, void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, gx, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs,
-           hs, rs);
-  e = check_R(__func__, e, R);
-  return e ? e : forward(__func__, T, B, H, R, T + 1, T, gx, h0, c0, W_hh, W_hr, lengths, y,
-                         h_n, c_n, gates, cs, hs, rs, (cudaStream_t)stream);
-}
-
-int SFX_CUDA(fastrnn_lstmp_forward_infer)(int64_t T, int64_t B, int64_t H, int64_t R,
-                                          const real *gx, const real *h0, const real *c0,
-                                          const real *W_hh, const real *W_hr,
-                                          const int64_t *lengths, real *y, real *h_n, real *c_n,
-                                          real *gates, real *cs, real *hs, real *rs,
-                                          void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, gx, h0, c0, W_hh, W_hr, lengths, y, h_n, c_n, gates, cs,
-           hs, rs);
-  e = check_R(__func__, e, R);
-  return e ? e : forward(__func__, T, B, H, R, 2, 1, gx, h0, c0, W_hh, W_hr, lengths, y, h_n,
-                         c_n, gates, cs, hs, rs, (cudaStream_t)stream);
-}
-
-int SFX_CUDA(fastrnn_lstmp_backward)(int64_t T, int64_t B, int64_t H, int64_t R,
-                                     const real *dy, const real *dh_n, const real *dc_n,
-                                     const real *gates, const real *cs, const real *W_hh,
-                                     const real *W_hr, const int64_t *lengths, real *dA,
-                                     real *dh0, real *dc0, real *du, void *stream) {
-  FR_CHECK(e, T, B, H, 4, lengths, 0, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths, dA, dh0,
-           dc0, du);
-  e = check_R(__func__, e, R);
-  return e ? e : backward(__func__, T, B, H, R, dy, dh_n, dc_n, gates, cs, W_hh, W_hr, lengths,
-                          dA, dh0, dc0, du, (cudaStream_t)stream);
+static int lstmp_backward(const lstmp_backward_args *a) {
+  return backward(a->fn, a->T, a->B, a->H, a->R, a->dy, a->dh_n, a->dc_n, a->gates, a->cs,
+                  a->W_hh, a->W_hr, a->lengths, a->dA, a->dh0, a->dc0, a->du,
+                  (cudaStream_t)a->stream);
 }

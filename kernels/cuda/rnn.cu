@@ -60,31 +60,14 @@ int backward(const char *fn, int64_t T, int64_t B, int64_t H, int relu, const re
 
 }  // namespace
 
-#define RNN_ENTRIES(name, relu)                                                                 \
-  int SFX_CUDA(fastrnn_##name##_forward)(int64_t T, int64_t B, int64_t H, const real *gx,      \
-                                         const real *h0, const real *W_hh,                     \
-                                         const int64_t *lengths, real *y, real *h_n, real *hs, \
-                                         void *stream) {                                       \
-    FR_CHECK(e, T, B, H, 1, lengths, 0, gx, h0, W_hh, lengths, y, h_n, hs);                    \
-    return e ? e : forward(__func__, T, B, H, relu, T + 1, gx, h0, W_hh, lengths, y, h_n, hs,  \
-                           (cudaStream_t)stream);                                              \
-  }                                                                                            \
-  int SFX_CUDA(fastrnn_##name##_forward_infer)(int64_t T, int64_t B, int64_t H, const real *gx,\
-                                               const real *h0, const real *W_hh,               \
-                                               const int64_t *lengths, real *y, real *h_n,     \
-                                               real *hs, void *stream) {                       \
-    FR_CHECK(e, T, B, H, 1, lengths, 0, gx, h0, W_hh, lengths, y, h_n, hs);                    \
-    return e ? e : forward(__func__, T, B, H, relu, 2, gx, h0, W_hh, lengths, y, h_n, hs,      \
-                           (cudaStream_t)stream);                                              \
-  }                                                                                            \
-  int SFX_CUDA(fastrnn_##name##_backward)(int64_t T, int64_t B, int64_t H, const real *dy,     \
-                                          const real *dh_n, const real *hs, const real *W_hh,  \
-                                          const int64_t *lengths, real *dA, real *dh0,         \
-                                          void *stream) {                                      \
-    FR_CHECK(e, T, B, H, 1, lengths, 0, dy, dh_n, hs, W_hh, lengths, dA, dh0);                 \
-    return e ? e : backward(__func__, T, B, H, relu, dy, dh_n, hs, W_hh, lengths, dA, dh0,     \
-                            (cudaStream_t)stream);                                             \
-  }
+#include "entries_rnn_cuda.h"
 
-RNN_ENTRIES(rnn_tanh, 0)
-RNN_ENTRIES(rnn_relu, 1)
+static int rnn_forward(const rnn_forward_args *a) {
+  return forward(a->fn, a->T, a->B, a->H, a->relu, a->S, a->x_in, a->h0, a->W_hh, a->lengths,
+                 a->y, a->h_n, a->hs, (cudaStream_t)a->stream);
+}
+
+static int rnn_backward(const rnn_backward_args *a) {
+  return backward(a->fn, a->T, a->B, a->H, a->relu, a->dy, a->dh_n, a->hs, a->W_hh, a->lengths,
+                  a->dA, a->dh0, (cudaStream_t)a->stream);
+}
