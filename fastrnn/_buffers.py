@@ -33,7 +33,8 @@ def buffer(slot, shape, dtype=torch.float32):
     bufs = _local.__dict__.setdefault("buffers", {})
     buf = bufs.get((slot, dtype))
     if buf is None or buf.numel() < n:
-        buf = bufs[slot, dtype] = torch.empty(n, dtype=dtype)
+        with torch.inference_mode(False):  # (one made under inference_mode could not be
+            buf = bufs[slot, dtype] = torch.empty(n, dtype=dtype)  # written outside it)
     return buf[:n].view(shape)
 
 

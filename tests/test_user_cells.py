@@ -252,6 +252,31 @@ def test_unbatched_input_and_the_module_form():
     assert scale.shape == (2, 5) and torch.equal(scale, torch.ones(2, 5))
 
 
+@pytest.mark.parametrize("name", ["peephole_lstm", "kinks"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_the_direct_inference_call_equals_the_general_one(name, batch_first, monkeypatch):
+    """One layer, no initial states, no gradient: the call goes straight to the kernel (the
+    stacking is not run) and gives bitwise what the general path gives with zero states."""
+    cell = CELLS[name]
+    native, loop = _pair(cell, 3, 5, batch_first=batch_first)
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    zeros = [torch.zeros(1, 4 if batch_first else 6, 5, dtype=torch.float64)
+             for _ in cell.states]
+    hx = zeros[0] if len(zeros) == 1 else tuple(zeros)
+    with torch.no_grad():
+        general = native(x, hx)  # (initial states given: the general path)
+        stacked = fastrnn.stacked.Stacked.forward
+        monkeypatch.setattr(fastrnn.stacked.Stacked, "forward",
+                            lambda *a: pytest.fail("the direct call ran the stacking"))
+        direct = native(x)
+        monkeypatch.setattr(fastrnn.stacked.Stacked, "forward", stacked)
+        eager = loop(x)
+    for a, b, c in zip(torch.utils._pytree.tree_leaves(direct),
+                       torch.utils._pytree.tree_leaves(general),
+                       torch.utils._pytree.tree_leaves(eager)):
+        assert torch.equal(a, b) and rel_err(a, c) <= 1e-12
+
+
 def bad_matmul(gx, gh, h):
     return torch.tanh(gx + gh) @ torch.eye(h.shape[-1], dtype=h.dtype)
 

@@ -3,7 +3,7 @@ from G_x, and their BPTT. Shape legend: T steps, B rows, H units, G = gates·H, 
 V vector rows."""
 import torch
 
-from .. import _grads
+from .. import _buffers, _grads
 from . import build
 
 
@@ -14,7 +14,8 @@ def _kernel(decl, t, which):
 
 
 def _ptr(t):
-    return 0 if t is None else t.data_ptr()
+    """A tensor's address (None: NULL; an int: an address already)."""
+    return 0 if t is None else t if isinstance(t, int) else t.data_ptr()
 
 
 def _scratch(decl, like, B, H):
@@ -75,19 +76,34 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
 
 def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
     """Inference from x [T,B,I], w_ih [G,I], b_ih [G] or None (G_x inside the loop, a chunk
-    ahead) -> (y [T,B,H], final states)."""
+    ahead), states [B,H] each or None (zeros) -> (y [T,B,H], final states). What no one reads
+    after the call — the two-slot
+    state rings, the step's product, the scratch rows — are this thread's kept buffers, and a
+    missing b_hh its kept zeros (a B = 1 call is a few hundred µs: each fresh tensor costs µs)."""
     T, B, I = x.shape
     G, H = w_hh.shape
-    y, h_n, hs, cs = _outputs(x, states, T, B, H, 2)
-    gh, b_hh = x.new_empty(1, B, G), _bias(b_hh, x, G)
-    x, w_ih, w_hh, h0 = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), states[0].contiguous()
+    n, dt = len(decl.states), x.dtype
+    y, h_n = x.new_empty(T, B, H), x.new_empty(B, H)
+    hs = _buffers.buffer("user_hs", (2, B, H), dt)
+    cs = _buffers.buffer("user_cs", (max(n - 1, 1), 2, B, H), dt)
+    if states is None:
+        cs[:, 0] = 0
+        h0 = _buffers.zeros(B * H, dt)
+    else:
+        for k in range(1, n):
+            cs[k - 1, 0] = states[k]
+        h0 = states[0].contiguous()
+    gh = _buffers.buffer("user_gh", (1, B, G), dt)
+    scr = _buffers.buffer("user_scratch", (B, max(decl.scratch, 1), H), dt)
+    x, w_ih, w_hh = x.contiguous(), w_ih.contiguous(), w_hh.contiguous()
     b_ih = None if b_ih is None else b_ih.contiguous()
-    scr = _scratch(decl, x, B, H)
+    b_hh = None if b_hh is None else b_hh.contiguous()
     _raise_for(_kernel(decl, x, "forward_x")(
-        T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), h0.data_ptr(), w_hh.data_ptr(),
-        b_hh.data_ptr(), _ptr(v), lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(),
-        hs.data_ptr(), cs.data_ptr(), gh.data_ptr(), scr.data_ptr()))
-    return y, _finals(h_n, cs, len(states), T, 2)
+        T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(h0), w_hh.data_ptr(),
+        _buffers.zeros(G, dt) if b_hh is None else b_hh.data_ptr(), _ptr(v), lengths.data_ptr(),
+        y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), gh.data_ptr(),
+        scr.data_ptr()))
+    return y, [h_n] + [cs[k - 1, T % 2].clone() for k in range(1, n)]
 
 
 def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):

@@ -136,7 +136,7 @@ class Recurrent(Stacked):
         self.STATES = cell.states
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend)
-        self.cell = cell
+        self.cell, self._names = cell, {}
         G, H = cell.gates * hidden_size, hidden_size
         kw = dict(device=device, dtype=dtype)
         for _, I, sfx in self.suffixes():
@@ -169,12 +169,45 @@ class Recurrent(Stacked):
         if routes.exporting():
             raise RuntimeError(f"Recurrent({self.cell.name}) cannot be exported to ONNX: no ONNX "
                                f"operator computes a cell declared with fastrnn.cell")
-        return super().forward(input, hx)
+        out = self._inference(input, hx)
+        return super().forward(input, hx) if out is None else out
+
+    def _inference(self, x, hx):
+        """The commonest inference call — one layer, one direction, a batched tensor, no
+        initial states, no gradient, not traced, on the native backend — straight to the kernel
+        (a B = 1 call is a few hundred µs, and the general path's checks and reshaping cost tens);
+        None for any other call."""
+        if (hx is not None or self.num_layers > 1 or self.bidirectional or not self.cell.recurrent
+                or type(x) is not torch.Tensor or x.dim() != 3 or x.shape[-1] != self.input_size
+                or routes.traced()):
+            return None
+        w_ih, w_hh, b_ih, b_hh, *vectors = self._params(0)
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                p.requires_grad for p in (w_ih, w_hh, b_ih, b_hh, *vectors) if p is not None)):
+            return None
+        self.last_backend = self._backend(x)
+        if self.last_backend != "native":
+            return None
+        xt = x.transpose(0, 1) if self.batch_first else x
+        T, B, H = xt.shape[0], xt.shape[1], self.hidden_size
+        v = torch.cat([t.reshape(-1, H) for t in vectors]) if vectors else None
+        y, finals = kernels.forward_x(self.cell, xt, None, w_ih, b_ih, w_hh, b_hh, v,
+                                      _checks.full_lengths(T, B, x.device))
+        finals = [f[None] for f in finals]
+        return (y.transpose(0, 1) if self.batch_first else y,
+                finals[0] if len(finals) == 1 else tuple(finals))
+
+    def _params(self, k):
+        """Layer-direction k's weight_ih, weight_hh, bias_ih, bias_hh and vectors (None where it
+        has none), as they are now (parametrized ones included)."""
+        names = self._names.get(k)
+        if names is None:  # (the names, made once)
+            names = self._names[k] = [n + self.suffix(k) for n in (
+                "weight_ih", "weight_hh", "bias_ih", "bias_hh", *(v for v, _ in self.cell.vectors))]
+        return [getattr(self, n, None) for n in names]
 
     def _run(self, k, x, states, lengths):
-        sfx = self.suffix(k)
-        get = lambda n: getattr(self, n + sfx, None)  # noqa: E731
         # (the parameters' shapes are the module's, the states' checked by Stacked)
-        return _run(self.cell, x, states, get("weight_ih"), get("weight_hh"), get("bias_ih"),
-                    get("bias_hh"), [get(n) for n, _ in self.cell.vectors], lengths,
+        w_ih, w_hh, b_ih, b_hh, *vectors = self._params(k)
+        return _run(self.cell, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths,
                     self.last_backend)
