@@ -9,9 +9,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .. import cells
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm", "ln_gru")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "ln_lstm": 4, "ln_gru": 3}
+# the kernels' cells by their C stems (rnn_tanh, rnn_relu, lstm, gru, ln_lstm, ln_gru; LSTMP is
+# the LSTM with proj_size), with their gate counts
+GATES = {stem: c.gates for c in cells.CELLS.values() if not c.projected
+         for stem in dict.fromkeys(c.stems or (c.name,))}
+CELLS = tuple(GATES)
 LOOP = "per-step torch loop"  # what stands for torch.nn at cells it does not have (LayerNorm)
 PASSES = ("forward", "train")
 BASELINE, FLOOR = "torch.nn", "gemm floor"
