@@ -138,8 +138,8 @@ LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
                ("gates", "nx", "rx", "nh", "rh", "cs", "nc", "rc"),
                ("w_hh", "g_ih", "g_hh", "g_c", "b_c"),
                _shapes("dA:T,B,G", "dV:T,B,G", "dAh:T,B,G", "du:T,B,H", "dh0:B,H", "dc0:B,H"),
-               inputs=("g_ih", "b_ih?", "b_hh?"),
-               doc="LayerNorm LSTM (CPU only; fastrnn.reference.ln_lstm_forward), LN(v; γ) = γ "
+               inputs=("g_ih", "b_ih?", "b_hh?"), cuda=True,
+               doc="LayerNorm LSTM (fastrnn.reference.ln_lstm_forward), LN(v; γ) = γ "
                    "(v − mean v) / sqrt(var v + 1e-5) over a whole row: a_t = LN(V_t; g_ih) + "
                    "LN(h_{t-1} W_hhᵀ; g_hh) + b_ih + b_hh, where x_in is V = x W_ihᵀ over all "
                    "T·B rows; c_t = σ(f) c_{t-1} + σ(i) tanh(g); h_t = σ(o) tanh(LN(c_t; g_c) + "
@@ -156,8 +156,8 @@ LN_GRU = Cell("ln_gru", 3, ("h",), ("w_hh", "g_hh", "b_hh?"),
                       "rh:Sg,B", "hs:S,B,H"),
               ("gates", "a_n", "nx", "rx", "nh", "rh", "hs"), ("w_hh", "g_ih", "g_hh"),
               _shapes("dX:T,B,G", "dHh:T,B,G", "dV:T,B,G", "dAh:T,B,G", "dh0:B,H"),
-              inputs=("g_ih", "b_ih?"),
-              doc="LayerNorm GRU (CPU only; fastrnn.reference.ln_gru_forward): x̂ = LN(V_t; "
+              inputs=("g_ih", "b_ih?"), cuda=True,
+              doc="LayerNorm GRU (fastrnn.reference.ln_gru_forward): x̂ = LN(V_t; "
                   "g_ih) + b_ih, where x_in is V = x W_ihᵀ over all T·B rows; ĥ = LN(h_{t-1} "
                   "W_hhᵀ; g_hh) + b_hh; r, z, n and h_t as the GRU's. The backward returns ∂L/∂x̂ "
                   "(dX: db_ih = Σ dX, dg_ih = Σ dX ⊙ nx), ∂L/∂ĥ (dHh: db_hh = Σ dHh, dg_hh = Σ "

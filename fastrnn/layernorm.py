@@ -13,9 +13,10 @@ kernels (fastrnn_ln_lstm_*, fastrnn_ln_gru_*) run the rest of each step — V_t'
 per-step product and its LayerNorm, the gates, the cell's LayerNorm — and the BPTT, from which
 dx, the weight, bias and gain gradients are GEMMs and sums over all rows here (summed by one
 thread per column, so bitwise the same for any thread count, as the kernels' results).
-Backends: native (CPU, float32 and float64), numba (the same loops, @njit) and eager (the same
-equations as a per-step torch loop: any device and dtype); `auto` takes native where it runs,
-else numba, else eager.
+Backends: native (CPU, float32 and float64), numba (the same loops, @njit), cuda (CUDA float32
+and float64: kernels/cuda/ln_*.cu, compiled here and tested where a GPU exists) and eager (the
+same equations as a per-step torch loop: any device and dtype); `auto` takes native where it
+runs, else numba, cuda on CUDA tensors, else eager.
 """
 import torch
 
@@ -23,7 +24,7 @@ from . import _checks, _eager, _grads, cells, dispatch, routes
 from .autograd import CellOps
 from .stacked import Stacked
 
-BACKENDS = ("auto", "native", "numba", "eager")
+BACKENDS = ("auto", "native", "numba", "cuda", "eager")
 
 
 def _rows_sum(t):
@@ -63,22 +64,24 @@ _ln_gru = CellOps(cells.LN_GRU, _gru_grads, check=lambda: _not_to_onnx("LayerNor
 
 
 def _backend(backend, x):
-    """native, numba or eager for a call on x: `auto` takes the first of native and numba usable
-    here on CPU float32/float64 input (B >= 1), else eager."""
+    """native, numba, cuda or eager for a call on x: `auto` takes the first of native and numba
+    usable here on CPU float32/float64 input, cuda on CUDA float32/float64 input (B >= 1), else
+    eager."""
     _checks.choice("backend", backend, BACKENDS)
-    kernels = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
-        and x.shape[1] > 0
-    if backend in ("native", "numba"):
-        if not kernels:
-            raise ValueError(f"backend {backend!r} runs the LayerNorm cells on CPU float32 and "
-                             f"float64 input, got {x.dtype} on {x.device} (use backend='auto' "
-                             f"or 'eager')")
+    where = "cuda" if x.device.type == "cuda" else "cpu"
+    kernels = x.dtype in (torch.float32, torch.float64) and x.shape[1] > 0
+    if backend in ("native", "numba", "cuda"):
+        device = "CUDA" if backend == "cuda" else "CPU"
+        if not kernels or where != device.lower():
+            raise ValueError(f"backend {backend!r} runs the LayerNorm cells on {device} float32 "
+                             f"and float64 input, got {x.dtype} on {x.device} (use "
+                             f"backend='auto' or 'eager')")
         reason = dispatch.why_not(backend)
         if reason is not None:
             raise RuntimeError(f"fastrnn backend {backend!r} is not usable: {reason}")
         return backend
     if backend == "auto" and kernels:
-        for name in ("native", "numba"):
+        for name in ("native", "numba") if where == "cpu" else ("cuda",):
             if dispatch.why_not(name) is None:
                 return name
     return "eager"

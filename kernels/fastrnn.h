@@ -10,8 +10,8 @@
  * its shape. Gate order is torch.nn's: LSTM i, f, g, o; GRU r, z, n. lengths[b] in 0..T is the
  * length of sequence b: past it the state is carried unchanged and the output is zero.
  *
- * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, lstmp, gru
- * (and, CPU only, ln_lstm, ln_gru), pass ∈ forward, forward_infer, backward (and, CPU only,
+ * Symbols: fastrnn_<cell>_<pass>_<dtype>[_cuda], cell ∈ rnn_tanh, rnn_relu, lstm, lstmp, gru,
+ * ln_lstm, ln_gru, pass ∈ forward, forward_infer, backward (and, CPU only,
  * forward_x[_infer], and for bfloat16 modules forward_x[_infer]_bf16), dtype ∈ f32, f64. They
  * are declared in fastrnn_cells.h, which kernels/abi.py writes from the cells' descriptions
  * (fastrnn/cells.py) when the library is built and which is installed beside this file: include

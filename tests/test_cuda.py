@@ -135,3 +135,43 @@ def test_cuda_module_matches_cudnn_module(mode):
     y2, _ = fast(x)
     assert fast.last_backend == "cuda"
     assert rel_err(y2.detach().cpu().numpy(), y1.detach().cpu().numpy()) <= 1e-5
+
+
+@pytest.mark.parametrize("cls", ["LayerNormLSTM", "LayerNormGRU"])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True, batch_first=True)])
+@pytest.mark.parametrize("lengths", [None, [9, 2, 6]])
+def test_cuda_layernorm_cells_match_native_in_float64(cls, kw, lengths):
+    """The LayerNorm cells' CUDA kernels (kernels/cuda/ln_*.cu) against the native ones, which
+    tests/test_layernorm.py holds to the float64 reference: outputs, final states and every
+    gradient within 1e-10, packed ragged sequences included, and the no-grad forward (its ring
+    buffers) equal to the training one; the cuda backend is what ran."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    torch.manual_seed(3)
+    native = getattr(fastrnn, cls)(5, 24, backend="native", **kw).double()
+    with torch.no_grad():  # gains and shifts away from their initial ones and zeros
+        for name, p in native.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.2 * torch.randn_like(p))
+    gpu = getattr(fastrnn, cls)(5, 24, backend="cuda", **kw).double().cuda()
+    gpu.load_state_dict(native.state_dict())
+    bf = kw.get("batch_first", False)
+    x = torch.randn((3, 9, 5) if bf else (9, 3, 5), dtype=torch.float64)
+
+    def run(m, x):
+        x = x.detach().clone().requires_grad_(True)
+        inp = x if lengths is None else pack_padded_sequence(x, lengths, batch_first=bf,
+                                                             enforce_sorted=False)
+        y, h = m(inp)
+        y = y if lengths is None else pad_packed_sequence(y, batch_first=bf)[0]
+        hs = h if isinstance(h, tuple) else (h,)
+        (y.pow(2).sum() + sum((t * t.sin()).sum() for t in hs)).backward()
+        return [y, *hs, x.grad, *(p.grad for p in m.parameters())]
+
+    want, got = run(native, x), run(gpu, x.cuda())
+    assert gpu.last_backend == "cuda"
+    for k, (a, b) in enumerate(zip(want, got)):
+        assert rel_err(b.cpu(), a) <= 1e-10, k
+    if lengths is None:
+        with torch.no_grad():
+            y, _ = gpu(x.cuda())
+        assert rel_err(y.cpu(), got[0].detach().cpu()) <= 1e-12

@@ -294,7 +294,9 @@ def test_bad_calls_say_what_was_expected(cls):
         m(torch.randn(2, 1, 3), (torch.zeros(1, 2, 4),) * 2 if cls == "LayerNormLSTM"
           else torch.zeros(1, 2, 4))
     with pytest.raises(ValueError, match="backend"):
-        getattr(fastrnn, cls)(3, 4, backend="cuda")
+        getattr(fastrnn, cls)(3, 4, backend="gpu")
+    with pytest.raises(ValueError, match="'cuda' runs the LayerNorm cells on CUDA float32"):
+        getattr(fastrnn, cls)(3, 4, backend="cuda")(torch.randn(2, 1, 3))
     with pytest.raises(ValueError, match="'native' runs the LayerNorm cells on CPU float32"):
         getattr(fastrnn, cls)(3, 4, backend="native").bfloat16()(torch.randn(2, 1, 3).bfloat16())
     with pytest.raises(ValueError, match="dropout"):
