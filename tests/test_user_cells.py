@@ -175,15 +175,27 @@ def test_float64_matches_the_torch_loop(name, layers, bidirectional, batch_first
 
 @pytest.mark.parametrize("name", CELLS)
 def test_float32_within_twice_the_loops_error(name):
-    cell = CELLS[name]
-    native, loop = _pair(cell, 8, 16, torch.float32, num_layers=2)
-    exact = fastrnn.Recurrent(cell, 8, 16, dtype=torch.float64, backend="eager", num_layers=2)
-    exact.load_state_dict({k: v.double() for k, v in native.state_dict().items()})
-    x = torch.randn(30, 8, 8, generator=torch.Generator().manual_seed(2))
-    want = _run(exact, x.double().requires_grad_(), None)
-    err = lambda m: sum(rel_err(a.double(), b) for a, b in  # noqa: E731
-                        zip(_run(m, x.clone().requires_grad_(), None), want))
-    assert err(native) <= 2 * err(loop)
+    """float32 against float64, per tensor (outputs, final states, every gradient): within twice
+    the per-step torch loop's error as the geometric mean over six draws (weights and inputs) of
+    the ratio: a single draw's ratio is the loop's luck as much as the kernels' (even the
+    summed error over all tensors of one draw reached 2.2x the loop's)."""
+    cell, logs = CELLS[name], 0
+    for draw in range(6):
+        native, loop = _pair(cell, 8, 16, torch.float32, num_layers=2)
+        g = torch.Generator().manual_seed(2 + draw)
+        with torch.no_grad():
+            for p in native.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+        loop.load_state_dict(native.state_dict())
+        exact = fastrnn.Recurrent(cell, 8, 16, dtype=torch.float64, backend="eager", num_layers=2)
+        exact.load_state_dict({k: v.double() for k, v in native.state_dict().items()})
+        x = torch.randn(30, 8, 8, generator=g)
+        want = _run(exact, x.double().requires_grad_(), None)
+        err = lambda m: torch.tensor([rel_err(a.double(), b) for a, b in  # noqa: E731
+                                      zip(_run(m, x.clone().requires_grad_(), None), want)])
+        logs = logs + (err(native) / err(loop)).log()
+    ratios = (logs / 6).exp()
+    assert ratios.max() <= 2, ratios
 
 
 @pytest.mark.parametrize("name", CELLS)

@@ -494,7 +494,7 @@ static inline __attribute__((always_inline)) void user_backward(
     int phase, int64_t j0, int64_t j1, int64_t H, const real *gx, const real *gh,
     const real *bh, const real *hp, const real *cp, int64_t ss, const real *v, real *scr,
     const real *sv, const real *dy, real *dh, real *dc, int64_t ds, real *dgx, real *dgh,
-    real *dv) {{
+    double *dv) {{
 {body}
 }}
 
@@ -561,7 +561,7 @@ def source(decl):
     row = 0
     for (name, n), g in zip(decl.vectors, grads[m + S:]):
         if g is not None:
-            stores += [(f"dv[{row + i} * H + j] += {{}};", e)
+            stores += [(f"dv[{row + i} * H + j] += (double)({{}});", e)
                        for i, e in enumerate(_store(g, n, name))]
         row += n
     body = bwd.code(stores)

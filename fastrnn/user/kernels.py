@@ -109,15 +109,15 @@ def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
 def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
     """The BPTT of a forward with save: dy [T,B,H] or None, dfinals [B,H] each or None, the
     forward's gx, gh, hs, cs, sv -> (∂L/∂G_x, ∂L/∂(W_hh h_{t−1}) [T,B,G], ∂L/∂h0 [B,H], ∂L/∂(other
-    initial states) [max(n−1,1),B,H], each row's share of ∂L/∂v [B,max(V,1),H]); without W_hh
-    (w_hh, gh None) ∂L/∂(W_hh h_{t−1}) is None."""
+    initial states) [max(n−1,1),B,H], each row's share of ∂L/∂v [B,max(V,1),H] in float64);
+    without W_hh (w_hh, gh None) ∂L/∂(W_hh h_{t−1}) is None."""
     T, B, G = gx.shape
     H, n = hs.shape[2], len(dfinals)
     dy = gx.new_zeros(T, B, H) if dy is None else dy.contiguous()
     dfinals = [gx.new_zeros(B, H) if d is None else d for d in dfinals]
     dc = torch.stack(dfinals[1:]) if n > 1 else gx.new_zeros(1, B, H)
     dgx, dh0 = gx.new_empty(T, B, G), gx.new_empty(B, H)
-    dv = gx.new_zeros(B, max(decl.vector_rows, 1), H)
+    dv = gx.new_zeros(B, max(decl.vector_rows, 1), H, dtype=torch.float64)  # (summed in double)
     scr, dh_n = _scratch(decl, gx, B, H), dfinals[0].contiguous()
     if not decl.recurrent:
         _raise_for(_kernel(decl, gx, "scan_backward")(
@@ -142,4 +142,4 @@ def param_grads(decl, dgh, hs, b_hh, v, dv, w_hh_grad=True):
     recurrent = decl.recurrent
     dw_hh = _grads.dW_hh(dgh, hs) if recurrent and w_hh_grad else None
     db_hh = dgh.sum((0, 1)) if recurrent and b_hh is not None else None
-    return dw_hh, db_hh, None if v is None else dv.sum(0)
+    return dw_hh, db_hh, None if v is None else dv.sum(0).to(v.dtype)

@@ -74,7 +74,7 @@ def _define(decl, name):
         new = gx.new_empty
         shared = not decl.recurrent or decl.shared_dgx
         return [new(T, B, G), new(0) if shared else new(T, B, G), new(B, H), new(max(n - 1, 1), B, H),
-                new(B, max(decl.vector_rows, 1), H)]
+                new(B, max(decl.vector_rows, 1), H, dtype=torch.float64)]
 
     def setup(ctx, inputs, output):
         gx, w_hh, b_hh, v, lengths, _, _ = inputs

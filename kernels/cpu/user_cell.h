@@ -19,7 +19,7 @@
  *                 old values cp and new ones cn (states ss apart), the vectors v [V,H], the
  *                 row's scratch scr [CELL_SCRATCH,H]; the last pass writes h_t into r and y
  *   user_backward(phase, j0, j1, H, gx, gh, b_hh, hp, cp, ss, v, scr, sv, dy, dh, dc, ds,
- *                 dgx, dgh, dv)
+ *                 dgx, dgh, dv)   (dv in double)
  *                 the same row's backward, from its saved inputs: ∂L/∂h_t = dy + dh, ∂L/∂(other
  *                 states) in dc (states ds apart); writes ∂L/∂G_x dgx and ∂L/∂(product) dgh
  *                 [G], leaves in dh and dc the gradients of the old states that do not go
@@ -51,7 +51,8 @@ typedef struct {
   const real *hs;    /* [T+1,B,H] every h_t (backward) */
   real *dgx, *dgh;   /* [T,B,G] */
   real *dc;          /* [CELL_STATES−1,B,H] the running ∂L/∂(other states) */
-  real *dv;          /* [B,V,H] each row's share of the vectors' gradient */
+  double *dv;        /* [B,V,H] each row's share of the vectors' gradient, summed over the
+                        steps in double (a long float32 sum lost digits the loop keeps) */
   real *scr;         /* [B,CELL_SCRATCH,H] */
   real *sv;          /* [T,B,CELL_SAVED,H] the forward's values the backward reads, or NULL */
 } cell_t;
@@ -187,7 +188,7 @@ int SFX(fastrnn_user_scan_forward)(int64_t T, int64_t B, int64_t H, int64_t S, c
 int SFX(fastrnn_user_scan_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                     const real *dh_n, real *dc, const real *gx, const real *hs,
                                     const real *cs, const real *v, const int64_t *lengths,
-                                    real *dgx, real *dh0, real *dv, real *scr,
+                                    real *dgx, real *dh0, double *dv, real *scr,
                                     const real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, hs, lengths, dgx, dh0);
   if (e) return e;
@@ -225,7 +226,7 @@ int SFX(fastrnn_user_backward)(int64_t T, int64_t B, int64_t H, const real *dy,
                                const real *dh_n, real *dc, const real *gx, const real *gh,
                                const real *b_hh, const real *hs, const real *cs, const real *v,
                                const real *W_hh, const int64_t *lengths, real *dgx, real *dgh,
-                               real *dh0, real *dv, real *scr, const real *sv) {
+                               real *dh0, double *dv, real *scr, const real *sv) {
   FR_CHECK(e, T, B, H, CELL_GATES, lengths, 1, dy, dh_n, gx, gh, b_hh, hs, W_hh, lengths, dgx,
            dgh, dh0);
   if (e) return e;
