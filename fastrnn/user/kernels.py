@@ -77,9 +77,9 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
 def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
     """Inference from x [T,B,I], w_ih [G,I], b_ih [G] or None (G_x inside the loop, a chunk
     ahead), states [B,H] each or None (zeros) -> (y [T,B,H], final states). What no one reads
-    after the call — the two-slot
-    state rings, the step's product, the scratch rows — are this thread's kept buffers, and a
-    missing b_hh its kept zeros (a B = 1 call is a few hundred µs: each fresh tensor costs µs)."""
+    after the call — the two-slot state rings, the step's product, the scratch rows — are this
+    thread's kept buffers, and a missing b_hh its kept zeros (a B = 1 call is a few hundred µs:
+    each fresh tensor costs µs)."""
     T, B, I = x.shape
     G, H = w_hh.shape
     n, dt = len(decl.states), x.dtype
