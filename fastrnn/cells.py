@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cell:
-    name: str               # fastrnn::<name>_forward, fastrnn_<stem>_forward_f32 (kernels/fastrnn.h)
+    name: str               # fastrnn::<name>_forward, fastrnn_<stem>_forward_f32 (fastrnn_cells.h)
     gates: int              # G = gates·H columns of G_x, W_ih and W_hh
     states: tuple           # ("h",) or ("h", "c"): h [B,R], c [B,H]
     params: tuple           # after the states, e.g. ("w_hh",); a trailing "?": may be None
@@ -92,8 +92,8 @@ class Cell:
 
 _STATE = {"h": "B,R", "c": "B,H"}
 # The shapes of the arguments the cells name (inputs, states, params, the backward's gradients).
-SHAPES = {"x_in": "T,B,G", "x": "T,B,I", "w_ih": "G,I", "lengths": "B", "h0": "B,R", "c0": "B,H", "w_hh": "G,R", "w_hr": "R,H", "b_ih": "G",
-          "b_hh": "G", "g_ih": "G", "g_hh": "G", "g_c": "H", "b_c": "H", "dy": "T,B,R",
+SHAPES = {"x_in": "T,B,G", "x": "T,B,I", "w_ih": "G,I", "lengths": "B", "h0": "B,R",
+          "c0": "B,H", "w_hh": "G,R", "w_hr": "R,H", "b_ih": "G", "b_hh": "G", "g_ih": "G", "g_hh": "G", "g_c": "H", "b_c": "H", "dy": "T,B,R",
           "dh_n": "B,R", "dc_n": "B,H"}
 
 
@@ -105,14 +105,15 @@ RNN = Cell("rnn", 1, ("h",), ("w_hh",), _shapes("hs:S,B,H"), ("hs",), ("w_hh",),
            _shapes("dA:T,B,G", "dh0:B,H"), x_biases=("b_ih", "b_hh"), flag="relu",
            stems=("rnn_tanh", "rnn_relu"), bf16=True, cuda=True,
            doc="Elman RNN: h_t = f(G_x[t] + h_{t-1} W_hhᵀ), f = tanh or relu.",
-           notes=(("hs", "h_0..h_T"), ("dA", "∂L/∂(pre-activation) = ∂L/∂G_x")))
+           notes=(("x_in", "G_x = x W_ihᵀ + b_ih + b_hh"), ("hs", "h_0..h_T"),
+                  ("dA", "∂L/∂(pre-activation) = ∂L/∂G_x")))
 LSTM = Cell("lstm", 4, ("h", "c"), ("w_hh",), _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,H"),
             ("gates", "cs"), ("w_hh",), _shapes("dA:T,B,G", "dh0:B,H", "dc0:B,H"),
             x_biases=("b_ih", "b_hh"), bf16=True, cuda=True,
             doc="LSTM: a_t = G_x[t] + h_{t-1} W_hhᵀ; c_t = σ(f) c_{t-1} + σ(i) tanh(g); "
                 "h_t = σ(o) tanh(c_t).",
-            notes=(("gates", "activated i, f, g, o"), ("cs", "c_0..c_T"), ("hs", "h_0..h_T"),
-                   ("dA", "∂L/∂a_t = ∂L/∂G_x")))
+            notes=(("x_in", "G_x = x W_ihᵀ + b_ih + b_hh"), ("gates", "activated i, f, g, o"),
+                   ("cs", "c_0..c_T"), ("hs", "h_0..h_T"), ("dA", "∂L/∂a_t = ∂L/∂G_x")))
 LSTMP = Cell("lstmp", 4, ("h", "c"), ("w_hh", "w_hr"),
              _shapes("gates:Sg,B,G", "cs:S,B,H", "hs:S,B,R", "rs:Sg,B,H"), ("gates", "cs"),
              ("w_hh", "w_hr"), _shapes("dA:T,B,G", "dh0:B,R", "dc0:B,H", "du:T,B,R"),
@@ -121,8 +122,9 @@ LSTMP = Cell("lstmp", 4, ("h", "c"), ("w_hh", "w_hr"),
                  "W_hrᵀ [B,R], which is y_t and what the next step's W_hh [4H,R] multiplies; rs "
                  "keeps r_t for dW_hr. The backward returns each step's ∂L/∂h_t in du (zero past "
                  "a sequence's end): dW_hr = Σ_t du_tᵀ r_t.",
-             notes=(("gates", "activated i, f, g, o"), ("cs", "c_0..c_T"), ("hs", "h_0..h_T"),
-                    ("rs", "r_1..r_T"), ("dA", "∂L/∂a_t = ∂L/∂G_x"), ("du", "∂L/∂h_t")))
+             notes=(("x_in", "G_x = x W_ihᵀ + b_ih + b_hh"), ("gates", "activated i, f, g, o"),
+                    ("cs", "c_0..c_T"), ("hs", "h_0..h_T"), ("rs", "r_1..r_T"),
+                    ("dA", "∂L/∂a_t = ∂L/∂G_x"), ("du", "∂L/∂h_t")))
 GRU = Cell("gru", 3, ("h",), ("w_hh", "b_hh"), _shapes("gates:Sg,B,G", "a_n:Sg,B,H", "hs:S,B,H"),
            ("gates", "a_n", "hs"), ("w_hh",), _shapes("dGx:T,B,G", "dA_n:T,B,H", "dh0:B,H"),
            x_biases=("b_ih",), bf16=True, cuda=True,
@@ -130,7 +132,8 @@ GRU = Cell("gru", 3, ("h",), ("w_hh", "b_hh"), _shapes("gates:Sg,B,G", "a_n:Sg,B
                "+ A_z); n = tanh(G_x,n + r A_n); h_t = (1-z) n + z h_{t-1}. Its b_hh belongs to "
                "A, so G_x = x W_ihᵀ + b_ih only. The backward's dA_n = dGx's n block × r (∂L/∂A's "
                "r and z blocks are dGx's: dW_hh = Σ_t dA_tᵀ h_{t-1}).",
-           notes=(("gates", "activated r, z, n"), ("a_n", "A_n"), ("hs", "h_0..h_T"),
+           notes=(("x_in", "G_x = x W_ihᵀ + b_ih"), ("gates", "activated r, z, n"),
+                  ("a_n", "A_n"), ("hs", "h_0..h_T"),
                   ("dGx", "∂L/∂G_x"), ("dA_n", "∂L/∂A_n")))
 LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
                _shapes("gates:Sg,B,G", "nx:Sg,B,G", "rx:Sg,B", "nh:Sg,B,G", "rh:Sg,B",
@@ -147,7 +150,8 @@ LN_LSTM = Cell("ln_lstm", 4, ("h", "c"), ("w_hh", "g_hh", "g_c", "b_c"),
                    "Σ dA ⊙ nh), ∂L/∂V (dV: dx = dV W_ih, dW_ih = Σ dVᵀ x), ∂L/∂(h_{t-1} W_hhᵀ) "
                    "(dAh: dW_hh = Σ_t dAh_tᵀ h_{t-1}) and ∂L/∂u, u = LN(c_t; g_c) + b_c (du: dg_c "
                    "= Σ du ⊙ nc, db_c = Σ du). Saved rows past a sequence's end are zero.",
-               notes=(("gates", "activated i, f, g, o"), ("nx", "the normalised V_t"),
+               notes=(("x_in", "V = x W_ihᵀ"), ("gates", "activated i, f, g, o"),
+                      ("nx", "the normalised V_t"),
                       ("rx", "its 1/σ"), ("nh", "the normalised h_{t-1} W_hhᵀ"),
                       ("rh", "its 1/σ"), ("cs", "c_0..c_T"), ("nc", "the normalised c_t"),
                       ("rc", "its 1/σ"), ("hs", "h_0..h_T")))
@@ -162,7 +166,8 @@ LN_GRU = Cell("ln_gru", 3, ("h",), ("w_hh", "g_hh", "b_hh?"),
                   "W_hhᵀ; g_hh) + b_hh; r, z, n and h_t as the GRU's. The backward returns ∂L/∂x̂ "
                   "(dX: db_ih = Σ dX, dg_ih = Σ dX ⊙ nx), ∂L/∂ĥ (dHh: db_hh = Σ dHh, dg_hh = Σ "
                   "dHh ⊙ nh), ∂L/∂V (dV) and ∂L/∂(h_{t-1} W_hhᵀ) (dAh).",
-              notes=(("gates", "activated r, z, n"), ("a_n", "ĥ_n"), ("nx", "the normalised V_t"),
+              notes=(("x_in", "V = x W_ihᵀ"), ("gates", "activated r, z, n"), ("a_n", "ĥ_n"),
+                     ("nx", "the normalised V_t"),
                      ("rx", "its 1/σ"), ("nh", "the normalised h_{t-1} W_hhᵀ"),
                      ("rh", "its 1/σ"), ("hs", "h_0..h_T")))
 

@@ -151,7 +151,8 @@ def _note(a):
 def _struct(name, sizes, arrays, comment):
     body = "".join(f"  {a.ctype}{a.name};{'':<{max(1, 28 - len(a.ctype + a.name))}}"
                    f"/* {_note(a)} */\n" for a in arrays)
-    return (_comment(comment) + "typedef struct {\n  const char *fn;  /* the entry point's name */\n"
+    return (_comment(comment) + "typedef struct {\n"
+            "  const char *fn;  /* the entry point's name */\n"
             f"  int64_t {', '.join(sizes)};\n{body}}} {name};\n")
 
 
