@@ -289,6 +289,16 @@ def test_the_direct_inference_call_equals_the_general_one(name, batch_first, mon
         assert torch.equal(a, b) and rel_err(a, c) <= 1e-12
 
 
+def test_the_training_forward_keeps_every_product_only_for_a_backward_that_reads_it():
+    """Products [T,B,G] are written on every training step only where the derived backward
+    reads them: the LSTM-like cells keep what they need in sv (their backward writes dgh[ but
+    reads no gh[), the LayerNorm cell recomputes from its products."""
+    for name in ("peephole_lstm", "cifg_lstm"):
+        assert not CELLS[name].keeps_products, name
+        assert "dgh[" in CELLS[name].source
+    assert CELLS["ln_lstm"].keeps_products
+
+
 def bad_matmul(gx, gh, h):
     return torch.tanh(gx + gh) @ torch.eye(h.shape[-1], dtype=h.dtype)
 

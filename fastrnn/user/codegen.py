@@ -567,7 +567,8 @@ def source(decl):
     body = bwd.code(stores)
     backward = _BACKWARD.format(body=body)
     # a backward that reads no product (all it needs was kept in sv) lets the forward keep one
-    decl.keeps_products = decl.recurrent and "gh[" in body
+    # (a read of gh[, not the writes of dgh[)
+    decl.keeps_products = decl.recurrent and re.search(r"(?<![A-Za-z0-9_])gh\[", body) is not None
     decl.scratch = max(fwd.scratch, bwd.scratch)
     head = _HEAD.format(name=decl.name, gates=G, states=S, vectors=max(decl.vector_rows, 1),
                         scratch=max(decl.scratch, 1), passes=fwd.passes(),
