@@ -39,7 +39,7 @@ class Cell:
     stems: tuple = None     # the kernels' stems for flag False, True (default: (name, name))
     projected: bool = False  # the kernels take R after H
     bf16: bool = False      # forward_x[_infer]_bf16 kernels: every argument and result bfloat16
-    cuda: bool = False      # the CUDA library has its forward, forward_infer and backward
+    cuda: bool = False      # the CUDA library has its CUDA_KINDS
     doc: str = ""           # its equations and what its arrays mean, for the C header
     notes: tuple = ()       # ((argument, what it holds), ...) for the C header
 
@@ -66,7 +66,7 @@ class Cell:
         """The passes its CPU kernels have (fastrnn_<stem>_<kind>_f32)."""
         x = ("forward_x", "forward_x_infer") if self.x_biases is not None else ()
         bf16 = ("forward_x_bf16", "forward_x_infer_bf16") if self.bf16 else ()
-        return ("forward", "forward_infer", "backward", *x, *bf16)
+        return (*CUDA_KINDS, *x, *bf16)
 
     def kernel_args(self, kind):
         """(sizes, arrays): the names of a kernel's arguments, in its C order."""
@@ -83,13 +83,14 @@ class Cell:
         every array an address (intptr_t)."""
         out = []
         for stem in dict.fromkeys(self.stems or (self.name,)):
-            for kind in self.kinds()[:3] if cuda else self.kinds():
+            for kind in CUDA_KINDS if cuda else self.kinds():
                 sizes, arrays = self.kernel_args(kind)
                 args = [f"int64_t {n}" for n in sizes] + [f"intptr_t {n}" for n in arrays]
                 out.append(f"int fastrnn_{stem}_{kind}_f32({', '.join(args)});\n")
         return "".join(out)
 
 
+CUDA_KINDS = ("forward", "forward_infer", "backward")  # every cell has these; CUDA only these
 _STATE = {"h": "B,R", "c": "B,H"}
 # The shapes of the arguments the cells name (inputs, states, params, the backward's gradients).
 SHAPES = {"x_in": "T,B,G", "x": "T,B,I", "w_ih": "G,I", "lengths": "B", "h0": "B,R",

@@ -59,19 +59,18 @@ def kernel(cells, cell, kind, cuda=False):
         optional |= set(cell.x_biases) | {s + "0" for s in cell.states}
     shapes = dict(cells.SHAPES, **dict(cell.outputs()), **dict(cell.grads))
     notes = dict(cell.notes)
-    bf16, last_input = kind.endswith("bf16"), ("lengths" if kind == "backward" else "y")
-    saved = {n for n, _ in cell.saved}
-    out, inputs = [Arg(s, "int64_t") for s in sizes], True
-    for a in arrays:
-        inputs = inputs and a != "y"
+    bf16, saved = kind.endswith("bf16"), {n for n, _ in cell.saved}
+    # the inputs (const) end at lengths in a backward, before y in a forward
+    results = arrays.index("lengths") + 1 if kind == "backward" else arrays.index("y")
+    out = [Arg(s, "int64_t") for s in sizes]
+    for k, a in enumerate(arrays):
         if a == "lengths":
             ctype = "const int64_t *"
         else:
             base = "uint16_t" if bf16 and a not in saved else "real"
-            ctype = ("const " if inputs else "") + base + " *"
+            ctype = ("const " if k < results else "") + base + " *"
         out.append(Arg(C_NAME.get(a, a), ctype, _shape(cell, shapes[a]), notes.get(a, ""),
                        a in optional or a == "dh0" and not cuda))  # (∂L/∂h0 not wanted)
-        inputs = inputs and a != last_input
     return out
 
 
@@ -129,7 +128,7 @@ def header(cells):
                            _wrap(f"int {name}_f32({_params(args, 'float')});"))
                 if not kind.endswith("bf16"):
                     f64.append(_wrap(f"int {name}_f64({_params(args, 'double')});"))
-                if cell.cuda and kind in cell.kinds()[:3]:
+                if cell.cuda and kind in cells.CUDA_KINDS:
                     for t, real in (("f32", "float"), ("f64", "double")):
                         cuda.append(_wrap(f"int {name}_{t}_cuda({_params(args, real)}, "
                                           "void *stream);"))

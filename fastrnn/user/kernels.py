@@ -19,8 +19,9 @@ def _ptr(t):
 
 
 def _scratch(decl, like, B, H):
-    """The rows a pass leaves to the next, [B, scratch blocks, H]."""
-    return like.new_empty(B, max(decl.scratch, 1), H)
+    """The rows a pass leaves to the next, [B, scratch blocks, H]: read by no one after the
+    call, so this thread's kept buffer (each fresh tensor costs µs of a B = 1 call)."""
+    return _buffers.buffer("user_scratch", (B, max(decl.scratch, 1), H), like.dtype)
 
 
 def _outputs(like, states, T, B, H, S):
@@ -39,8 +40,9 @@ def _finals(h_n, cs, n, T, S):
 
 
 def _bias(b, like, G):
-    """b [G] contiguous, or zeros (the kernels add b_hh: no branch a step)."""
-    return like.new_zeros(G) if b is None else b.contiguous()
+    """b [G] contiguous, or the address of this thread's kept zeros (the kernels add b_hh: no
+    branch a step); for _ptr."""
+    return _buffers.zeros(G, like.dtype) if b is None else b.contiguous()
 
 
 def _raise_for(rc):
@@ -68,7 +70,7 @@ def forward(decl, gx, states, w_hh, b_hh, v, lengths, save):
     gh = gx.new_empty(T if save and decl.keeps_products else 1, B, G)
     b_hh, w_hh = _bias(b_hh, gx, G), w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "forward")(
-        T, B, H, S, gx.data_ptr(), h0.data_ptr(), w_hh.data_ptr(), b_hh.data_ptr(), _ptr(v),
+        T, B, H, S, gx.data_ptr(), h0.data_ptr(), w_hh.data_ptr(), _ptr(b_hh), _ptr(v),
         lengths.data_ptr(), y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(),
         gh.data_ptr(), scr.data_ptr(), sv.data_ptr()))
     return y, _finals(h_n, cs, n, T, S), (gh, hs, cs, sv)
@@ -93,14 +95,12 @@ def forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths):
         for k in range(1, n):
             cs[k - 1, 0] = states[k]
         h0 = states[0].contiguous()
-    gh = _buffers.buffer("user_gh", (1, B, G), dt)
-    scr = _buffers.buffer("user_scratch", (B, max(decl.scratch, 1), H), dt)
-    x, w_ih, w_hh = x.contiguous(), w_ih.contiguous(), w_hh.contiguous()
+    gh, scr = _buffers.buffer("user_gh", (1, B, G), dt), _scratch(decl, x, B, H)
+    x, w_ih, w_hh, b_hh = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), _bias(b_hh, x, G)
     b_ih = None if b_ih is None else b_ih.contiguous()
-    b_hh = None if b_hh is None else b_hh.contiguous()
     _raise_for(_kernel(decl, x, "forward_x")(
         T, B, I, H, x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(h0), w_hh.data_ptr(),
-        _buffers.zeros(G, dt) if b_hh is None else b_hh.data_ptr(), _ptr(v), lengths.data_ptr(),
+        _ptr(b_hh), _ptr(v), lengths.data_ptr(),
         y.data_ptr(), h_n.data_ptr(), hs.data_ptr(), cs.data_ptr(), gh.data_ptr(),
         scr.data_ptr()))
     return y, [h_n] + [cs[k - 1, T % 2].clone() for k in range(1, n)]
@@ -129,7 +129,7 @@ def backward(decl, dy, dfinals, gx, gh, b_hh, hs, cs, sv, v, w_hh, lengths):
     b_hh, w_hh = _bias(b_hh, gx, G), w_hh.contiguous()
     _raise_for(_kernel(decl, gx, "backward")(
         T, B, H, dy.data_ptr(), dh_n.data_ptr(), dc.data_ptr(), gx.data_ptr(), gh.data_ptr(),
-        b_hh.data_ptr(), hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),
+        _ptr(b_hh), hs.data_ptr(), cs.data_ptr(), _ptr(v), w_hh.data_ptr(),
         lengths.data_ptr(), dgx.data_ptr(), dgh.data_ptr(), dh0.data_ptr(), dv.data_ptr(),
         scr.data_ptr(), sv.data_ptr()))
     return dgx, dgh, dh0, dc, dv

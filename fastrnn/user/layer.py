@@ -80,7 +80,7 @@ def _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, name):
     if name == "eager":
         return eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths)
     lengths = _checks.full_lengths(T, B, x.device) if lengths is None else lengths
-    v = torch.cat([t.reshape(-1, H) for t in vectors]).contiguous() if vectors else None
+    v = _stacked(vectors, H)
     save = routes.needs_grad(x, w_ih, b_ih, w_hh, b_hh, v, *states)
     traced = routes.traced()
     if not (save or traced) and decl.recurrent:  # inference: G_x inside the loop
@@ -92,6 +92,12 @@ def _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, name):
         return out[0], out[1:1 + len(states)]
     y, *finals = _Layer.apply(decl, lengths, gx, w_hh, b_hh, v, *states)
     return y, finals
+
+
+def _stacked(vectors, H):
+    """The declared vectors ([n,H] each, or flattened) as the kernels take them, one [V,H], or
+    None without any."""
+    return torch.cat([t.reshape(-1, H) for t in vectors]).contiguous() if vectors else None
 
 
 def _backend(backend, x):
@@ -190,8 +196,8 @@ class Recurrent(Stacked):
             return None
         xt = x.transpose(0, 1) if self.batch_first else x
         T, B, H = xt.shape[0], xt.shape[1], self.hidden_size
-        v = torch.cat([t.reshape(-1, H) for t in vectors]) if vectors else None
-        y, finals = kernels.forward_x(self.cell, xt, None, w_ih, b_ih, w_hh, b_hh, v,
+        y, finals = kernels.forward_x(self.cell, xt, None, w_ih, b_ih, w_hh, b_hh,
+                                      _stacked(vectors, H),
                                       _checks.full_lengths(T, B, x.device))
         finals = [f[None] for f in finals]
         return (y.transpose(0, 1) if self.batch_first else y,
