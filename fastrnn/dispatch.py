@@ -142,8 +142,8 @@ def cpuinfo(*keys):
 def input_grad_on_tiles(d, w_cols, step=False):
     """Whether the backward's ∂L/∂x = ∂L/∂G_x W_ih (d: ∂L/∂G_x [N,G]; W_ih [G,w_cols]) runs on the
     native kernels' tiles (fastrnn_input_grad) rather than torch's BLAS: by the rule
-    input_grad_tiles (on AMD CPUs, where MKL takes its AVX2 path; on Intel MKL's AVX-512 sgemm
-    stays), from 2^input_grad_tiles_madds_log2 multiply-adds on, or at any size in a cell's
+    input_grad_tiles (everywhere: the tiles' sums do not depend on the thread count, MKL's do),
+    from 2^input_grad_tiles_madds_log2 multiply-adds on (every size), or at any size in a cell's
     one-step backward (`step`), where MKL's first call after the kernel's costs twice its own
     time (fastrnn.rules: the measurements)."""
     if d.device.type != "cpu" or d.dtype not in _KERNEL_DTYPES:

@@ -203,38 +203,26 @@ def _run_module(m, backend, x, hx):
                                 dict(batch_first=True), dict(bias=False, num_layers=2)])
 @pytest.mark.parametrize("with_states", [False, True])
 def test_kernels_module_matches_the_torch_loop(backend, cls, kw, with_states):
-    """Every calling form's outputs, states and gradients: native against the same equations as
-    a per-step torch loop. float64 (T = 7, B = 3, H = 6): each within 1e-10. float32 (T = 30,
-    B = 8, H = 64), each error measured against float64: their sum within three times the
-    loop's, each within four times (at least 1e-6): one draw's ratio is the loop's luck as much
-    as the kernels' (single draws reach 3-4x on some gradients, native and numba — libm's tanh
-    and exp, float64 row sums — alike); the factor of two is held over draws in
-    test_float32_error_within_twice_the_loops_over_draws."""
-    for dtype, (T, B, I, H) in ((torch.float64, (7, 3, 5, 6)), (torch.float32, (30, 8, 32, 64))):
-        m = _module_pair(cls, dtype, I, H, **kw)
-        D, L = 2 if kw.get("bidirectional") else 1, kw.get("num_layers", 1)
-        x = torch.randn((B, T, I) if kw.get("batch_first") else (T, B, I), dtype=dtype)
-        n = 2 if cls == "LayerNormLSTM" else 1
-        hx = tuple(torch.randn(L * D, B, H, dtype=dtype) for _ in range(n)) if with_states \
-            else None
-        native, loop = _run_module(m, backend, x, hx), _run_module(m, "eager", x, hx)
-        if dtype == torch.float64:
-            for a, b in zip(native, loop):
-                assert rel_err(a.detach().numpy(), b.detach().numpy()) < 1e-10
-            continue
-        exact = _run_module(m.double(), "eager", x.double(),
-                            None if hx is None else tuple(h.double() for h in hx))
-        err = lambda ts: [rel_err(a.detach().double().numpy(), e.detach().numpy())  # noqa: E731
-                          for a, e in zip(ts, exact)]
-        ours, theirs = err(native), err(loop)
-        assert sum(ours) <= 3 * sum(theirs)
-        for a, b in zip(ours, theirs):
-            assert a <= max(4 * b, 1e-6)
+    """Every calling form's outputs, states and gradients in float64 (T = 7, B = 3, H = 6): the
+    kernels against the same equations as a per-step torch loop, each within 1e-10. (float32 is
+    judged over draws in test_float32_error_within_twice_the_loops_over_draws: one draw's ratio
+    is the loop's luck as much as the kernels' — 0.5 to 3.1 over five draws of one form on an
+    Intel Xeon.)"""
+    T, B, I, H = 7, 3, 5, 6
+    m = _module_pair(cls, torch.float64, I, H, **kw)
+    D, L = 2 if kw.get("bidirectional") else 1, kw.get("num_layers", 1)
+    x = torch.randn((B, T, I) if kw.get("batch_first") else (T, B, I), dtype=torch.float64)
+    n = 2 if cls == "LayerNormLSTM" else 1
+    hx = tuple(torch.randn(L * D, B, H, dtype=torch.float64) for _ in range(n)) if with_states \
+        else None
+    for a, b in zip(_run_module(m, backend, x, hx), _run_module(m, "eager", x, hx)):
+        assert rel_err(a.detach().numpy(), b.detach().numpy()) < 1e-10
 
 
 @KERNELS
 @pytest.mark.parametrize("cls", ["LayerNormLSTM", "LayerNormGRU"])
-@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True)])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True),
+                                dict(batch_first=True), dict(bias=False, num_layers=2)])
 def test_float32_error_within_twice_the_loops_over_draws(backend, cls, kw):
     """float32 within twice the error of the same equations as a per-step torch loop, per tensor
     (outputs, final states, every gradient), each error against float64: the geometric mean over
@@ -250,7 +238,7 @@ def test_float32_error_within_twice_the_loops_over_draws(backend, cls, kw):
         with torch.no_grad():
             for p in m.parameters():
                 p.add_(0.05 * torch.randn(p.shape, generator=gen))
-        x = torch.randn(T, B, I, generator=gen)
+        x = torch.randn((B, T, I) if kw.get("batch_first") else (T, B, I), generator=gen)
         hx = tuple(torch.randn(L, B, H, generator=gen)
                    for _ in range(2 if cls == "LayerNormLSTM" else 1))
         ours, loop = _run_module(m, backend, x, hx), _run_module(m, "eager", x, hx)

@@ -13,6 +13,26 @@ from fastrnn.harness.memory import status_mib
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_one_and_two_threads_give_the_same_bits(mode):
+    """Outputs and every gradient, x's included, at a shape where torch's own sgemm (MKL on an
+    Intel Xeon) gives other bits on one and two threads: dx is on the kernels' tiles
+    (rule input_grad_tiles), whose sums run in a fixed order."""
+    runs, before = [], torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.manual_seed(0)
+            m = getattr(fastrnn, mode)(16, 256)
+            x = torch.randn(6, 2, 16, requires_grad=True)
+            torch.set_num_threads(threads)
+            y, _ = m(x)
+            y.pow(2).sum().backward()
+            runs.append([y.detach(), x.grad] + [p.grad for p in m.parameters()])
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 def test_threads_calling_one_module_get_the_sequential_results(mode):
     torch.manual_seed(0)
     m = getattr(fastrnn, mode)(16, 64, num_layers=2)
