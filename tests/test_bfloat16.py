@@ -29,10 +29,12 @@ def _flat(out):
 
 
 @pytest.mark.skipif(not BF16_CPU, reason="needs AVX-512-BF16 (this CPU: the float32 products run)")
-@pytest.mark.parametrize("T,B,I,H", [(3, 8, 37, 40), (4, 16, 64, 33), (9, 1, 20, 96)])
+@pytest.mark.parametrize("T,B,I,H", [(3, 8, 37, 40), (4, 16, 64, 33), (9, 1, 20, 96),
+                                     (3, 35, 70, 40), (2, 64, 96, 130)])
 def test_bf16_products_are_float32_sums_of_rounded_operands(T, B, I, H):
     """An Elman RNN under bf16_products equals, to float32 rounding, the float64 recurrence on
-    bfloat16-rounded x_t, W_ih, W_hh and h_{t-1} — and differs from the unrounded one."""
+    bfloat16-rounded x_t, W_ih, W_hh and h_{t-1} — and differs from the unrounded one. From 16
+    rows on AMX CPUs run the products on tiles: partial row, column and pair blocks included."""
     g = torch.Generator().manual_seed(0)
     x, h0 = torch.randn(T, B, I, generator=g), torch.randn(B, H, generator=g)
     w_ih, w_hh = torch.randn(H, I, generator=g) / I**0.5, torch.randn(H, H, generator=g) / H**0.5
@@ -64,19 +66,43 @@ def test_bf16_products_change_nothing_on_other_variants():
     assert torch.equal(plain, low)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_bf16_products_do_not_depend_on_threads(threads):
+@pytest.mark.parametrize("B", [8, 16, 48])
+def test_bf16_products_do_not_depend_on_threads(B):
+    """Outputs and gradients of a bfloat16 LSTM on one thread and on two, split by units (B = 8,
+    16) and by rows (B = 48), on AMX tiles from B = 16 where the CPU has them."""
     torch.manual_seed(0)
     lstm = fastrnn.LSTM(64, 256).to(bf)
-    x = torch.randn(9, 16, 64, dtype=bf)
-    before = torch.get_num_threads()
+    x = torch.randn(9, B, 64, dtype=bf)
+    runs, before = [], torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        one = lstm(x)[0]
-        torch.set_num_threads(threads)
-        assert torch.equal(lstm(x)[0], one)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(_run(lstm, x, None)[:2])
+            lstm.zero_grad()
     finally:
         torch.set_num_threads(before)
+    (y1, g1), (y2, g2) = runs
+    assert all(torch.equal(a, b) for a, b in zip(y1 + g1, y2 + g2))
+
+
+@pytest.mark.skipif(not BF16_CPU, reason="needs AVX-512-BF16")
+def test_amx_tiles_run_exactly_where_the_cpu_has_them():
+    """From amx_min_rows rows a call, an AMX CPU's bfloat16 products run on tiles, whose sums
+    round in another order than vdpbf16ps's: other bits, within bfloat16 rounding of them;
+    without AMX the rule changes nothing."""
+    from fastrnn import rules
+    torch.manual_seed(0)
+    lstm = fastrnn.LSTM(64, 256).to(bf)
+    x = torch.randn(9, 32, 64, dtype=bf)
+    with torch.no_grad():
+        tiles = lstm(x)[0]
+        with rules.override(amx_min_rows=1 << 20):
+            vdp = lstm(x)[0]
+    if "amx_bf16" in cpu_flags():
+        assert not torch.equal(tiles, vdp)
+        within_bfloat16_rounding([tiles], [vdp])
+    else:
+        assert torch.equal(tiles, vdp)
 
 
 CASES = [  # (module, kwargs, input shape, packed lengths or None)

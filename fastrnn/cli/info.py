@@ -54,3 +54,8 @@ def run(args):
     who = "the kernels' tiles" if dispatch.input_grad_tiles_here() else "torch's BLAS"
     print(f"  on this CPU ({dispatch.cpuinfo('vendor_id') or 'vendor unknown'}) the backward's dx "
           f"runs on {who} from 2^{rules.value('input_grad_tiles_madds_log2')} multiply-adds")
+    flags = machine.cpu_flags()
+    low = ("none: float32 products" if "avx512_bf16" not in flags
+           else f"AMX tiles from {rules.value('amx_min_rows')} rows a call, vdpbf16ps below"
+           if "amx_bf16" in flags else "vdpbf16ps (AVX-512-BF16)")
+    print(f"  bfloat16 products (bfloat16 modules, autocast) on the avx512 variant: {low}")

@@ -9,7 +9,7 @@ import torch
 from .. import dispatch
 
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
-                "amx_tile", "asimd", "sve")
+                "amx_tile", "amx_bf16", "asimd", "sve")
 
 
 def cpu_model():

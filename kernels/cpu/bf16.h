@@ -206,4 +206,6 @@ static inline int fr_cpu_bf16(void) {
   }
   return has;
 }
+
+#include "amx.h"
 #endif

@@ -108,6 +108,7 @@ typedef struct {
   int64_t H, K, gates;
   int backward;
   int bf16;          /* packed in bfloat16 pairs for rows_times_bf16 (bf16.h) */
+  int amx;           /* and its products on AMX tiles (rows_times_amx, amx.h) */
   int none0;         /* step 0 has no product: forward, h0 is zeros; backward, ∂L/∂h0 unwanted */
 } fr_weights;
 
@@ -119,32 +120,51 @@ typedef struct {
   int64_t b0, b1, j0, j1;
 } fr_part;
 
-/* The last-level cache in bytes, as the C library reports it (32 MB where it does not). */
-static inline int64_t fr_l3_bytes(void) {
-  static int64_t l3 = -1;
-  if (l3 < 0) {
-    long v = 0;
-#ifdef _SC_LEVEL3_CACHE_SIZE
-    v = sysconf(_SC_LEVEL3_CACHE_SIZE);
-#endif
-    l3 = v > 0 ? v : (int64_t)32 << 20;
-  }
-  return l3;
+/* A cache's size in bytes as the C library reports it (sysconf name), or `otherwise`. */
+static inline int64_t fr_cache_bytes(int name, int64_t otherwise) {
+  const long v = sysconf(name);
+  return v > 0 ? v : otherwise;
 }
 
-/* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows,
- * evenly or at least rows_uneven_tiles (so that a thread's extra tile or the rows left over weigh
- * little), over more than one step (a single step reads W in place, and each thread would read
- * all of it), every row must run all T steps (packed lengths, longest first, would load the first
- * thread most), and W (w: W_hh as the loop reads it) must take at most 1/rows_llc_share of the
- * last-level cache, for each thread now streams all of it every step where each streamed its own
- * part (rules.def). Results are bitwise those of the unit split. */
+/* The last-level cache (32 MB where the C library does not say) and a core's L2 (1 MB). */
+static inline int64_t fr_l3_bytes(void) {
+  static int64_t l3 = -1;
+  if (l3 < 0) l3 = fr_cache_bytes(_SC_LEVEL3_CACHE_SIZE, (int64_t)32 << 20);
+  return l3;
+}
+static inline int64_t fr_l2_bytes(void) {
+  static int64_t l2 = -1;
+  if (l2 < 0) l2 = fr_cache_bytes(_SC_LEVEL2_CACHE_SIZE, (int64_t)1 << 20);
+  return l2;
+}
+
+/* Whether this is an AMD CPU (its last-level cache feeds each core faster than an Intel
+ * Xeon's mesh does: rows_llc_share). */
+static inline int fr_cpu_amd(void) {
+  static int amd = -1;
+  if (amd < 0) {
+    __builtin_cpu_init();
+    amd = __builtin_cpu_is("amd");
+  }
+  return amd;
+}
+
+/* Whether a team of P splits a call by rows: each thread must get whole tiles of FR_MR rows (of
+ * 16 rows, an AMX tile, for AMX products), evenly or at least rows_uneven_tiles (so that a
+ * thread's extra tile or the rows left over weigh little), over more than one step (a single
+ * step reads W in place, and each thread would read all of it), every row must run all T steps
+ * (packed lengths, longest first, would load the first thread most), and W (w: W_hh as the loop
+ * reads it) must be small enough for each thread to stream all of it every step where each
+ * streamed its own part: on AMD CPUs at most 1/rows_llc_share of the last-level cache, on others
+ * a core's L2 (rules.def). Results are bitwise those of the unit split. */
 static inline int fr_by_rows(int P, int64_t T, int64_t B, const int64_t *lengths,
                              const fr_weights *w) {
   const int64_t tiles = B / FR_MR;
   const int64_t bytes = w->gates * w->H * w->K * (w->bf16 ? 2 : (int64_t)sizeof(real));
+  const int cached = fr_cpu_amd() ? fr_rule(rows_llc_share) * bytes <= fr_l3_bytes()
+                                  : bytes <= fr_l2_bytes();
   if (P < 2 || T < 2 || tiles < P || (tiles % P && tiles < fr_rule(rows_uneven_tiles) * P) ||
-      fr_rule(rows_llc_share) * bytes > fr_l3_bytes())
+      (w->amx && B < 16 * P) || !cached)
     return 0;
   for (int64_t b = 0; b < B; b++)
     if (lengths[b] < T) return 0;
@@ -177,6 +197,12 @@ static inline int fr_weights_packed(fr_weights *w) {
   return w->packed ? 0 : FASTRNN_ENOMEM;
 }
 
+/* Whether w's bfloat16 products of `rows` rows a call (a step's batch, an input chunk's rows)
+ * run on AMX tiles (rule amx_min_rows): decided per call, not per thread's share. */
+static inline int fr_amx_rows(const fr_weights *w, int64_t rows) {
+  return w->bf16 && rows >= fr_rule(amx_min_rows) && fr_cpu_amx();
+}
+
 /* Decides whether W is packed and allocates the packed copy (each thread packs its own panels,
  * fr_weights_pack: in parallel, and into its own core's cache), and, given the lengths (W_hh), the
  * rows each step covers (fr_active_rows). Packing pays in the backward when B ≥ FR_MR rows share
@@ -197,6 +223,7 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->W = W, w->H = H, w->K = K, w->gates = gates, w->backward = backward;
   w->W16 = NULL, w->widened = NULL, w->packed = NULL, w->active = NULL, w->none0 = 0;
   w->bf16 = FR_BF16 && fastrnn_get_bf16_products() && fr_cpu_bf16();
+  w->amx = fr_amx_rows(w, B);
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (T == 1 ||
       (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= fr_rule(inplace_min_H))))
@@ -316,7 +343,8 @@ FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, co
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(K) * FR_NR * 2, block16 = fr_panels(H) * ps;
     for (int64_t q = 0; q < w->gates; q++)
-      rows_times_bf16(M, j1 - j0, K, A, K, (const uint16_t *)w->packed + q * block16 +
+      (w->amx ? rows_times_amx : rows_times_bf16)(M, j1 - j0, K, A, K,
+                      (const uint16_t *)w->packed + q * block16 +
                       j0 / FR_NR * ps, ps, FR_BIAS(q), C + q * qs, ldc, 0);
     return;
   }
@@ -381,6 +409,7 @@ static inline int fr_input_init(fr_input *in, int gates, int64_t T, int64_t B, i
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
   }
+  in->w.amx = fr_amx_rows(&in->w, in->Tc * B);
   if (W_ih16 && fr_weights_bf16(&in->w, W_ih16)) {
     fr_weights_free(&in->w);
     return FASTRNN_ENOMEM;
@@ -457,8 +486,8 @@ FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, r
 #if FR_BF16
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(G) * FR_NR * 2;
-    rows_times_bf16(M, j1 - j0, G, A, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
-                    NULL, C + j0, K, accumulate);
+    (w->amx ? rows_times_amx : rows_times_bf16)(M, j1 - j0, G, A, G,
+        (const uint16_t *)w->packed + j0 / FR_NR * ps, ps, NULL, C + j0, K, accumulate);
     return;
   }
 #endif

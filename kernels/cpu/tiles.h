@@ -451,5 +451,6 @@ FR_HOT void rows_dot(int64_t M, int64_t N, int64_t K, const real *restrict A, in
 #include "bf16.h"
 #else
 static inline int fr_cpu_bf16(void) { return 0; }
+static inline int fr_cpu_amx(void) { return 0; }
 #endif
 #endif
