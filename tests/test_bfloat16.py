@@ -30,7 +30,7 @@ def _flat(out):
 
 @pytest.mark.skipif(not BF16_CPU, reason="needs AVX-512-BF16 (this CPU: the float32 products run)")
 @pytest.mark.parametrize("T,B,I,H", [(3, 8, 37, 40), (4, 16, 64, 33), (9, 1, 20, 96),
-                                     (3, 35, 70, 40), (2, 64, 96, 130)])
+                                     (3, 35, 70, 40), (2, 64, 96, 130), (3, 16, 31, 63)])
 def test_bf16_products_are_float32_sums_of_rounded_operands(T, B, I, H):
     """An Elman RNN under bf16_products equals, to float32 rounding, the float64 recurrence on
     bfloat16-rounded x_t, W_ih, W_hh and h_{t-1} — and differs from the unrounded one. From 16

@@ -95,7 +95,8 @@ FR_AMX_TARGET static void rows_times_amx(int64_t M, int64_t N, int64_t K, const 
         const int64_t n2 = K2t - i0 < FR_KC ? K2t - i0 : FR_KC;
         for (int r = 0; r < (rows + 15) / 16 * 16; r++)
           if (r < rows)
-            fr_round_row(A + (m0 + r) * lda + 2 * i0, 2 * n2, ab + r * FR_KC);
+            fr_round_row(A + (m0 + r) * lda + 2 * i0, K - 2 * i0 < 2 * n2 ? K - 2 * i0 : 2 * n2,
+                         ab + r * FR_KC);
           else
             memset(ab + r * FR_KC, 0, (size_t)n2 * 4);
         const int acc = accumulate || i0 > 0;
