@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import fastrnn
-from fastrnn import dispatch
+from fastrnn import dispatch, rules
 
 pytestmark = pytest.mark.skipif("native" not in fastrnn.backends(), reason="native not built")
 VARIANTS = dispatch.cpu_variants() or [None]
@@ -40,17 +40,26 @@ def test_input_grad_refuses_bad_arguments():
     assert "'W_ih' is NULL" in message()
 
 
-def test_the_rule_takes_the_tiles_on_amd_only_and_at_any_size_in_a_step(monkeypatch):
-    """dispatch.input_grad_on_tiles: AMD CPUs from 2^22 multiply-adds, or at any size in a cell's
-    one-step backward; never elsewhere, never for a GPU tensor or an unsupported dtype; and a cell
-    step's dx and dW_ih then come from the tiles (equal to fastrnn_input_grad's results bitwise)."""
+def test_the_rule_takes_the_tiles_everywhere_at_any_size(monkeypatch):
+    """dispatch.input_grad_on_tiles by the rules in force: every CPU, every size (the tiles' sums
+    do not depend on the thread count); input_grad_tiles 1 takes them on AMD CPUs only, 0 never;
+    from 2^input_grad_tiles_madds_log2 multiply-adds on, or at any size in a cell's one-step
+    backward; never for an unsupported dtype; and a cell step's dx and dW_ih then come from the
+    tiles (equal to fastrnn_input_grad's results bitwise)."""
     small, large = torch.randn(32, 128), torch.randn(1024, 512)
-    for vendor, want in (("AuthenticAMD", True), ("GenuineIntel", False)):
+    for vendor in ("AuthenticAMD", "GenuineIntel"):
         monkeypatch.setattr(dispatch, "cpuinfo", lambda *keys, v=vendor: v)
-        assert dispatch.input_grad_on_tiles(small, 128) is False
-        assert dispatch.input_grad_on_tiles(large, 128) is want
-        assert dispatch.input_grad_on_tiles(small, 128, step=True) is want
+        assert dispatch.input_grad_on_tiles(small, 128) is True
+        assert dispatch.input_grad_on_tiles(large, 128) is True
         assert dispatch.input_grad_on_tiles(small.half(), 128, step=True) is False
+        with rules.override(input_grad_tiles=1):
+            assert dispatch.input_grad_on_tiles(large, 128) is (vendor == "AuthenticAMD")
+        with rules.override(input_grad_tiles=0):
+            assert dispatch.input_grad_on_tiles(large, 128, step=True) is False
+        with rules.override(input_grad_tiles_madds_log2=22):
+            assert dispatch.input_grad_on_tiles(small, 128) is False
+            assert dispatch.input_grad_on_tiles(large, 128) is True
+            assert dispatch.input_grad_on_tiles(small, 128, step=True) is True
     monkeypatch.setattr(dispatch, "cpuinfo", lambda *keys: "AuthenticAMD")
     torch.manual_seed(0)
     cell = fastrnn.RNNCell(16, 24)
