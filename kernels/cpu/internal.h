@@ -215,8 +215,10 @@ static inline int fr_amx_rows(const fr_weights *w, int64_t rows) {
  * where packing is most of the work (Zen 4, 2 threads, LSTM T = 1: B = 8, H = 256 182 µs packed
  * against 72 in place; B = 32, H = 128 106 against 87; even at B = 64), and not at H ≥ 512 with B
  * < FR_MR, where a second copy of W_hh (16 MB for an LSTM with H = 1024) pushes both out of the L3
- * the product streams from (rule inplace_min_H: H ≥ 512). Returns 0, or FASTRNN_ENOMEM (nothing to
- * free then). */
+ * the product streams from (rule inplace_min_H: H ≥ 512) — unless the products are in bfloat16,
+ * whose packed pairs take half of float32's bytes and are the only form the bfloat16 tiles read
+ * (read in place, a bfloat16 W would be widened and multiplied in float32). Returns 0, or
+ * FASTRNN_ENOMEM (nothing to free then). */
 static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B, int64_t H,
                                   int64_t K, const real *W, const int64_t *lengths,
                                   int backward) {
@@ -226,7 +228,8 @@ static inline int fr_weights_init(fr_weights *w, int gates, int64_t T, int64_t B
   w->amx = fr_amx_rows(w, B);
   if (lengths && !(w->active = fr_active_rows(T, B, lengths))) return FASTRNN_ENOMEM;
   if (T == 1 ||
-      (backward ? B < FR_MR : T * B < FR_MR || (B < FR_MR && H >= fr_rule(inplace_min_H))))
+      (backward ? B < FR_MR
+                : T * B < FR_MR || (B < FR_MR && H >= fr_rule(inplace_min_H) && !w->bf16)))
     return 0;
   if (!fr_weights_packed(w)) return 0;
   free(w->active);
