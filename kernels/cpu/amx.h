@@ -41,16 +41,16 @@ typedef struct {
   do {                                                                                       \
     const int rows = mr - (r0) < 16 ? mr - (r0) : 16;                                        \
     const int cols = N - (c0) >= 16 ? 16 : N > (c0) ? (int)(N - (c0)) : 0;                    \
-    if (!acc && !bias) {                                                                     \
+    if (!acc && !b) {                                                                        \
       _tile_zero(tile);                                                                      \
     } else if (!acc && cols == 16) {                                                         \
-      _tile_loadd(tile, bias + (c0), 0);                                                     \
+      _tile_loadd(tile, b + (c0), 0);                                                        \
     } else if (rows == 16 && cols == 16) {                                                   \
       _tile_loadd(tile, Cm + (r0) * ldc + (c0), ldc * 4);                                    \
     } else {                                                                                 \
       memset(e, 0, sizeof e);                                                                \
       for (int r = 0; r < (acc ? rows : 16); r++)                                            \
-        memcpy(e + 16 * r, acc ? Cm + ((r0) + r) * ldc + (c0) : bias + (c0),                \
+        memcpy(e + 16 * r, acc ? Cm + ((r0) + r) * ldc + (c0) : b + (c0),                   \
                (size_t)cols * sizeof(float));                                                \
       _tile_loadd(tile, e, 64);                                                              \
     }                                                                                        \
@@ -72,16 +72,17 @@ typedef struct {
 
 #define FR_AMX_ROWS 64 /* rows of A rounded at a time: 64 × FR_KC pairs, 64 kB, on the stack */
 
-/* rows_times_bf16 on tiles: C [M,N] (+)= A [M,K] · Bm [K,N], from bias [N] (NULL: zero) unless
- * `accumulate`, Bm packed in pairs (P, panels ps 16-bit values apart), A float32 rows lda apart,
- * rounded FR_AMX_ROWS rows × FR_KC pairs at a time into a zero-padded buffer; each panel's
- * chunk of pairs then serves all those rows, 32 at a time, from L1. The whole 16-pair blocks
- * of K run on tiles, the last K2 mod 16 pairs (K mod 32 ≠ 0) in rows_times_bf16 after them; the
- * sums run over k in order whatever the rows or threads. */
+/* rows_times_bf16 on tiles, for `gates` products of the same A at once: gate q's C + q·cq
+ * [M,N] (+)= A [M,K] · Bm_q [K,N], from bias + q·bq [N] (NULL: zero) unless `accumulate`, Bm_q
+ * packed in pairs (P + q·pq, panels ps 16-bit values apart), A float32 rows lda apart, rounded
+ * once for every gate, FR_AMX_ROWS rows × FR_KC pairs at a time, into a zero-padded buffer;
+ * each panel's chunk of pairs then serves all those rows, 32 at a time, from L1. The whole
+ * 16-pair blocks of K run on tiles, the last K2 mod 16 pairs (K mod 32 ≠ 0) in rows_times_bf16
+ * after them; the sums run over k in order whatever the rows or threads. */
 FR_AMX_TARGET static void rows_times_amx(int64_t M, int64_t N, int64_t K, const float *A,
-                                         int64_t lda, const uint16_t *P, int64_t ps,
-                                         const float *bias, float *C, int64_t ldc,
-                                         int accumulate) {
+                                         int64_t lda, const uint16_t *P, int64_t ps, int gates,
+                                         int64_t pq, const float *bias, int64_t bq, float *C,
+                                         int64_t ldc, int64_t cq, int accumulate) {
   const int64_t K2 = fr_pairs(K), K2t = K2 / 16 * 16;
   if (K2t > 0) {
     fr_tile_config cfg = {.palette = 1};
@@ -100,12 +101,15 @@ FR_AMX_TARGET static void rows_times_amx(int64_t M, int64_t N, int64_t K, const 
           else
             memset(ab + r * FR_KC, 0, (size_t)n2 * 4);
         const int acc = accumulate || i0 > 0;
-        for (int64_t c = 0; c < N; c += 32) {
-          const uint16_t *Pk = P + c / 32 * ps + i0 * 64;
+        const int64_t np = (N + 31) / 32;  /* panels a gate */
+        for (int64_t qc = 0; qc < gates * np; qc++) {
+          const int64_t q = qc / np, c = qc % np * 32;
+          const uint16_t *Pk = P + q * pq + c / 32 * ps + i0 * 64;
+          const float *b = bias ? bias + q * bq : NULL;
           for (int m = 0; m < rows; m += 32) {
             const int mr = rows - m < 32 ? rows - m : 32, two = mr > 16;
             const uint32_t *a = ab + m * FR_KC;
-            float *Cm = C + (m0 + m) * ldc;
+            float *Cm = C + q * cq + (m0 + m) * ldc;
             FR_AMX_IN(0, 0, c);
             FR_AMX_IN(1, 0, c + 16);
             if (two) {
@@ -137,8 +141,9 @@ FR_AMX_TARGET static void rows_times_amx(int64_t M, int64_t N, int64_t K, const 
     _tile_release();
   }
   if (K2t < K2)
-    rows_times_bf16(M, N, K - 2 * K2t, A + 2 * K2t, lda, P + K2t * 64, ps, bias, C, ldc,
-                    accumulate || K2t > 0);
+    for (int q = 0; q < gates; q++)
+      rows_times_bf16(M, N, K - 2 * K2t, A + 2 * K2t, lda, P + q * pq + K2t * 64, ps,
+                      bias ? bias + q * bq : NULL, C + q * cq, ldc, accumulate || K2t > 0);
 }
 #undef FR_AMX_IN
 #undef FR_AMX_OUT

@@ -345,9 +345,13 @@ FR_HOT void fr_forward_product(const fr_weights *w, int64_t M, const real *A, co
 #if FR_BF16
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(K) * FR_NR * 2, block16 = fr_panels(H) * ps;
+    if (w->amx) {  /* every gate in one call: A rounded once */
+      rows_times_amx(M, j1 - j0, K, A, K, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
+                     (int)w->gates, block16, FR_BIAS(0), H, C, ldc, qs, 0);
+      return;
+    }
     for (int64_t q = 0; q < w->gates; q++)
-      (w->amx ? rows_times_amx : rows_times_bf16)(M, j1 - j0, K, A, K,
-                      (const uint16_t *)w->packed + q * block16 +
+      rows_times_bf16(M, j1 - j0, K, A, K, (const uint16_t *)w->packed + q * block16 +
                       j0 / FR_NR * ps, ps, FR_BIAS(q), C + q * qs, ldc, 0);
     return;
   }
@@ -489,8 +493,12 @@ FR_HOT void fr_backward_product(const fr_weights *w, int64_t M, const real *A, r
 #if FR_BF16
   if (w->bf16 && w->packed) {
     const int64_t ps = fr_pairs(G) * FR_NR * 2;
-    (w->amx ? rows_times_amx : rows_times_bf16)(M, j1 - j0, G, A, G,
-        (const uint16_t *)w->packed + j0 / FR_NR * ps, ps, NULL, C + j0, K, accumulate);
+    if (w->amx)
+      rows_times_amx(M, j1 - j0, G, A, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps, 1,
+                     0, NULL, 0, C + j0, K, 0, accumulate);
+    else
+      rows_times_bf16(M, j1 - j0, G, A, G, (const uint16_t *)w->packed + j0 / FR_NR * ps, ps,
+                      NULL, C + j0, K, accumulate);
     return;
   }
 #endif
