@@ -35,7 +35,9 @@ class Point:
 
     def label(self):
         layers = f" L={self.L}" if self.L > 1 else ""
-        return f"{self.cell} {self.pass_} T={self.T} B={self.B} I={self.I} H={self.H}{layers}"
+        dtype = f" {self.dtype}" if self.dtype != "float32" else ""
+        return (f"{self.cell} {self.pass_} T={self.T} B={self.B} I={self.I} H={self.H}{layers}"
+                f"{dtype}")
 
     def asdict(self):
         return asdict(self)

@@ -11,8 +11,8 @@ from . import report, timing
 from .points import Inputs, Point, module_call
 
 
-def _p(cell, pass_, T, B, H):
-    return Point(cell, B, T, H, H, pass_=pass_)
+def _p(cell, pass_, T, B, H, dtype="float32"):
+    return Point(cell, B, T, H, H, pass_=pass_, dtype=dtype)
 
 
 # rule: (alternative values, three points where the rule decides)
@@ -41,11 +41,14 @@ CASES = {
     "grad_partial_batch": ((1,), [_p("lstm", "train", 32, 64, 256),
                                   _p("gru", "train", 256, 8, 256),
                                   _p("rnn_tanh", "train", 256, 64, 256)]),
-    "input_grad_tiles": ((0, 2), [_p("lstm", "train", 32, 64, 256),
+    "amx_min_rows": ((1, 1 << 20), [_p("lstm", "forward", 100, 1, 256, "bfloat16"),
+                                    _p("lstm", "train", 100, 4, 256, "bfloat16"),
+                                    _p("gru", "forward", 32, 16, 1024, "bfloat16")]),
+    "input_grad_tiles": ((0, 1), [_p("lstm", "train", 32, 64, 256),
                                   _p("gru", "train", 256, 8, 256),
                                   _p("rnn_tanh", "train", 32, 64, 1024)]),
 }
-QUICK = {name: (alts, [_p(p.cell, p.pass_, 3, p.B, 16) for p in points[:1]])
+QUICK = {name: (alts, [_p(p.cell, p.pass_, 3, p.B, 16, p.dtype) for p in points[:1]])
          for name, (alts, points) in CASES.items()}
 
 
