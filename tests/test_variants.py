@@ -36,7 +36,7 @@ def variant(request):
 def test_variant_matches_reference(variant, cell, kw):
     """float64 within 1e-10 per tensor; float32 per tensor within float32_limit of torch.nn's own
     error, as the geometric mean over six draws of the ratio: on these few values one draw's
-    ratio is luck (on an Intel Xeon, 2-3 draws in 8 pass the limit for every variant, avx512
+    ratio is luck (on an Intel Xeon, 2-3 draws in 8 exceed the limit for every variant, avx512
     included, where torch.nn's MKL errs less than on AMD)."""
     assert fastrnn.cpu_variant() == variant
     logs = {}
