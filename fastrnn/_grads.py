@@ -26,6 +26,13 @@ def gram(a, b, rows=None, step=False):
     (2048, 4096, 1024) 107 → 101, (2048, 1024, 256) 6.4 either way; training steps (module,
     SGD) LSTM T = 32, B = 64, H = 256 37.1 → 35.9 ms, T = 256, B = 8 38.0 → 37.2, GRU
     T = 32, B = 64 28.5 → 28.1; the IMDB step within its noise (116 → 113, 120 → 121).
+    On CPU float32 and float64 the GEMMs run in blocks of rows fixed by the shapes, each one
+    single-threaded BLAS call (fastrnn._native.cpu.gram_blocks), so the bits do not depend on the
+    thread count; MKL's threaded sgemm gives other bits on 1 and 2 threads on an Intel Xeon at
+    N = 2048 (T = 32, B = 64), held to AVX2 at most shapes. Cost there (Intel Xeon, 2 threads,
+    training steps interleaved in one process, blocks against one threaded call): LSTM T = 32,
+    B = 64, H = 1024 308 → 316 ms, H = 256 20.4 → 20.8, GRU H = 256 15.7 → 16.3, RNN H = 1024,
+    LSTM T = 256, B = 8 and T = 100, B = 16 unchanged (±1 %), B = 1 points within their noise.
     rows [N'] (see running): the only rows of a and b that count. `step`: in a cell's one-step
     backward, where aᵀ b runs on the kernels' tiles as input_grad's product does (see there):
     B = 32, H = 128 training steps, Zen 4, interleaved, RNNCell 222 → 219 µs, LSTMCell 371 →
@@ -39,8 +46,9 @@ def gram(a, b, rows=None, step=False):
         return _rounded(a, "a", low).t() @ _rounded(b, "b", low)
     (N, G), K = a.shape, b.shape[1]
     R = rules.value("grad_partial_rows")
+    lib = blocks(a)
     if a.dtype != torch.float32 or N <= 2 * R or a.device.type != "cpu":
-        return a.t() @ b
+        return a.t() @ b if lib is None else lib.gram_blocks(a.contiguous(), b.contiguous())[0]
     m = max(1, min(rules.value("grad_partial_batch"), BATCH_BYTES // (G * K * 4)))  # per GEMM
     full, partials = N // R * R, []  # (level, sum of 2^level sums): a binary counter
 
@@ -49,17 +57,38 @@ def gram(a, b, rows=None, step=False):
             p, level = partials.pop()[1].add_(p), level + 1
         partials.append((level, p))
 
+    a, b = a.contiguous(), b.contiguous()
     for i in range(0, full, m * R):
         n = min(m, (full - i) // R)
         ai, bi = a[i:i + n * R], b[i:i + n * R]
-        add(ai.t() @ bi if n == 1 else torch.bmm(ai.unflatten(0, (n, R)).transpose(1, 2),
-                                                  bi.unflatten(0, (n, R))).sum(0))
+        if lib is not None:
+            add(lib.gram_blocks(ai, bi, n).sum(0))
+        else:
+            add(ai.t() @ bi if n == 1 else torch.bmm(ai.unflatten(0, (n, R)).transpose(1, 2),
+                                                      bi.unflatten(0, (n, R))).sum(0))
     if full < N:
-        add(a[full:].t() @ b[full:])
+        add(a[full:].t() @ b[full:] if lib is None else lib.gram_blocks(a[full:], b[full:])[0])
     total = partials.pop()[1]
     while partials:
         total = partials.pop()[1].add_(total)
     return total
+
+
+def blocks(t):
+    """The native library (fastrnn._native.cpu) where it runs t's products in blocks whose bits do
+    not depend on the thread count (gram_blocks, linear_blocks: CPU float32 and float64, with
+    the BLAS torch links), else None: torch's own GEMMs then, whose bits may (MKL's sgemm on an
+    Intel Xeon, torch 2.13: aᵀb over 2048 rows differs on 1 and 2 threads; held to AVX2, most
+    shapes do). Not where the product must be differentiable (a backward differentiated) or is
+    being traced."""
+    if (t.device.type != "cpu" or t.dtype not in _BLOCK_DTYPES or torch.is_grad_enabled()
+            or torch.compiler.is_compiling() or dispatch.why_not("native")):
+        return None
+    lib = dispatch.load("native")
+    return lib if lib.BLAS is not None else None
+
+
+_BLOCK_DTYPES = (torch.float32, torch.float64)
 
 
 def _rounded(t, slot, dtype):

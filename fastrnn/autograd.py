@@ -159,7 +159,12 @@ def _gx(x, w_ih, b_ih, b_hh):
     """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _LayerAutograd's
     backward gives x, w_ih and the biases their gradients)."""
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
-        return torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))    # dtype, not bf16
+        lib, b = _grads.blocks(x), _bias(b_ih, b_hh)                     # dtype, not bf16
+        if lib is None:
+            return torch.nn.functional.linear(x, w_ih, b)
+        T, B, I = x.shape  # (in blocks: bitwise the same for any thread count)
+        gx = lib.linear_blocks(x.reshape(T * B, I).contiguous(), w_ih.contiguous())
+        return (gx if b is None else gx.add_(b)).view(T, B, -1)
 
 
 def _c(t):

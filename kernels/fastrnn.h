@@ -77,6 +77,15 @@ int fastrnn_input_grad_f32(int64_t T, int64_t B, int64_t I, int64_t G,
     const float *dG,          /* [T,B,G] ∂L/∂G_x */
     const float *W_ih,        /* [G,I]   */
     float *dx);               /* [T,B,I] */
+/* C_i = op(A_i) op(B_i), i < n, row-major, in float32 or (f64) float64: C_i [M,N]; op(A) = A
+ * [M,K] or, ta, Aᵀ of A [K,M]; op(B) = B [K,N] or, tb, Bᵀ of B [N,K]; lda, ldb, ldc: row
+ * strides; sa, sb, sc: from one i to the next. Cut into blocks of `rows` rows of C, each one call
+ * of `gemm` (a BLAS's Fortran sgemm_ or dgemm_) on one thread (`local_threads`: the BLAS's
+ * mkl_set_num_threads_local_), on up to `threads` threads: the bits do not depend on `threads`
+ * (kernels/cpu/gemm_blocks.c). */
+int fastrnn_gemm_blocks(int f64, void *gemm, void *local_threads, int ta, int tb, int64_t n,
+    int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, int64_t sa, const void *B,
+    int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t rows, int threads);
 /* FASTRNN_CDEF_END */
 
 /* The CPU variants, best first: X(a, name, the CPU level it needs (GCC's __builtin_cpu_supports),

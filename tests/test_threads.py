@@ -9,27 +9,66 @@ import pytest
 import torch
 
 import fastrnn
+from fastrnn import dispatch
 from fastrnn.harness.memory import status_mib
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
-def test_one_and_two_threads_give_the_same_bits(mode):
-    """Outputs and every gradient, x's included, at a shape where torch's own sgemm (MKL on an
-    Intel Xeon) gives other bits on one and two threads: dx is on the kernels' tiles
-    (rule input_grad_tiles), whose sums run in a fixed order."""
+@pytest.mark.parametrize("T,B,I,H", [(6, 2, 16, 256), (32, 64, 16, 32)])
+def test_one_and_two_threads_give_the_same_bits(mode, T, B, I, H):
+    """Outputs and every gradient, x's included, at shapes where torch's own sgemm (MKL on an
+    Intel Xeon) gives other bits on one and two threads — x [6,2,16] ∂L/∂G_x W_ih, and the
+    weight gradients' sums over T·B = 2048 rows: dx is on the kernels' tiles (rule
+    input_grad_tiles), the weight gradients in fixed blocks (fastrnn._native.cpu.gram_blocks)."""
     runs, before = [], torch.get_num_threads()
     try:
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             torch.manual_seed(0)
-            m = getattr(fastrnn, mode)(16, 256)
-            x = torch.randn(6, 2, 16, requires_grad=True)
+            m = getattr(fastrnn, mode)(I, H)
+            x = torch.randn(T, B, I, requires_grad=True)
             torch.set_num_threads(threads)
             y, _ = m(x)
             y.pow(2).sum().backward()
             runs.append([y.detach(), x.grad] + [p.grad for p in m.parameters()])
     finally:
         torch.set_num_threads(before)
-    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    for run in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], run))
+
+
+def cpu_blas():
+    from fastrnn._native import cpu
+    return cpu.BLAS
+
+
+@pytest.mark.skipif(dispatch.why_not("native") is not None or cpu_blas() is None,
+                    reason="the native library, or the BLAS torch links, is absent")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blas_products_in_blocks_are_right_and_the_same_on_any_thread_count(dtype):
+    """gram_blocks (aᵀb per chunk of rows) and linear_blocks (x wᵀ): against float64 torch, and
+    bitwise the same on 1 to 4 threads, at shapes where one threaded sgemm call is not."""
+    from fastrnn._native import cpu
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    try:
+        for N, G, K, n in [(12, 64, 16, 1), (2048, 240, 80, 1), (640, 1024, 16, 1),
+                           (3 * 200, 100, 24, 3), (64, 28, 1024, 1)]:
+            a, b = torch.randn(N, G, dtype=dtype), torch.randn(N, K, dtype=dtype)
+            want = torch.bmm(a.double().view(n, -1, G).transpose(1, 2), b.double().view(n, -1, K))
+            x, w = a[:, :min(G, 64)].contiguous(), torch.randn(K, min(G, 64), dtype=dtype)
+            runs = []
+            for threads in (1, 2, 3, 4):
+                torch.set_num_threads(threads)
+                runs.append((cpu.gram_blocks(a, b, n), cpu.linear_blocks(x, w)))
+            got, lin = runs[0]
+            assert got.shape == (n, G, K) and lin.shape == (N, K)
+            assert ((got - want).abs().max() / want.abs().max()).item() <= tol
+            lin_want = x.double() @ w.double().t()
+            assert ((lin - lin_want).abs().max() / lin_want.abs().max()).item() <= tol
+            assert all(torch.equal(g, got) and torch.equal(q, lin) for g, q in runs[1:])
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

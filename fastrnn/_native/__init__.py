@@ -46,12 +46,16 @@ def _cdef(kind):
     region = text.split("/* FASTRNN_CDEF_BEGIN */")[1].split("/* FASTRNN_CDEF_END */")[0]
     region = re.sub(r"/\*.*?\*/", "", region, flags=re.S)
     # The cells' kernels as their descriptions declare them (fastrnn.cells, from which the build
-    # writes fastrnn_cells.h too), then the header's other kernels (input_grad). Every array is
-    # an address (intptr_t: the same register in the C calling convention), so a call passes
-    # tensor.data_ptr() as it is, with no cffi pointer cast per argument.
+    # writes fastrnn_cells.h too), then the header's other kernels (input_grad, gemm_blocks).
+    # Every array (and gemm_blocks' BLAS functions) is an address (intptr_t: the same register in
+    # the C calling convention), so a call passes tensor.data_ptr() as it is, with no cffi
+    # pointer cast per argument.
     others = re.findall(r"int fastrnn_\w+_f32\([^;]*;", region)
     common = re.sub(r"int fastrnn_\w+_f32\([^;]*;", "", region)
-    others = re.sub(r"(const\s+)?\w+\s*\*\s*(\w+)", r"intptr_t \2", "\n".join(others))
+    pointer = r"(const\s+)?\w+\s*\*\s*(\w+)"
+    others = re.sub(pointer, r"intptr_t \2", "\n".join(others))
+    common = re.sub(r"int fastrnn_gemm_blocks\([^;]*;",
+                    lambda m: re.sub(pointer, r"intptr_t \2", m.group(0)), common)
     f32 = "".join(c.declarations() for c in cells.CELLS.values()) + others
     f64 = re.sub(r"int fastrnn_\w+_bf16_f64\([^;]*;", "", f32.replace("_f32(", "_f64("))  # f32 only
     if kind == "cpu":  # the plain names and each variant's (FASTRNN_CPU_VARIANTS, variants.c)
