@@ -155,7 +155,7 @@ def _bias(b_ih, b_hh):
     return b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
 
 
-def _gx(x, w_ih, b_ih, b_hh):
+def input_projection(x, w_ih, b_ih, b_hh):
     """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _LayerAutograd's
     backward gives x, w_ih and the biases their gradients)."""
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
@@ -238,7 +238,7 @@ class CellOps:
         cells': None, theirs in `inputs`); `inputs` as the op's after x_in; `route` the layer
         route fastrnn.routes chose. Traced calls record F.linear and the op; the others pass x,
         W_ih and the biases to the kernels (native computes G_x inside its loop; the others get
-        it from torch first, _gx), directly (no_grad) or through _LayerAutograd (autograd)."""
+        it from torch first, input_projection), directly (no_grad) or through _LayerAutograd (autograd)."""
         if route == "traced":  # (G_x in x's dtype under autocast too: the kernels take float32)
             with torch.autocast(x.device.type, enabled=False):
                 gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))
@@ -288,7 +288,7 @@ class CellOps:
         the kernel's forward_x where the backend has one, else forward(G_x, ...)."""
         cell, lib = self.cell, dispatch.load(inputs[-1])
         if not (lib.FUSED and cell.x_biases):
-            return self.forward(_gx(x, w_ih, b_ih, b_hh), *inputs)
+            return self.forward(input_projection(x, w_ih, b_ih, b_hh), *inputs)
         n, save = self.n_in - 1, inputs[-2]  # (inputs[:n]: the op's tensors after x_in)
         H = w_ih.shape[0] // cell.gates
         R = inputs[self.h0 - 1].shape[-1]

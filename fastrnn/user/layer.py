@@ -1,9 +1,9 @@
 """One layer of a declared cell (fastrnn.cell) and the module fastrnn.Recurrent.
 
-G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows (in training under autograd, which gives
-dx, dW_ih and db_ih from ∂L/∂G_x; in inference inside the kernels' loop, a chunk ahead); the
-generated kernels run the steps — the product W_hh h_{t−1}, the cell's math — and the BPTT, whose
-∂L/∂(product) gives dW_hh and db_hh (fastrnn.user.kernels). Traced, a layer is one custom op
+G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows (in training before the steps, dx, dW_ih and
+db_ih then from ∂L/∂G_x as the built-in cells'; in inference inside the kernels' loop, a chunk
+ahead); the generated kernels run the steps — the product W_hh h_{t−1}, the cell's math — and
+the BPTT, whose ∂L/∂(product) gives dW_hh and db_hh (fastrnn.user.kernels). Traced, a layer is one custom op
 (fastrnn.user.ops). The `eager` backend runs the user's step as a per-step torch loop under
 autograd (any device).
 """
@@ -11,7 +11,8 @@ import warnings
 
 import torch
 
-from .. import _checks, dispatch, routes
+from .. import _checks, _grads, dispatch, routes
+from ..autograd import input_projection
 from ..stacked import Stacked
 from . import kernels
 from .declare import Cell
@@ -20,24 +21,33 @@ BACKENDS = ("auto", "native", "eager")
 
 
 class _Layer(torch.autograd.Function):
-    """A layer's steps and BPTT on the generated kernels, from G_x (whose own autograd gives
-    dx, dW_ih and db_ih); inputs after (decl, lengths): gx, w_hh, b_hh, v, then the states."""
+    """A layer's steps and BPTT on the generated kernels; inputs after (decl, lengths): x, w_ih,
+    b_ih, w_hh, b_hh, v, then the states. G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows
+    before the steps, and ∂L/∂x, dW_ih, db_ih come from ∂L/∂G_x as the built-in cells' do
+    (fastrnn._grads: dx on the kernels' tiles, dW_ih in fixed blocks — bitwise the same for any
+    thread count, which torch's threaded sgemm under autograd is not on an Intel Xeon)."""
 
     @staticmethod
-    def forward(ctx, decl, lengths, gx, w_hh, b_hh, v, *states):
+    def forward(ctx, decl, lengths, x, w_ih, b_ih, w_hh, b_hh, v, *states):
+        gx = input_projection(x, w_ih, b_ih, None)
         y, finals, saved = kernels.forward(decl, gx, states, w_hh, b_hh, v, lengths, True)
         ctx.decl, ctx.n = decl, len(states)
-        ctx.save_for_backward(gx, w_hh, b_hh, v, lengths, *saved)
+        ctx.save_for_backward(x, w_ih, gx, w_hh, b_hh, v, lengths, *saved)
         return (y, finals[0], *[f.clone() for f in finals[1:]])  # (not views of saved cs)
 
     @staticmethod
     def backward(ctx, dy, *dfinals):
-        gx, w_hh, b_hh, v, lengths, gh, hs, cs, sv = ctx.saved_tensors
+        x, w_ih, gx, w_hh, b_hh, v, lengths, gh, hs, cs, sv = ctx.saved_tensors
         dgx, dgh, dh0, dc, dv = kernels.backward(ctx.decl, dy, list(dfinals), gx, gh, b_hh, hs,
-                                                 cs, sv, v, w_hh, lengths)
-        dw_hh, db_hh, d_v = kernels.param_grads(ctx.decl, dgh, hs, b_hh, v, dv,
-                                                ctx.needs_input_grad[3])
-        return (None, None, dgx, dw_hh, db_hh, d_v, dh0, *dc[:ctx.n - 1])
+                                                 cs, sv, v, w_hh, lengths, kept=True)
+        need = ctx.needs_input_grad
+        dw_hh, db_hh, d_v = kernels.param_grads(ctx.decl, dgh, hs, b_hh, v, dv, need[5])
+        T, B, G = dgx.shape
+        d = dgx.reshape(T * B, G)
+        dx = _grads.input_grad(d, w_ih).view(T, B, -1) if need[2] else None
+        dw_ih = _grads.gram(d, x.reshape(T * B, -1)) if need[3] else None
+        db_ih = d.sum(0) if need[4] else None
+        return (None, None, dx, dw_ih, db_ih, dw_hh, db_hh, d_v, dh0, *dc[:ctx.n - 1])
 
 
 def eager(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths=None):
@@ -85,12 +95,12 @@ def _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, name):
     traced = routes.traced()
     if not (save or traced) and decl.recurrent:  # inference: G_x inside the loop
         return kernels.forward_x(decl, x, states, w_ih, b_ih, w_hh, b_hh, v, lengths)
-    with torch.autocast(x.device.type, enabled=False):  # (the kernels take x's dtype)
-        gx = torch.nn.functional.linear(x, w_ih, b_ih)
     if traced:  # one op a layer in the recorded graph
+        with torch.autocast(x.device.type, enabled=False):  # (the kernels take x's dtype)
+            gx = torch.nn.functional.linear(x, w_ih, b_ih)
         out = decl.forward_op(gx, w_hh, b_hh, v, lengths, list(states), save)
         return out[0], out[1:1 + len(states)]
-    y, *finals = _Layer.apply(decl, lengths, gx, w_hh, b_hh, v, *states)
+    y, *finals = _Layer.apply(decl, lengths, x, w_ih, b_ih, w_hh, b_hh, v, *states)
     return y, finals
 
 
