@@ -71,9 +71,13 @@ BLOCKS = max(4, 2 * (os.cpu_count() or 1))
 BLOCK_ROWS = 32
 
 
-def _blocks(M):
-    """A product's rows per block for M rows of it."""
-    return max(BLOCK_ROWS, -(-M // (16 * BLOCKS)) * 16)
+def _blocks(M, n=1):
+    """The rows per block for n products of M rows each: BLOCKS blocks in all where M allows
+    (n ≥ BLOCKS: whole products, the larger calls — chunks of 1024 rows of an LSTM's
+    (N, G, K) = (16384, 4096, 1024) weight gradient in 1024-row blocks had cost 3 % more than
+    whole)."""
+    per = -(-BLOCKS // n)
+    return max(BLOCK_ROWS, -(-M // (16 * per)) * 16)
 
 
 def gram_blocks(a, b, n=1):
@@ -88,7 +92,7 @@ def gram_blocks(a, b, n=1):
     c = a.new_empty(n, G, K)
     library.raise_for(library.lib.fastrnn_gemm_blocks(
         a.dtype == torch.float64, BLAS[0][a.dtype], BLAS[1], 1, 0, n, G, K, R, a.data_ptr(), G,
-        R * G, b.data_ptr(), K, R * K, c.data_ptr(), K, G * K, _blocks(G),
+        R * G, b.data_ptr(), K, R * K, c.data_ptr(), K, G * K, _blocks(G, n),
         torch.get_num_threads()))
     return c
 
