@@ -156,13 +156,14 @@ def _bias(b_ih, b_hh):
 
 
 def input_projection(x, w_ih, b_ih, b_hh):
-    """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd: _LayerAutograd's
-    backward gives x, w_ih and the biases their gradients)."""
+    """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd:
+    _LayerAutograd's backward gives x, w_ih and the biases their gradients); on CPU float32 and
+    float64 in fixed blocks (fastrnn._grads.blocks), bitwise the same for any thread count."""
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
         lib, b = _grads.blocks(x), _bias(b_ih, b_hh)                     # dtype, not bf16
         if lib is None:
             return torch.nn.functional.linear(x, w_ih, b)
-        T, B, I = x.shape  # (in blocks: bitwise the same for any thread count)
+        T, B, I = x.shape
         gx = lib.linear_blocks(x.reshape(T * B, I).contiguous(), w_ih.contiguous())
         return (gx if b is None else gx.add_(b)).view(T, B, -1)
 
@@ -238,7 +239,7 @@ class CellOps:
         cells': None, theirs in `inputs`); `inputs` as the op's after x_in; `route` the layer
         route fastrnn.routes chose. Traced calls record F.linear and the op; the others pass x,
         W_ih and the biases to the kernels (native computes G_x inside its loop; the others get
-        it from torch first, input_projection), directly (no_grad) or through _LayerAutograd (autograd)."""
+        it first, input_projection), directly (no_grad) or through _LayerAutograd (autograd)."""
         if route == "traced":  # (G_x in x's dtype under autocast too: the kernels take float32)
             with torch.autocast(x.device.type, enabled=False):
                 gx = torch.nn.functional.linear(x, w_ih, _bias(b_ih, b_hh))

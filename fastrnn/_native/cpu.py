@@ -8,6 +8,7 @@ import os
 
 import torch
 
+from .. import rules
 from . import Library, kernel_call
 
 library = Library("cpu")
@@ -61,23 +62,16 @@ def _blas():
 
 
 BLAS = _blas()
-# A product's rows are cut into up to BLOCKS blocks of at least BLOCK_ROWS rows (a multiple of
-# 16), from the shapes and the machine's cores, never from the thread count: 2·cores blocks keep
-# every thread busy and the BLAS's calls large. Intel Xeon, 2 cores, 2 threads, aᵀb at 10 shapes
-# from (N, G, K) = (64, 256, 64) to (2048, 4096, 1024), one threaded call's speed over the
-# blocks' (geometric mean): 4 blocks of ≥ 32 rows 0.96, of ≥ 64 rows 0.91, 8 or 16 blocks
-# 0.83–0.89.
-BLOCKS = max(4, 2 * (os.cpu_count() or 1))
-BLOCK_ROWS = 32
+CORES = os.cpu_count() or 1
 
 
 def _blocks(M, n=1):
-    """The rows per block for n products of M rows each: BLOCKS blocks in all where M allows
-    (n ≥ BLOCKS: whole products, the larger calls — chunks of 1024 rows of an LSTM's
-    (N, G, K) = (16384, 4096, 1024) weight gradient in 1024-row blocks had cost 3 % more than
-    whole)."""
-    per = -(-BLOCKS // n)
-    return max(BLOCK_ROWS, -(-M // (16 * per)) * 16)
+    """The rows per block for n products of M rows each (rules blas_blocks_per_core and
+    blas_block_rows: blocks from the shapes and the machine's cores, never the thread count):
+    with n ≥ the blocks wanted, whole products — the larger calls (chunks of 1024 rows of an LSTM's
+    (N, G, K) = (16384, 4096, 1024) weight gradient cut in 1024-row blocks had cost 3 % more)."""
+    per = -(-max(4, rules.value("blas_blocks_per_core") * CORES) // n)
+    return max(rules.value("blas_block_rows"), -(-M // (16 * per)) * 16)
 
 
 def gram_blocks(a, b, n=1):

@@ -3,9 +3,9 @@
 G_x = x W_ihᵀ + b_ih is one GEMM over all T·B rows (in training before the steps, dx, dW_ih and
 db_ih then from ∂L/∂G_x as the built-in cells'; in inference inside the kernels' loop, a chunk
 ahead); the generated kernels run the steps — the product W_hh h_{t−1}, the cell's math — and
-the BPTT, whose ∂L/∂(product) gives dW_hh and db_hh (fastrnn.user.kernels). Traced, a layer is one custom op
-(fastrnn.user.ops). The `eager` backend runs the user's step as a per-step torch loop under
-autograd (any device).
+the BPTT, whose ∂L/∂(product) gives dW_hh and db_hh (fastrnn.user.kernels). Traced, a layer is
+one custom op (fastrnn.user.ops). The `eager` backend runs the user's step as a per-step torch
+loop under autograd (any device).
 """
 import warnings
 
