@@ -8,7 +8,6 @@ import os
 
 import torch
 
-from .. import rules
 from . import Library, kernel_call
 
 library = Library("cpu")
@@ -70,8 +69,9 @@ def _blocks(M, n=1):
     blas_block_rows: blocks from the shapes and the machine's cores, never the thread count):
     with n ≥ the blocks wanted, whole products — the larger calls (chunks of 1024 rows of an LSTM's
     (N, G, K) = (16384, 4096, 1024) weight gradient cut in 1024-row blocks had cost 3 % more)."""
-    per = -(-max(4, rules.value("blas_blocks_per_core") * CORES) // n)
-    return max(rules.value("blas_block_rows"), -(-M // (16 * per)) * 16)
+    rule = library.lib.fastrnn_get_rule  # (the library holds the rules in force: fastrnn.rules)
+    per = -(-max(4, rule(b"blas_blocks_per_core") * CORES) // n)
+    return max(rule(b"blas_block_rows"), -(-M // (16 * per)) * 16)
 
 
 def gram_blocks(a, b, n=1):

@@ -21,7 +21,7 @@ int SFXV(fastrnn_input_grad)(int64_t T, int64_t B, int64_t I, int64_t G, const r
   fr_weights w;  /* W_ih [G,I] in the backward's layout: its I columns are the outputs */
   if (fr_weights_init(&w, 1, M, M, G, I, W_ih, NULL, 1))
     return fr_nomem(__func__, "W_ih's workspace");
-  const int P = fr_team(1, M, G, I);
+  const int P = fr_team(1, M, G, I, 1);
   FR_PARALLEL(input_grad_part(fr_thread(), fr_team_size(), M, G, I, dG, &w, dx));
   fr_weights_free(&w);
   return FASTRNN_OK;

@@ -58,13 +58,14 @@ static inline void fr_slice(int64_t H, int p, int P, int64_t *j0, int64_t *j1) {
 }
 
 /* How many threads a step of B·G·H multiply-adds is worth: each must get at least
- * 2^team_madds_log2 of them, or the barrier and the threads' wake-up eat what it saves; a single
- * row over T > 1 steps 2^team_row_madds_log2 (rules.def: the reasons and measurements). At most
- * one thread per panel of hidden units. */
-static inline int fr_team(int64_t T, int64_t B, int64_t G, int64_t H) {
+ * 2^team_madds_log2 of them per barrier the step's threads meet (`barriers`: 1, or a LayerNorm
+ * cell's passes over whole rows), or the barriers and the threads' wake-up eat what it saves; a
+ * single row over T > 1 steps 2^team_row_madds_log2 (rules.def: the reasons and measurements).
+ * At most one thread per panel of hidden units. */
+static inline int fr_team(int64_t T, int64_t B, int64_t G, int64_t H, int barriers) {
   int64_t P = fastrnn_get_num_threads();
-  const int64_t worth = B * G * H >> (B == 1 && T > 1 ? fr_rule(team_row_madds_log2)
-                                                      : fr_rule(team_madds_log2));
+  const int64_t worth = B * G * H / barriers >> (B == 1 && T > 1 ? fr_rule(team_row_madds_log2)
+                                                                 : fr_rule(team_madds_log2));
   if (P > worth) P = worth;
   if (P > fr_panels(H)) P = fr_panels(H);
   return P < 1 ? 1 : (int)P;
@@ -287,8 +288,8 @@ static inline void fr_dstate0_free(real *dh, const real *dh0) {
  * (fr_step_backward skips step 0), and its pointwise math is not worth waking a team (a cell's
  * training step calls it every step). */
 static inline int fr_backward_team(const fr_weights *w, int64_t T, int more, int64_t B, int64_t G,
-                                   int64_t H) {
-  return T == 1 && w->none0 && !more ? 1 : fr_team(T, B, G, H);
+                                   int64_t H, int barriers) {
+  return T == 1 && w->none0 && !more ? 1 : fr_team(T, B, G, H, barriers);
 }
 
 /* Packs the panels of output units [j0, j1) (a thread's slice, fr_slice; backward: of K): all
