@@ -155,16 +155,19 @@ def _bias(b_ih, b_hh):
     return b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
 
 
-def input_projection(x, w_ih, b_ih, b_hh):
+def input_projection(x, w_ih, b_ih, b_hh, kept=None):
     """G_x = x W_ihᵀ + b_ih + b_hh [T,B,G] for backends that take it ready (no autograd:
     _LayerAutograd's backward gives x, w_ih and the biases their gradients); on CPU float32 and
-    float64 in fixed blocks (fastrnn._grads.blocks), bitwise the same for any thread count."""
+    float64 in fixed blocks (fastrnn._grads.blocks), bitwise the same for any thread count, and
+    in this thread's kept buffer `kept` if named (valid until its next use: for a G_x read by one
+    call alone — fresh, a large one faults in its pages every call)."""
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # the kernels take x's
         lib, b = _grads.blocks(x), _bias(b_ih, b_hh)                     # dtype, not bf16
         if lib is None:
             return torch.nn.functional.linear(x, w_ih, b)
         T, B, I = x.shape
-        gx = lib.linear_blocks(x.reshape(T * B, I).contiguous(), w_ih.contiguous())
+        out = None if kept is None else _buffers.buffer(kept, (T * B, w_ih.shape[0]), x.dtype)
+        gx = lib.linear_blocks(x.reshape(T * B, I).contiguous(), w_ih.contiguous(), out)
         return (gx if b is None else gx.add_(b)).view(T, B, -1)
 
 
@@ -288,8 +291,9 @@ class CellOps:
         """The forward from x [T,B,I], W_ih and G_x's biases, `inputs` as the op's after x_in:
         the kernel's forward_x where the backend has one, else forward(G_x, ...)."""
         cell, lib = self.cell, dispatch.load(inputs[-1])
-        if not (lib.FUSED and cell.x_biases):
-            return self.forward(input_projection(x, w_ih, b_ih, b_hh), *inputs)
+        if not (lib.FUSED and cell.x_biases):  # (without save G_x is read by this call alone)
+            gx = input_projection(x, w_ih, b_ih, b_hh, None if inputs[-2] else "gx")
+            return self.forward(gx, *inputs)
         n, save = self.n_in - 1, inputs[-2]  # (inputs[:n]: the op's tensors after x_in)
         H = w_ih.shape[0] // cell.gates
         R = inputs[self.h0 - 1].shape[-1]

@@ -91,13 +91,13 @@ def gram_blocks(a, b, n=1):
     return c
 
 
-def linear_blocks(x, w):
+def linear_blocks(x, w, out=None):
     """x wᵀ [N,G] for x [N,I], w [G,I] (contiguous, float32 or float64), bitwise the same for any
-    number of threads, as gram_blocks."""
+    number of threads, as gram_blocks; into out [N,G] (contiguous) if given."""
     (N, I), G = x.shape, w.shape[0]
     if not (N and I and G):
         return x.new_zeros(N, G)
-    c = x.new_empty(N, G)
+    c = x.new_empty(N, G) if out is None else out
     library.raise_for(library.lib.fastrnn_gemm_blocks(
         x.dtype == torch.float64, BLAS[0][x.dtype], BLAS[1], 0, 1, 1, N, G, I, x.data_ptr(), I,
         0, w.data_ptr(), I, 0, c.data_ptr(), G, 0, _blocks(N), torch.get_num_threads()))

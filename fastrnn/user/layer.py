@@ -100,6 +100,10 @@ def _run(decl, x, states, w_ih, w_hh, b_ih, b_hh, vectors, lengths, name):
             gx = torch.nn.functional.linear(x, w_ih, b_ih)
         out = decl.forward_op(gx, w_hh, b_hh, v, lengths, list(states), save)
         return out[0], out[1:1 + len(states)]
+    if not save:  # inference of a cell without W_hh: G_x, read by this call alone, in a kept buffer
+        y, finals, _ = kernels.forward(decl, input_projection(x, w_ih, b_ih, None, "user_gx"),
+                                       states, w_hh, b_hh, v, lengths, False)
+        return y, finals
     y, *finals = _Layer.apply(decl, lengths, x, w_ih, b_ih, w_hh, b_hh, v, *states)
     return y, finals
 
