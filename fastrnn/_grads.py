@@ -81,14 +81,12 @@ def blocks(t):
     Intel Xeon, torch 2.13: aᵀb over 2048 rows differs on 1 and 2 threads; held to AVX2, most
     shapes do). Not where the product must be differentiable (a backward differentiated) or is
     being traced."""
-    if (t.device.type != "cpu" or t.dtype not in _BLOCK_DTYPES or torch.is_grad_enabled()
-            or torch.compiler.is_compiling() or dispatch.why_not("native")):
+    if (t.device.type != "cpu" or t.dtype not in dispatch._KERNEL_DTYPES
+            or torch.is_grad_enabled() or torch.compiler.is_compiling()
+            or dispatch.why_not("native")):
         return None
     lib = dispatch.load("native")
     return lib if lib.BLAS is not None else None
-
-
-_BLOCK_DTYPES = (torch.float32, torch.float64)
 
 
 def _rounded(t, slot, dtype):

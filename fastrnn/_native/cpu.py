@@ -4,6 +4,7 @@ The library holds each kernel once per CPU variant (avx512, avx2, base; kernels/
 Calls use the best variant this CPU runs, or the one named by the environment variable
 FASTRNN_CPU_VARIANT or set with fastrnn.set_cpu_variant — to compare them, or to test each.
 """
+import ctypes
 import os
 
 import torch
@@ -49,7 +50,6 @@ def _blas():
     """(gemm by dtype, mkl_set_num_threads_local_) as addresses: the Fortran interfaces (every
     argument by reference) of the MKL that torch links, which libtorch_cpu exports on x86-64;
     None where torch has none."""
-    import ctypes
     path = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
     try:
         lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
